@@ -1,0 +1,1 @@
+"""Store protocols and their backends: in-memory (durable), PostgreSQL, and the router."""

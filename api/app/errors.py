@@ -1,0 +1,45 @@
+"""Store errors that every backend raises and the HTTP layer maps to status codes.
+
+Adapters translate their own failures (asyncpg exceptions, journal I/O) into these, so
+routers stay backend-agnostic and no driver message, which may carry a connection
+string, ever reaches a client.
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class. `detail` is safe to show a client."""
+
+    status_code = 500
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFoundError(StoreError):
+    status_code = 404
+
+
+class ConflictError(StoreError):
+    status_code = 409
+
+
+class InvalidTransitionError(ConflictError):
+    def __init__(self, current: str, requested: str) -> None:
+        super().__init__(f"Invalid status transition from '{current}' to '{requested}'")
+        self.current = current
+        self.requested = requested
+
+
+class InvalidDataError(StoreError):
+    """A value the database's constraints refused that request validation let through."""
+
+    status_code = 422
+
+
+class StoreUnavailableError(StoreError):
+    """The backend could not serve the call in time (pool exhausted, server down)."""
+
+    status_code = 503

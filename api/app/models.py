@@ -1,0 +1,329 @@
+"""The records the service stores and the bodies it accepts, shared by every backend.
+
+One set of pydantic models serves the HTTP layer, the in-memory store, the PostgreSQL
+adapters, the journal and the snapshot format, so a record means the same thing
+wherever it travels. Request bodies are separate, stricter models: they reject what a
+client may not set (ids, timestamps, derived values are never taken from a client).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_serializer,
+    model_validator,
+)
+
+SHORT_TEXT = 255
+LONG_TEXT = 100_000
+MAX_METADATA_BYTES = 64 * 1024
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("datetime must carry a timezone offset")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+Lower = StringConstraints(strip_whitespace=True, to_lower=True)
+Ecosystem = Annotated[str, Lower, StringConstraints(min_length=1, max_length=100)]
+ProjectName = Annotated[str, Lower, StringConstraints(min_length=1, max_length=255)]
+OptText = Annotated[str | None, Field(default=None, max_length=LONG_TEXT)]
+OptShort = Annotated[str | None, Field(default=None, max_length=SHORT_TEXT)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
+
+
+def _bounded_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value, default=str)) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata larger than {MAX_METADATA_BYTES} bytes")
+    return value
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(_bounded_metadata)]
+
+
+class Record(BaseModel):
+    """Base of stored records: immutable once built; copies are made with model_copy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields are rejected so typos surface as 422."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- graph store
+
+
+class Project(Record):
+    id: int
+    ecosystem: Ecosystem
+    name: ProjectName
+    version: OptShort = None
+    description: OptText = None
+    homepage_url: Annotated[str | None, Field(default=None, max_length=2048)] = None
+    repository_url: Annotated[str | None, Field(default=None, max_length=2048)] = None
+    dependency_count: int = 0
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class ProjectUpsert(BaseModel):
+    """Body of PUT /api/projects/{ecosystem}/{name}. The key comes from the path;
+    a key or dependency_count in the body is accepted and ignored (clients of the
+    original sent whole Project documents)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: OptShort = None
+    description: OptText = None
+    homepage_url: Annotated[str | None, Field(default=None, max_length=2048)] = None
+    repository_url: Annotated[str | None, Field(default=None, max_length=2048)] = None
+
+
+class Dependency(Record):
+    """A graph edge: from an existing project to a key that need not exist yet."""
+
+    from_ecosystem: Ecosystem
+    from_name: ProjectName
+    to_ecosystem: Ecosystem
+    to_name: ProjectName
+    created_at: AwareDatetime
+
+
+class DependencyIn(Body):
+    ecosystem: Ecosystem
+    name: ProjectName
+
+
+class SearchHit(BaseModel):
+    name: str
+    ecosystem: str
+    description: str | None = None
+
+
+class SearchResult(BaseModel):
+    results: list[SearchHit]
+    total: int
+
+
+class ContributorType(StrEnum):
+    HUMAN = "HUMAN"
+    SYSTEM = "SYSTEM"
+
+
+class AssetType(StrEnum):
+    CODE = "CODE"
+    MODEL = "MODEL"
+    CONTENT = "CONTENT"
+    DATA = "DATA"
+
+
+class Contributor(Record):
+    id: UUID
+    type: ContributorType = ContributorType.HUMAN
+    name: Annotated[str, Field(min_length=1, max_length=SHORT_TEXT)]
+    email: OptShort = None
+    github_username: OptShort = None
+    wallet_address: OptShort = None
+    hourly_rate: Money | None = None
+    metadata: Metadata = Field(default_factory=dict)
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+    @field_serializer("hourly_rate")
+    def _money(self, v: Decimal | None) -> str | None:
+        return None if v is None else f"{v:.2f}"
+
+
+class ContributorCreate(Body):
+    type: ContributorType = ContributorType.HUMAN
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+    email: Annotated[
+        str | None,
+        StringConstraints(strip_whitespace=True, max_length=255, pattern=r"^[^@\s]+@[^@\s]+$"),
+    ] = None
+    github_username: OptShort = None
+    wallet_address: OptShort = None
+    hourly_rate: Money | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class Asset(Record):
+    id: UUID
+    type: AssetType
+    name: Annotated[str, Field(min_length=1, max_length=SHORT_TEXT)]
+    description: OptText = None
+    total_cost: Decimal = Decimal("0.00")
+    metadata: Metadata = Field(default_factory=dict)
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+    @field_serializer("total_cost")
+    def _money(self, v: Decimal) -> str:
+        return f"{v:.2f}"
+
+
+class AssetCreate(Body):
+    type: AssetType
+    name: Annotated[
+        str | None, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)
+    ] = None
+    description: OptText = None
+    metadata: Metadata = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _name_or_description(self) -> AssetCreate:
+        if self.name is None:
+            text = (self.description or "").strip()
+            if not text:
+                raise ValueError("name is required when description is empty")
+            self.name = text[:SHORT_TEXT]
+        return self
+
+
+class Contribution(Record):
+    id: UUID
+    contributor_id: UUID
+    asset_id: UUID
+    cost_amount: Money
+    coherence_score: Annotated[float, Field(ge=0.0, le=1.0)]
+    metadata: Metadata = Field(default_factory=dict)
+    timestamp: AwareDatetime
+
+    @field_serializer("cost_amount")
+    def _money(self, v: Decimal) -> str:
+        return f"{v:.2f}"
+
+
+class ContributionCreate(Body):
+    contributor_id: UUID
+    asset_id: UUID
+    cost_amount: Money
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class DistributionCreate(Body):
+    asset_id: UUID
+    value_amount: Money
+
+
+class Payout(BaseModel):
+    contributor_id: UUID
+    amount: Decimal
+
+    @field_serializer("amount")
+    def _money(self, v: Decimal) -> str:
+        return f"{v:.2f}"
+
+
+class Distribution(BaseModel):
+    id: UUID
+    asset_id: UUID
+    value_amount: Decimal
+    payouts: list[Payout]
+    created_at: AwareDatetime
+
+    @field_serializer("value_amount")
+    def _money(self, v: Decimal) -> str:
+        return f"{v:.2f}"
+
+
+# ---------------------------------------------------------------- agent task store
+
+
+class TaskType(StrEnum):
+    spec = "spec"
+    test = "test"
+    impl = "impl"
+    review = "review"
+    heal = "heal"
+
+
+class TaskStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    needs_decision = "needs_decision"
+
+
+TaskId = Annotated[str, StringConstraints(pattern=r"^task_[0-9a-f]{16}$")]
+
+
+class AgentTask(Record):
+    id: TaskId
+    direction: Annotated[str, Field(min_length=1, max_length=5000)]
+    task_type: TaskType
+    status: TaskStatus
+    model: Annotated[str, Field(max_length=100)]
+    command: str
+    output: str | None = None
+    context: Metadata = Field(default_factory=dict)
+    progress_pct: Annotated[int | None, Field(default=None, ge=0, le=100)] = None
+    current_step: str | None = None
+    decision_prompt: str | None = None
+    decision: str | None = None
+    tier: str | None = None
+    started_at: AwareDatetime | None = None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime | None = None
+
+
+class AgentTaskSummary(BaseModel):
+    """A list item: the task without command, output and context."""
+
+    id: str
+    direction: str
+    task_type: TaskType
+    status: TaskStatus
+    model: str
+    progress_pct: int | None = None
+    current_step: str | None = None
+    decision_prompt: str | None = None
+    decision: str | None = None
+    tier: str | None = None
+    started_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, task: AgentTask) -> AgentTaskSummary:
+        return cls.model_validate(task.model_dump(exclude={"command", "output", "context"}))
+
+
+class AgentTaskCreate(Body):
+    direction: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+    task_type: TaskType
+    context: Metadata = Field(default_factory=dict)
+
+
+class AgentTaskUpdate(Body):
+    status: TaskStatus | None = None
+    output: Annotated[str | None, Field(default=None, max_length=1_000_000)] = None
+    progress_pct: Annotated[int | None, Field(default=None, ge=0, le=100)] = None
+    current_step: Annotated[str | None, Field(default=None, max_length=1000)] = None
+    decision_prompt: Annotated[str | None, Field(default=None, max_length=10_000)] = None
+    decision: Annotated[str | None, Field(default=None, max_length=10_000)] = None
+
+    def is_empty(self) -> bool:
+        return not self.model_fields_set
+
+
+class TaskList(BaseModel):
+    tasks: list[AgentTaskSummary]
+    total: int

