@@ -68,9 +68,11 @@ class Settings(BaseSettings):
     graph_store_dual_write_mode: bool | None = None
     graph_store_read_from_postgres_percent: Percent | None = None
     graph_store_in_memory_writes: bool | None = None
+    graph_store_backend: Literal["memory", "postgres"] | None = None
     agent_task_store_dual_write_mode: bool | None = None
     agent_task_store_read_from_postgres_percent: Percent | None = None
     agent_task_store_in_memory_writes: bool | None = None
+    agent_task_store_backend: Literal["memory", "postgres"] | None = None
 
     postgres_pool_size: Annotated[int, Field(ge=1, le=1000)] = 20
     postgres_max_overflow: Annotated[int, Field(ge=0, le=1000)] = 10
@@ -134,7 +136,7 @@ class Settings(BaseSettings):
 
     def store_mode(self, store: StoreName) -> StoreMode:
         def pick(name: str) -> Any:
-            override = getattr(self, f"{store}_store_{name}")
+            override = getattr(self, f"{store}_store_{name.removeprefix('store_')}")
             return getattr(self, name) if override is None else override
 
         return StoreMode(
@@ -143,7 +145,7 @@ class Settings(BaseSettings):
             dual_write=pick("dual_write_mode"),
             memory_writes=pick("in_memory_writes"),
             read_percent=pick("read_from_postgres_percent"),
-            backend=self.store_backend,
+            backend=pick("store_backend"),
         )
 
     def postgres_in_use(self) -> bool:
