@@ -1,0 +1,183 @@
+"""Steady mixed traffic against the API that remembers every acknowledged write.
+
+A write counts as acknowledged only when the API answered 2xx. At the end,
+`verify_acknowledged` reads every acknowledged record back: a record that is absent or
+older than what was acknowledged is a lost write. Requests refused while the API
+restarts (connection refused: the request never arrived) are retried; a request whose
+outcome is unknown (timeout after sending) is not counted as acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+TASK_ORDER = ["pending", "running", "completed"]
+
+
+@dataclass
+class Ledger:
+    projects: dict[tuple[str, str], str] = field(default_factory=dict)
+    contributors: set[str] = field(default_factory=set)
+    assets: dict[str, Decimal] = field(default_factory=dict)
+    contributions: set[str] = field(default_factory=set)
+    tasks: dict[str, str] = field(default_factory=dict)
+
+    def count(self) -> int:
+        return (
+            len(self.projects)
+            + len(self.contributors)
+            + len(self.assets)
+            + len(self.contributions)
+            + len(self.tasks)
+        )
+
+
+@dataclass
+class TrafficStats:
+    ok: int = 0
+    errors: int = 0
+    refused: int = 0
+    unknown: int = 0
+    by_status: Counter[int] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+
+
+class Traffic:
+    """`rate` requests per second, mixed over both stores, until stopped."""
+
+    def __init__(self, base_url: str, rate: float = 50.0, seed: int = 7) -> None:
+        self.base_url = base_url
+        self.rate = rate
+        self.rng = random.Random(seed)
+        self.ledger = Ledger()
+        self.stats = TrafficStats()
+        self._stop = asyncio.Event()
+        self._seq = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        limits = httpx.Limits(max_connections=16)
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=5.0, limits=limits) as c:
+            interval = 1.0 / self.rate
+            pending: set[asyncio.Task[None]] = set()
+            next_at = time.monotonic()
+            while not self._stop.is_set():
+                task = asyncio.create_task(self._one(c))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _call(
+        self, c: httpx.AsyncClient, method: str, url: str, **kw: Any
+    ) -> httpx.Response | None:
+        for _ in range(50):
+            started = time.perf_counter()
+            try:
+                r = await c.request(method, url, **kw)
+            except httpx.ConnectError:
+                self.stats.refused += 1
+                await asyncio.sleep(0.2)
+                continue
+            except httpx.HTTPError:
+                self.stats.unknown += 1
+                return None
+            self.stats.latencies.append(time.perf_counter() - started)
+            self.stats.by_status[r.status_code] += 1
+            if r.status_code >= 500:
+                self.stats.errors += 1
+            else:
+                self.stats.ok += 1
+            return r
+        return None
+
+    async def _one(self, c: httpx.AsyncClient) -> None:
+        self._seq += 1
+        n = self._seq
+        roll = self.rng.random()
+        L = self.ledger
+        if roll < 0.25:
+            key = ("pypi", f"pkg-{self.rng.randrange(500)}")
+            version = f"1.{n}"
+            r = await self._call(c, "PUT", f"/api/projects/{key[0]}/{key[1]}",
+                                 json={"version": version, "description": f"package {key[1]}"})
+            if r is not None and r.status_code == 200:
+                L.projects[key] = version
+        elif roll < 0.45 and L.projects:
+            eco, name = self.rng.choice(list(L.projects))
+            await self._call(c, "GET", f"/api/projects/{eco}/{name}")
+        elif roll < 0.50:
+            await self._call(c, "GET", "/api/search", params={"q": f"pkg-{self.rng.randrange(50)}"})
+        elif roll < 0.55:
+            r = await self._call(c, "POST", "/v1/contributors", json={"name": f"dev {n}"})
+            if r is not None and r.status_code == 201:
+                L.contributors.add(r.json()["id"])
+        elif roll < 0.60:
+            r = await self._call(c, "POST", "/v1/assets",
+                                 json={"type": "CODE", "description": f"asset {n}"})
+            if r is not None and r.status_code == 201:
+                L.assets[r.json()["id"]] = Decimal("0.00")
+        elif roll < 0.70 and L.contributors and L.assets:
+            asset = self.rng.choice(list(L.assets))
+            body = {"contributor_id": self.rng.choice(list(L.contributors)), "asset_id": asset,
+                    "cost_amount": "10.00", "metadata": {"has_tests": True}}
+            r = await self._call(c, "POST", "/v1/contributions", json=body)
+            if r is not None and r.status_code == 201:
+                L.contributions.add(r.json()["id"])
+                L.assets[asset] += Decimal("10.00")
+        elif roll < 0.80 and L.assets:
+            await self._call(c, "GET", f"/v1/assets/{self.rng.choice(list(L.assets))}")
+        elif roll < 0.88:
+            r = await self._call(c, "POST", "/api/agent/tasks",
+                                 json={"direction": f"task {n}", "task_type": "impl"})
+            if r is not None and r.status_code == 201:
+                L.tasks[r.json()["id"]] = "pending"
+        elif roll < 0.94 and L.tasks:
+            tid = self.rng.choice(list(L.tasks))
+            nxt = {"pending": "running", "running": "completed"}.get(L.tasks[tid])
+            if nxt is None:
+                await self._call(c, "GET", f"/api/agent/tasks/{tid}")
+                return
+            r = await self._call(c, "PATCH", f"/api/agent/tasks/{tid}", json={"status": nxt})
+            if r is not None and r.status_code == 200:
+                L.tasks[tid] = nxt
+        else:
+            await self._call(c, "GET", "/api/agent/tasks", params={"limit": 20})
+
+
+async def verify_acknowledged(base_url: str, ledger: Ledger) -> dict[str, Any]:
+    """Read back every acknowledged write; report what is missing or stale."""
+    lost: list[str] = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as c:
+        for (eco, name), version in ledger.projects.items():
+            r = await c.get(f"/api/projects/{eco}/{name}")
+            if r.status_code != 200 or r.json().get("version") != version:
+                lost.append(f"project {eco}/{name}@{version}")
+        for cid in ledger.contributors:
+            if (await c.get(f"/v1/contributors/{cid}")).status_code != 200:
+                lost.append(f"contributor {cid}")
+        for cid in ledger.contributions:
+            if (await c.get(f"/v1/contributions/{cid}")).status_code != 200:
+                lost.append(f"contribution {cid}")
+        for aid, cost in ledger.assets.items():
+            r = await c.get(f"/v1/assets/{aid}")
+            if r.status_code != 200 or Decimal(r.json()["total_cost"]) < cost:
+                lost.append(f"asset {aid} total_cost {cost}")
+        for tid, status in ledger.tasks.items():
+            r = await c.get(f"/api/agent/tasks/{tid}")
+            rank = TASK_ORDER.index
+            if r.status_code != 200 or rank(r.json()["status"]) < rank(status):
+                lost.append(f"task {tid} {status}")
+    return {"checked": ledger.count(), "lost": len(lost), "lost_examples": lost[:10]}
