@@ -1,0 +1,275 @@
+"""The routing machinery shared by the graph and agent-task migration routers.
+
+One `Route` per store decides, from the store's `StoreMode`, which backend answers each
+call, and keeps the rules that protect the data while two stores hold it:
+- the trusted store answers a write; the other receives the resulting record through
+  its replica face (an upsert of the new state, never a replay of the command), under
+  its own timeout; a failure there is logged without credentials, counted, and never
+  fails the request;
+- a read routed to PostgreSQL that fails falls back to memory; a PostgreSQL miss for a
+  record memory holds is served from memory and counted as a mismatch, so a rollout
+  never answers a wrong 404;
+- a sample of reads is compared against the other store in the background (shadow
+  reads), with bounded concurrency, so consistency is measured continuously.
+The store-specific classes live in migration_graph_router.py and
+migration_task_router.py and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from app.errors import NotFoundError, StoreError
+from app.migration import telemetry
+from app.settings import StoreMode
+from pydantic import BaseModel
+
+log = logging.getLogger("app.migration")
+
+S = TypeVar("S")
+T = TypeVar("T")
+
+
+def safe_reason(error: BaseException) -> str:
+    """A description of `error` that cannot carry a DSN: the class name, plus the
+    detail of our own StoreErrors (which adapters build to be client-safe)."""
+    if isinstance(error, TimeoutError):
+        return "TimeoutError: timed out"
+    if isinstance(error, StoreError):
+        return f"{type(error).__name__}: {error.detail}"
+    return type(error).__name__
+
+
+def comparable(value: Any) -> Any:
+    """A plain structure to compare answers by value (Decimal and datetime compare by
+    value, so 1.5 == 1.50 and the same instant in two offsets are equal)."""
+    if isinstance(value, BaseModel):
+        return comparable(value.model_dump())
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [comparable(v) for v in value]
+    return value
+
+
+def is_none(value: object) -> bool:
+    return value is None
+
+
+class Route(Generic[S]):
+    """Routing for one store. `memory` and `postgres` are full backends (store plus
+    replica); `postgres` is None when no database is configured."""
+
+    def __init__(
+        self,
+        store: str,
+        mode: StoreMode,
+        memory: S,
+        postgres: S | None,
+        *,
+        second_write_timeout: float = 0.5,
+        shadow_read_percent: float = 0.0,
+        rng: random.Random | None = None,
+        shadow_concurrency: int = 4,
+    ) -> None:
+        if postgres is None and mode.write_target != "in-memory":
+            raise ValueError(f"{store} store: mode {mode.write_target!r} needs a PostgreSQL store")
+        self.store = store
+        self.mode = mode
+        self.memory = memory
+        self.postgres = postgres
+        self.second_write_timeout = second_write_timeout
+        self.shadow_read_percent = shadow_read_percent if mode.write_target == "dual" else 0.0
+        self.rng = rng or random.Random()
+        self._shadow_slots = shadow_concurrency
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self.served = {"memory": 0, "postgres": 0}
+        self.fallbacks = 0
+        self.dual_write_failures = 0
+        self.shadow = {"match": 0, "mismatch": 0, "error": 0}
+        telemetry.read_percent_configured(store, float(mode.effective_read_percent))
+
+    # ------------------------------------------------------------------ writes
+
+    def writer(self) -> S:
+        """The store that answers writes (the trusted one)."""
+        if self.mode.write_target == "postgres":
+            assert self.postgres is not None
+            return self.postgres
+        return self.memory
+
+    async def write(
+        self,
+        operation: str,
+        call: Callable[[S], Awaitable[T]],
+        copy: Callable[[S, T], Awaitable[None]],
+    ) -> T:
+        result = await call(self.writer())
+        if self.mode.write_target == "dual":
+            await self.copy(operation, lambda pg: copy(pg, result))
+        return result
+
+    async def copy(self, operation: str, put: Callable[[S], Awaitable[None]]) -> None:
+        """Copy a record to PostgreSQL under the second-write timeout; never raises."""
+        assert self.postgres is not None
+        try:
+            async with asyncio.timeout(self.second_write_timeout):
+                await put(self.postgres)
+        except Exception as e:  # noqa: BLE001 - any failure of the copy is counted, not raised
+            self.dual_write_failures += 1
+            telemetry.dual_write_failure(self.store, operation)
+            log.warning(
+                "dual write to postgres failed: store=%s operation=%s reason=%s",
+                self.store,
+                operation,
+                safe_reason(e),
+            )
+
+    # ------------------------------------------------------------------ reads
+
+    def _postgres_turn(self) -> bool:
+        pct = self.mode.effective_read_percent
+        if self.postgres is None or pct <= 0:
+            return False
+        return pct >= 100 or self.rng.random() * 100 < pct
+
+    def _served(self, backend: str) -> None:
+        self.served[backend] += 1
+        telemetry.read_served(self.store, backend)
+
+    async def read(
+        self,
+        operation: str,
+        call: Callable[[S], Awaitable[T]],
+        missing: Callable[[T], bool] | None = None,
+    ) -> T:
+        """Answer a read from the backend the mode picks. `missing` tells a miss (None);
+        a NotFoundError from PostgreSQL is a miss as well."""
+        if self.mode.write_target == "postgres":
+            assert self.postgres is not None
+            self._served("postgres")
+            return await call(self.postgres)
+        if not self._postgres_turn():
+            result = await call(self.memory)
+            self._served("memory")
+            self._maybe_shadow(operation, call, result, compare_with=self.postgres)
+            return result
+        assert self.postgres is not None
+        try:
+            result = await call(self.postgres)
+        except NotFoundError:
+            return await self._after_miss(operation, call)
+        except Exception as e:  # noqa: BLE001 - any PostgreSQL read failure falls back
+            self.fallbacks += 1
+            telemetry.read_fallback(self.store)
+            log.warning(
+                "postgres read failed, served from memory: store=%s operation=%s reason=%s",
+                self.store,
+                operation,
+                safe_reason(e),
+            )
+            result = await call(self.memory)
+            self._served("memory")
+            return result
+        if missing is not None and missing(result):
+            return await self._after_miss(operation, call)
+        self._served("postgres")
+        self._maybe_shadow(operation, call, result, compare_with=self.memory)
+        return result
+
+    async def _after_miss(self, operation: str, call: Callable[[S], Awaitable[T]]) -> T:
+        """PostgreSQL does not hold the record: memory (trusted) decides. Its answer,
+        or its NotFoundError, is what the client gets."""
+        try:
+            result = await call(self.memory)
+        except NotFoundError:
+            self._served("memory")
+            raise
+        if result is None:
+            self._served("memory")
+            return result
+        self.shadow["mismatch"] += 1
+        telemetry.shadow_read(self.store, "mismatch")
+        log.warning(
+            "postgres missed a record memory holds, served from memory: store=%s operation=%s",
+            self.store,
+            operation,
+        )
+        self._served("memory")
+        return result
+
+    # ------------------------------------------------------------------ shadow reads
+
+    def _maybe_shadow(
+        self, operation: str, call: Callable[[S], Awaitable[T]], result: T, compare_with: S | None
+    ) -> None:
+        if compare_with is None or self.shadow_read_percent <= 0:
+            return
+        if self.rng.random() * 100 >= self.shadow_read_percent:
+            return
+        if len(self._shadow_tasks) >= self._shadow_slots:
+            return
+        task = asyncio.create_task(self._shadow(operation, call, result, compare_with))
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(
+        self, operation: str, call: Callable[[S], Awaitable[T]], served: T, other: S
+    ) -> None:
+        try:
+            async with asyncio.timeout(max(self.second_write_timeout, 1.0)):
+                theirs = await call(other)
+        except NotFoundError:
+            theirs = None
+        except Exception as e:  # noqa: BLE001 - a failed comparison is counted, not raised
+            outcome = "error"
+            log.info("shadow read failed: store=%s operation=%s reason=%s",
+                     self.store, operation, safe_reason(e))
+        else:
+            outcome = "match" if comparable(theirs) == comparable(served) else "mismatch"
+        if outcome == "mismatch":
+            log.info("shadow read mismatch: store=%s operation=%s", self.store, operation)
+        self.shadow[outcome] += 1
+        telemetry.shadow_read(self.store, outcome)
+
+    async def drain(self) -> None:
+        """Wait for the shadow reads in flight (tests, shutdown)."""
+        while self._shadow_tasks:
+            await asyncio.gather(*list(self._shadow_tasks), return_exceptions=True)
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        total = self.served["memory"] + self.served["postgres"]
+        mode = self.mode
+        return {
+            "write_target": mode.write_target,
+            "read_target": mode.read_target,
+            "read_from_postgres_percent": mode.effective_read_percent,
+            "dual_write_enabled": mode.write_target == "dual",
+            "reads_served": {
+                "memory": self.served["memory"],
+                "postgres": self.served["postgres"],
+                "postgres_fraction": round(self.served["postgres"] / total, 4) if total else None,
+            },
+            "read_fallbacks": self.fallbacks,
+            "dual_write_failures": self.dual_write_failures,
+            "shadow_reads": dict(self.shadow),
+        }
+
+
+def __getattr__(name: str) -> Any:
+    """Re-export the store routers lazily (they import this module)."""
+    if name == "MigratingGraphStore":
+        from app.adapters.migration_graph_router import MigratingGraphStore
+
+        return MigratingGraphStore
+    if name == "MigratingAgentTaskStore":
+        from app.adapters.migration_task_router import MigratingAgentTaskStore
+
+        return MigratingAgentTaskStore
+    raise AttributeError(name)

@@ -1,0 +1,62 @@
+"""The migration's counters, reached through app.metrics.
+
+The router and the consistency check record what the operator's gates read
+(dual-write failures, reads per backend, fallbacks, shadow-read results, consistency
+results). app.metrics owns the metric objects; this module is the one place that
+knows their attribute names, so a missing metrics module never breaks a request.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+log = logging.getLogger("app.migration")
+
+
+def _metric(name: str) -> Any | None:
+    try:
+        metrics = importlib.import_module("app.metrics")
+    except ImportError:
+        return None
+    return getattr(metrics, name, None)
+
+
+def _inc(name: str, amount: float = 1.0, **labels: str) -> None:
+    metric = _metric(name)
+    if metric is not None:
+        metric.labels(**labels).inc(amount)
+
+
+def _set(name: str, value: float, **labels: str) -> None:
+    metric = _metric(name)
+    if metric is not None:
+        metric.labels(**labels).set(value)
+
+
+def dual_write_failure(store: str, operation: str) -> None:
+    _inc("DUAL_WRITE_FAILURES", store=store, operation=operation)
+
+
+def read_served(store: str, backend: str) -> None:
+    _inc("READS", store=store, backend=backend)
+
+
+def read_fallback(store: str) -> None:
+    _inc("READ_FALLBACKS", store=store)
+
+
+def read_percent_configured(store: str, percent: float) -> None:
+    _set("READ_PERCENT_CONFIGURED", percent, store=store)
+
+
+def shadow_read(store: str, result: str) -> None:
+    _inc("SHADOW_READS", store=store, result=result)
+
+
+def consistency_result(store: str, result: str, mismatch_ratio: float | None, now: float) -> None:
+    _inc("CONSISTENCY_CHECKS", store=store, result=result)
+    if mismatch_ratio is not None:
+        _set("CONSISTENCY_MISMATCH_RATIO", mismatch_ratio, store=store)
+    _set("CONSISTENCY_LAST_RUN", now, store=store)
