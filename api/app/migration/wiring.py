@@ -1,0 +1,120 @@
+"""Putting the migration router in front of each store, from the settings.
+
+The container calls `build_migration_stores` once at start-up; the routers it returns
+are what the HTTP layer uses. `MigrationState` is the small interface the admin
+endpoints read from `request.app.state.migration`: both faces of both stores, the
+database, and the settings that hold the admin token.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.adapters.migration_graph_router import GraphBackend, MigratingGraphStore
+from app.adapters.migration_task_router import MigratingAgentTaskStore, TaskBackend
+from app.settings import Settings
+
+log = logging.getLogger("app.migration")
+
+StoreStatus = Callable[[], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class MigrationState:
+    settings: Settings
+    memory_graph: GraphBackend
+    memory_tasks: TaskBackend
+    postgres_graph: GraphBackend | None = None
+    postgres_tasks: TaskBackend | None = None
+    database: Any | None = None
+    routers: list[MigratingGraphStore | MigratingAgentTaskStore] = field(default_factory=list)
+
+
+async def postgres_status(database: Any | None) -> dict[str, Any]:
+    """The spec's `postgres` block from Database.stats() (and a live check)."""
+    if database is None:
+        return {"connected": False, "configured": False}
+    try:
+        stats = database.stats()
+        if inspect.isawaitable(stats):
+            stats = await stats
+        stats = dict(stats)
+    except Exception as e:  # noqa: BLE001 - status must answer even when the pool cannot
+        log.warning("postgres stats unavailable: %s", type(e).__name__)
+        stats = {}
+    connected = stats.get("connected")
+    if connected is None:
+        try:
+            await database.check(2.0)
+            connected = True
+        except Exception:  # noqa: BLE001 - any failure means not connected
+            connected = False
+    doc: dict[str, Any] = {"connected": bool(connected)}
+    for key in ("pool_size", "pool_active", "pool_idle", "pool_waiting", "pool_max"):
+        if key in stats:
+            doc[key] = stats[key]
+    return doc
+
+
+def _postgres_stores(database: Any) -> tuple[GraphBackend, TaskBackend]:
+    graph_mod = importlib.import_module("app.adapters.postgres_graph_store")
+    task_mod = importlib.import_module("app.adapters.postgres_agent_task_store")
+    return graph_mod.PostgresGraphStore(database), task_mod.PostgresAgentTaskStore(database)
+
+
+async def build_migration_stores(
+    settings: Settings,
+    memory_graph: GraphBackend,
+    memory_tasks: TaskBackend,
+    database: Any | None,
+    *,
+    postgres_graph: GraphBackend | None = None,
+    postgres_tasks: TaskBackend | None = None,
+) -> tuple[MigratingGraphStore, MigratingAgentTaskStore, StoreStatus]:
+    """Routers for both stores per settings.store_mode, and the store-status callable.
+    The PostgreSQL stores are built on `database` unless given (e.g. already wrapped by
+    the metrics layer). The returned callable carries `.state`, the MigrationState for
+    `app.state.migration`."""
+    if database is not None and (postgres_graph is None or postgres_tasks is None):
+        built_graph, built_tasks = _postgres_stores(database)
+        postgres_graph = postgres_graph or built_graph
+        postgres_tasks = postgres_tasks or built_tasks
+    timeout, shadow = settings.second_write_timeout, settings.shadow_read_percent
+    graph = MigratingGraphStore(
+        memory_graph,
+        postgres_graph,
+        settings.store_mode("graph"),
+        second_write_timeout=timeout,
+        shadow_read_percent=shadow,
+    )
+    tasks = MigratingAgentTaskStore(
+        memory_tasks,
+        postgres_tasks,
+        settings.store_mode("agent_task"),
+        second_write_timeout=timeout,
+        shadow_read_percent=shadow,
+    )
+    state = MigrationState(
+        settings=settings,
+        memory_graph=memory_graph,
+        memory_tasks=memory_tasks,
+        postgres_graph=postgres_graph,
+        postgres_tasks=postgres_tasks,
+        database=database,
+        routers=[graph, tasks],
+    )
+
+    async def store_status() -> dict[str, Any]:
+        return {
+            "graph_store": graph.store_status(),
+            "agent_task_store": tasks.store_status(),
+            "postgres": await postgres_status(database),
+        }
+
+    store_status.state = state  # type: ignore[attr-defined]
+    return graph, tasks, store_status
