@@ -117,7 +117,10 @@ class Route(Generic[S]):
         """Copy a record to PostgreSQL under the second-write timeout; never raises."""
         assert self.postgres is not None
         try:
-            async with asyncio.timeout(self.second_write_timeout):
+            async with (
+                telemetry.postgres_copy(self.store, operation),
+                asyncio.timeout(self.second_write_timeout),
+            ):
                 await put(self.postgres)
         except Exception as e:  # noqa: BLE001 - any failure of the copy is counted, not raised
             self.dual_write_failures += 1

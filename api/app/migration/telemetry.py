@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 log = logging.getLogger("app.migration")
@@ -33,6 +35,18 @@ def _set(name: str, value: float, **labels: str) -> None:
     metric = _metric(name)
     if metric is not None:
         metric.labels(**labels).set(value)
+
+
+@asynccontextmanager
+async def postgres_copy(store: str, operation: str) -> AsyncIterator[None]:
+    """Count and time a second write as a PostgreSQL store operation, so copy failures
+    reach the error-rate gate (storemigration_store_operations_total) as well."""
+    observe = _metric("observe")
+    if observe is None:
+        yield
+        return
+    async with observe(store, "postgres", operation):
+        yield
 
 
 def dual_write_failure(store: str, operation: str) -> None:

@@ -62,9 +62,15 @@ async def postgres_status(database: Any | None) -> dict[str, Any]:
 
 
 def _postgres_stores(database: Any) -> tuple[GraphBackend, TaskBackend]:
+    """PostgreSQL stores on `database`, instrumented as backend="postgres"."""
+    from app.metrics import instrument_graph, instrument_tasks
+
     graph_mod = importlib.import_module("app.adapters.postgres_graph_store")
     task_mod = importlib.import_module("app.adapters.postgres_agent_task_store")
-    return graph_mod.PostgresGraphStore(database), task_mod.PostgresAgentTaskStore(database)
+    return (
+        instrument_graph(graph_mod.PostgresGraphStore(database), "postgres"),
+        instrument_tasks(task_mod.PostgresAgentTaskStore(database), "postgres"),
+    )
 
 
 async def build_migration_stores(
