@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Compare a sample (default 10%) of the in-memory records with PostgreSQL's and report
+the records PostgreSQL is missing and those it holds with other values (by id and
+field). Exits 1 when the mismatch ratio is above --max-mismatch (default 1%).
+
+  online:  verify_data_consistency.py --api-url http://api:8000   (ADMIN_TOKEN in env)
+  offline: verify_data_consistency.py --snapshot snap.json --database-url URL
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import _common as c
+
+
+def build_parser() -> Any:
+    p = c.parser(__doc__ or "")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--api-url", help="the running API: POST /api/admin/consistency-check")
+    src.add_argument("--snapshot", help="a snapshot file standing for memory (offline)")
+    p.add_argument("--database-url", help="offline: PostgreSQL (default: $DATABASE_URL)")
+    p.add_argument("--sample", type=float, default=0.10, help="fraction sampled, (0, 1]")
+    p.add_argument("--seed", type=int, default=None, help="seed the sample (repeatable)")
+    p.add_argument("--max-mismatch", type=float, default=0.01,
+                   help="highest acceptable mismatch ratio (default 0.01)")
+    return p
+
+
+async def offline(args: Any) -> dict[str, Any]:
+    from app.migration.consistency import check_consistency
+
+    graph, tasks = c.load_snapshot(args.snapshot)
+    memory = c.Frozen(graph, tasks)
+    pg_graph, pg_tasks, database = await c.open_postgres(c.database_url(args.database_url))
+    try:
+        report = await check_consistency(
+            memory, pg_graph, memory, pg_tasks,  # type: ignore[arg-type]
+            sample=args.sample, seed=args.seed, recheck_delay=0.0, record_metrics=False,
+        )
+    except Exception as e:  # noqa: BLE001 - report the class only
+        raise c.ScriptError(c.EXIT_UNREACHABLE, f"check failed ({type(e).__name__})") from None
+    finally:
+        await database.close()
+    return report.as_dict()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    if not 0 < args.sample <= 1 or not 0 <= args.max_mismatch <= 1:
+        p.error("--sample must be in (0, 1] and --max-mismatch in [0, 1]")
+    summary: dict[str, Any] = {"script": "verify_data_consistency"}
+    progress = c.Progress("verify", not args.quiet)
+    try:
+        progress(0, 1)
+        if args.api_url:
+            summary["mode"] = "api"
+            params: dict[str, Any] = {"sample": args.sample, "max_mismatch": args.max_mismatch}
+            if args.seed is not None:
+                params["seed"] = args.seed
+            summary |= c.call_admin(args.api_url, "POST", "/api/admin/consistency-check", params)
+        else:
+            summary["mode"] = "snapshot"
+            summary |= asyncio.run(offline(args))
+        progress(1, 1)
+    except c.ScriptError as e:
+        summary |= {"passed": False, "error": e.message}
+        sys.stderr.write(f"verify failed: {e.message}\n")
+        return c.finish(summary, e.code, args.termination_log)
+    passed = summary["mismatch_ratio"] <= args.max_mismatch
+    summary |= {"passed": passed, "max_mismatch": args.max_mismatch}
+    if not passed:
+        sys.stderr.write(
+            f"mismatch ratio {summary['mismatch_ratio']} above {args.max_mismatch}: "
+            f"{summary['missing_count']} missing, {summary['different_count']} different\n"
+        )
+    return c.finish(summary, c.EXIT_OK if passed else c.EXIT_FAILED, args.termination_log)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
