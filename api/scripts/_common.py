@@ -170,12 +170,16 @@ async def open_postgres(dsn: str) -> tuple[Any, Any, Any]:
     from app.db.pool import Database
     from app.settings import Settings
 
-    settings = Settings(database_url=dsn, postgres_pool_size=4, postgres_max_overflow=0)
     try:
-        database = await Database.connect(settings)
+        settings = Settings(database_url=dsn, postgres_pool_size=2, postgres_max_overflow=2)
+        database = Database.from_settings(settings)
+    except ValueError as e:
+        raise ScriptError(EXIT_USAGE, f"invalid database settings ({type(e).__name__})") from None
+    try:
+        await database.connect()
     except Exception as e:  # noqa: BLE001 - report the class only: a message may hold the DSN
-        message = f"PostgreSQL unreachable ({type(e).__name__})"
-        raise ScriptError(EXIT_UNREACHABLE, message) from None
+        detail = getattr(e, "detail", type(e).__name__)
+        raise ScriptError(EXIT_UNREACHABLE, f"PostgreSQL unreachable: {detail}") from None
     return PostgresGraphStore(database), PostgresAgentTaskStore(database), database
 
 

@@ -9,9 +9,8 @@ database, and the settings that hold the admin token.
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +20,7 @@ from app.settings import Settings
 
 log = logging.getLogger("app.migration")
 
-StoreStatus = Callable[[], Awaitable[dict[str, Any]]]
+StoreStatus = Callable[[], dict[str, Any]]
 
 
 @dataclass
@@ -35,29 +34,21 @@ class MigrationState:
     routers: list[MigratingGraphStore | MigratingAgentTaskStore] = field(default_factory=list)
 
 
-async def postgres_status(database: Any | None) -> dict[str, Any]:
-    """The spec's `postgres` block from Database.stats() (and a live check)."""
+def postgres_status(database: Any | None) -> dict[str, Any]:
+    """The spec's `postgres` block from Database.stats() (keys size, max, active, idle,
+    waiting, and connected when the database tracks it)."""
     if database is None:
         return {"connected": False, "configured": False}
     try:
-        stats = database.stats()
-        if inspect.isawaitable(stats):
-            stats = await stats
-        stats = dict(stats)
+        stats = dict(database.stats())
     except Exception as e:  # noqa: BLE001 - status must answer even when the pool cannot
         log.warning("postgres stats unavailable: %s", type(e).__name__)
-        stats = {}
-    connected = stats.get("connected")
-    if connected is None:
-        try:
-            await database.check(2.0)
-            connected = True
-        except Exception:  # noqa: BLE001 - any failure means not connected
-            connected = False
+        return {"connected": False}
+    connected = stats.get("connected", stats.get("size", 0) > 0)
     doc: dict[str, Any] = {"connected": bool(connected)}
-    for key in ("pool_size", "pool_active", "pool_idle", "pool_waiting", "pool_max"):
+    for key in ("size", "active", "idle", "waiting", "max"):
         if key in stats:
-            doc[key] = stats[key]
+            doc[f"pool_{key}"] = stats[key]
     return doc
 
 
@@ -115,11 +106,11 @@ async def build_migration_stores(
         routers=[graph, tasks],
     )
 
-    async def store_status() -> dict[str, Any]:
+    def store_status() -> dict[str, Any]:
         return {
             "graph_store": graph.store_status(),
             "agent_task_store": tasks.store_status(),
-            "postgres": await postgres_status(database),
+            "postgres": postgres_status(database),
         }
 
     store_status.state = state  # type: ignore[attr-defined]
