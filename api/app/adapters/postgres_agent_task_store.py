@@ -1,0 +1,166 @@
+"""PostgresAgentTaskStore: the AgentTaskStore and AgentTaskReplica protocols on PostgreSQL.
+
+The rules live in app.domain.tasks; this adapter only selects rows. update_task locks
+the row (SELECT ... FOR UPDATE) and applies app.domain.tasks.apply_update, so two
+concurrent updates are serialized exactly as the in-memory store's lock does, and the
+transition check sees the committed status.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from app.adapters.graph_store import ImportStats
+from app.db import task_queries as q
+from app.db.pool import ConstraintErrors, Database
+from app.domain import tasks as rules
+from app.errors import ConflictError, NotFoundError
+from app.models import (
+    AgentTask,
+    AgentTaskCreate,
+    AgentTaskUpdate,
+    TaskStatus,
+    TaskType,
+)
+
+TASK_NOT_FOUND = "Task not found"
+CONSTRAINTS: ConstraintErrors = {"agent_tasks_pkey": ConflictError("Task already exists")}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _task(row: asyncpg.Record) -> AgentTask:
+    return AgentTask.model_validate(dict(row))
+
+
+def _stamp(t: AgentTask) -> datetime:
+    return t.updated_at or t.created_at
+
+
+def _args(t: AgentTask) -> tuple[Any, ...]:
+    return (t.id, t.direction, t.task_type.value, t.status.value, t.model, t.command, t.output,
+            t.context, t.progress_pct, t.current_step, t.decision_prompt, t.decision, t.tier,
+            t.started_at, t.created_at, t.updated_at)
+
+
+class PostgresAgentTaskStore:
+    def __init__(
+        self, database: Database, routing: Mapping[TaskType, rules.Route] = rules.DEFAULT_ROUTING
+    ) -> None:
+        self.db = database
+        self.routing = routing
+
+    async def create_task(self, data: AgentTaskCreate) -> AgentTask:
+        task = rules.new_task(data, _now(), self.routing)
+        async with self.db.transaction(CONSTRAINTS) as conn:
+            await conn.execute(q.INSERT_TASK, *_args(task))
+        return task
+
+    async def get_task(self, task_id: str) -> AgentTask | None:
+        async with self.db.acquire() as conn:
+            row = await conn.fetchrow(q.GET_TASK, task_id)
+        return None if row is None else _task(row)
+
+    async def list_tasks(
+        self,
+        status: TaskStatus | None = None,
+        task_type: TaskType | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[AgentTask], int]:
+        s = None if status is None else status.value
+        t = None if task_type is None else task_type.value
+        async with self.db.acquire() as conn:
+            rows = await conn.fetch(q.LIST_TASKS, s, t, limit, offset)
+            total = await conn.fetchval(q.COUNT_TASKS, s, t)
+        return [_task(r) for r in rows], int(total)
+
+    async def update_task(self, task_id: str, data: AgentTaskUpdate) -> AgentTask:
+        async with self.db.transaction(CONSTRAINTS) as conn:
+            row = await conn.fetchrow(q.GET_TASK_FOR_UPDATE, task_id)
+            if row is None:
+                raise NotFoundError(TASK_NOT_FOUND)
+            task = rules.apply_update(_task(row), data, _now())
+            await conn.execute(
+                q.UPDATE_TASK, task.id, task.status.value, task.output, task.progress_pct,
+                task.current_step, task.decision_prompt, task.decision, task.started_at,
+                task.updated_at,
+            )
+        return task
+
+    async def get_attention_tasks(self, limit: int = 20) -> tuple[list[AgentTask], int]:
+        async with self.db.acquire() as conn:
+            rows = await conn.fetch(q.ATTENTION_TASKS, limit)
+            total = await conn.fetchval(q.COUNT_ATTENTION)
+        return [_task(r) for r in rows], int(total)
+
+    async def _by_status(self, conn: asyncpg.Connection) -> dict[str, int]:
+        return {r["status"]: int(r["n"]) for r in await conn.fetch(q.COUNT_BY_STATUS)}
+
+    async def get_task_count(self) -> dict[str, Any]:
+        async with self.db.acquire() as conn:
+            return rules.count_document(await self._by_status(conn))
+
+    async def get_review_summary(self) -> dict[str, Any]:
+        async with self.db.transaction() as conn:
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            by_status = await self._by_status(conn)
+            attention = [_task(r) for r in await conn.fetch(q.ATTENTION_TASKS, 20)]
+        return rules.review_document(by_status, attention)
+
+    async def get_usage_summary(self) -> dict[str, Any]:
+        async with self.db.acquire() as conn:
+            rows = await conn.fetch(q.USAGE)
+        return rules.usage_document(
+            ((r["model"], r["status"], int(r["n"]), r["last_used"]) for r in rows), self.routing
+        )
+
+    async def get_pipeline_status(self, now: datetime | None = None) -> dict[str, Any]:
+        async with self.db.transaction() as conn:
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            running = [_task(r) for r in await conn.fetch(q.PIPELINE_RUNNING)]
+            pending = [_task(r) for r in await conn.fetch(q.PIPELINE_PENDING)]
+            finished = [_task(r) for r in await conn.fetch(q.PIPELINE_FINISHED)]
+            by_phase = {r["task_type"]: int(r["n"]) for r in await conn.fetch(q.PIPELINE_BY_PHASE)}
+            latest = await conn.fetchrow(q.PIPELINE_LATEST)
+            with_output = await conn.fetchrow(q.PIPELINE_LATEST_OUTPUT)
+        return rules.pipeline_document(
+            running, pending, finished, by_phase,
+            None if latest is None else _task(latest),
+            None if with_output is None else _task(with_output),
+            now or _now(),
+        )
+
+    # ------------------------------------------------------------ replica
+
+    async def put_task(self, task: AgentTask) -> None:
+        async with self.db.transaction(CONSTRAINTS) as conn:
+            await conn.execute(q.PUT_TASK, *_args(task))
+
+    async def export_tasks(self) -> list[AgentTask]:
+        async with self.db.acquire() as conn:
+            return [_task(r) for r in await conn.fetch(q.EXPORT_TASKS)]
+
+    async def import_tasks(self, tasks: list[AgentTask]) -> ImportStats:
+        stats = ImportStats(written={"tasks": 0}, skipped={"tasks": 0})
+        if not tasks:
+            return stats
+        latest: dict[str, AgentTask] = {}
+        for t in tasks:
+            held = latest.get(t.id)
+            if held is None or _stamp(t) > _stamp(held):
+                latest[t.id] = t
+        rows = [(*_args(t)[:7], json.dumps(t.context), *_args(t)[8:]) for t in latest.values()]
+        async with self.db.transaction(CONSTRAINTS) as conn:
+            await conn.execute(q.TEMP_TASKS)
+            await conn.copy_records_to_table("import_tasks", records=rows)
+            written = int(await conn.fetchval(q.IMPORT_TASKS))
+        stats.written["tasks"], stats.skipped["tasks"] = written, len(tasks) - written
+        return stats

@@ -1,0 +1,1 @@
+"""PostgreSQL plumbing: the asyncpg pool, the migration runner and the named queries."""
