@@ -154,12 +154,16 @@ def database_url(given: str | None) -> str:
 
 def load_snapshot(path: str) -> tuple[Any, list[Any]]:
     """(GraphRecords, list[AgentTask]) from a snapshot file (app.adapters.snapshot)."""
-    from app.adapters import snapshot
+    from app.adapters.graph_store import GraphRecords
+    from app.adapters.snapshot import SnapshotFormatError, read_snapshot
 
     try:
-        return snapshot.load_records(Path(path))  # type: ignore[no-any-return]
+        snap = read_snapshot(Path(path))
     except FileNotFoundError:
         raise ScriptError(EXIT_USAGE, f"snapshot file not found: {path}") from None
+    except SnapshotFormatError as e:
+        raise ScriptError(EXIT_USAGE, f"{path}: {e}") from None
+    return snap.graph or GraphRecords(), snap.agent_tasks or []
 
 
 async def open_postgres(dsn: str) -> tuple[Any, Any, Any]:

@@ -52,15 +52,18 @@ def postgres_status(database: Any | None) -> dict[str, Any]:
     return doc
 
 
-def _postgres_stores(database: Any) -> tuple[GraphBackend, TaskBackend]:
+def _postgres_stores(database: Any, settings: Settings) -> tuple[GraphBackend, TaskBackend]:
     """PostgreSQL stores on `database`, instrumented as backend="postgres"."""
+    from app.container import build_routing
     from app.metrics import instrument_graph, instrument_tasks
 
     graph_mod = importlib.import_module("app.adapters.postgres_graph_store")
     task_mod = importlib.import_module("app.adapters.postgres_agent_task_store")
     return (
         instrument_graph(graph_mod.PostgresGraphStore(database), "postgres"),
-        instrument_tasks(task_mod.PostgresAgentTaskStore(database), "postgres"),
+        instrument_tasks(
+            task_mod.PostgresAgentTaskStore(database, build_routing(settings)), "postgres"
+        ),
     )
 
 
@@ -78,7 +81,7 @@ async def build_migration_stores(
     the metrics layer). The returned callable carries `.state`, the MigrationState for
     `app.state.migration`."""
     if database is not None and (postgres_graph is None or postgres_tasks is None):
-        built_graph, built_tasks = _postgres_stores(database)
+        built_graph, built_tasks = _postgres_stores(database, settings)
         postgres_graph = postgres_graph or built_graph
         postgres_tasks = postgres_tasks or built_tasks
     timeout, shadow = settings.second_write_timeout, settings.shadow_read_percent

@@ -10,15 +10,16 @@ Errors from PostgreSQL are reported by class, never by the driver's message.
 from __future__ import annotations
 
 import hmac
-import importlib
 import logging
 from typing import Annotated, Any, Literal
 
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+
+from app.adapters.snapshot import Snapshot, dumps, now
 from app.migration.backfill import backfill
 from app.migration.consistency import check_consistency, record_error
 from app.migration.rehydrate import rehydrate
 from app.migration.wiring import MigrationState
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 log = logging.getLogger("app.migration")
 
@@ -62,7 +63,7 @@ def _unavailable(action: str, error: Exception) -> HTTPException:
 @router.get("/snapshot")
 async def snapshot(
     state: Admin, source: Literal["memory", "postgres"] = "memory"
-) -> dict[str, Any]:
+) -> Response:
     """A snapshot of one store pair in the snapshot format (app.adapters.snapshot)."""
     if source == "postgres":
         _need_postgres(state)
@@ -77,9 +78,9 @@ async def snapshot(
         if source == "memory":
             raise
         raise _unavailable("snapshot", e) from None
-    snap = importlib.import_module("app.adapters.snapshot")
-    document: dict[str, Any] = snap.snapshot_document(graph, tasks, source=source)
-    return document
+    next_id = max((p.id for p in graph.projects), default=0) + 1
+    taken = Snapshot(taken_at=now(), graph=graph, next_project_id=next_id, agent_tasks=tasks)
+    return Response(dumps(taken), media_type="application/json")
 
 
 @router.post("/backfill")
