@@ -1,0 +1,545 @@
+"""MemoryGraphStore: the graph held in dicts, made durable by journal.py.
+
+Why this shape: every operation checks, journals and applies without an `await` in
+between, so concurrent requests on the event loop can never interleave a check with
+another's write (email uniqueness, total_cost). Each operation is ONE journal record
+listing the whole records it produced (a contribution together with its asset), so a
+replay applies all of it or, for a torn record, none of it. Replay and live calls go
+through the same `_set_*` functions, which also keep the derived values
+(dependency_count, total_cost) and the indexes:
+- projects by (ecosystem, name); edges by their four-part key plus per-key in/out
+  counts, so get_project, count_dependents and count_projects are O(1);
+- contributors, assets and contributions by id, with sorted (created_at, id) keys
+  (`SortedKeys`, appends are O(1) because new records are the newest) so a listing
+  costs O(limit), and per-asset / per-contributor contribution keys by (timestamp, id);
+- search is a linear scan over projects with app.domain.graph's match and rank.
+
+`MemoryGraphStore()` is volatile (tests); `await MemoryGraphStore.open(data_dir)` keeps
+its journal and snapshots in `data_dir/graph/` (the task store uses
+`data_dir/agent_tasks/`, so both may be given the same data directory).
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ValidationError
+
+from app.adapters import snapshot as snap
+from app.adapters.graph_store import GraphRecords, ImportStats
+from app.adapters.journal import FsyncPolicy, Journal, RecoveryReport
+from app.domain.graph import hit, matches, normalize_query, rank_key
+from app.errors import ConflictError, InvalidDataError, NotFoundError
+from app.models import (
+    Asset,
+    AssetCreate,
+    Contribution,
+    ContributionCreate,
+    Contributor,
+    ContributorCreate,
+    Dependency,
+    Project,
+    ProjectUpsert,
+    SearchResult,
+)
+
+K = TypeVar("K", bound=tuple[Any, ...])
+M = TypeVar("M", bound=BaseModel)
+SUBDIR = "graph"
+ZERO = Decimal("0.00")
+Key = tuple[str, str]
+EdgeKey = tuple[str, str, str, str]
+
+
+class SortedKeys(Generic[K]):
+    """A sorted list of keys; adding the largest key (the common case) is an append."""
+
+    def __init__(self) -> None:
+        self._keys: list[K] = []
+
+    def add(self, key: K) -> None:
+        if not self._keys or self._keys[-1] < key:
+            self._keys.append(key)
+        else:
+            insort(self._keys, key)
+
+    def discard(self, key: K) -> None:
+        i = bisect_left(self._keys, key)
+        if i < len(self._keys) and self._keys[i] == key:
+            del self._keys[i]
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def newest(self, limit: int, offset: int = 0) -> list[K]:
+        end = max(0, len(self._keys) - max(0, offset))
+        return self._keys[max(0, end - max(0, limit)) : end][::-1]
+
+    def oldest(self, limit: int | None = None) -> list[K]:
+        return self._keys[:] if limit is None else self._keys[: max(0, limit)]
+
+    def descending(self) -> Iterator[K]:
+        for i in range(len(self._keys) - 1, -1, -1):
+            yield self._keys[i]
+
+
+def tick(previous: datetime | None = None) -> datetime:
+    """Now, strictly after `previous`, so updated_at always moves forward."""
+    now = datetime.now(UTC)
+    if previous is not None and now <= previous:
+        return previous + timedelta(microseconds=1)
+    return now
+
+
+def build(model: type[M], **fields: Any) -> M:
+    try:
+        return model(**fields)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidDataError(f"{where}: {first['msg']}") from None
+
+
+def _key(ecosystem: str, name: str) -> Key:
+    return (ecosystem.strip().lower(), name.strip().lower())
+
+
+_KINDS: dict[str, type[BaseModel]] = {
+    "project": Project,
+    "dependency": Dependency,
+    "contributor": Contributor,
+    "asset": Asset,
+    "contribution": Contribution,
+}
+_KIND_OF: dict[type[BaseModel], str] = {v: k for k, v in _KINDS.items()}
+
+
+class MemoryGraphStore:
+    """GraphStore and GraphReplica in memory; durable when opened on a directory."""
+
+    def __init__(self) -> None:
+        self._projects: dict[Key, Project] = {}
+        self._next_project_id = 1
+        self._edges: dict[EdgeKey, Dependency] = {}
+        self._out: dict[Key, int] = {}
+        self._in: dict[Key, int] = {}
+        self._contributors: dict[UUID, Contributor] = {}
+        self._emails: dict[str, UUID] = {}
+        self._assets: dict[UUID, Asset] = {}
+        self._costs: dict[UUID, Decimal] = {}
+        self._contributions: dict[UUID, Contribution] = {}
+        self._by_asset: dict[UUID, SortedKeys[tuple[datetime, UUID]]] = {}
+        self._by_contributor: dict[UUID, SortedKeys[tuple[datetime, UUID]]] = {}
+        self._contributor_order: SortedKeys[tuple[datetime, UUID]] = SortedKeys()
+        self._asset_order: SortedKeys[tuple[datetime, UUID]] = SortedKeys()
+        self._contribution_order: SortedKeys[tuple[datetime, UUID]] = SortedKeys()
+        self._journal: Journal | None = None
+        self.recovery: RecoveryReport | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        directory: Path,
+        *,
+        fsync: FsyncPolicy = "always",
+        fsync_interval_ms: int = 50,
+        snapshot_every: int = 50_000,
+    ) -> MemoryGraphStore:
+        """A durable store journaling in `directory/graph/`, rebuilt from what it holds."""
+        store = cls()
+        store._journal = await Journal.open(
+            Path(directory) / SUBDIR,
+            restore=store._restore_bytes,
+            replay=store._replay,
+            capture=store._capture,
+            fsync=fsync,
+            fsync_interval_ms=fsync_interval_ms,
+            snapshot_every=snapshot_every,
+        )
+        store.recovery = store._journal.recovery
+        return store
+
+    async def close(self) -> None:
+        if self._journal is not None:
+            await self._journal.close()
+
+    @property
+    def journal(self) -> Journal | None:
+        return self._journal
+
+    @property
+    def next_project_id(self) -> int:
+        return self._next_project_id
+
+    # ------------------------------------------------------------------ journal glue
+
+    def _log(self, ops: list[BaseModel]) -> int | None:
+        if self._journal is None:
+            return None
+        return self._journal.append(
+            {"ops": [[_KIND_OF[type(m)], m.model_dump(mode="json")] for m in ops]}
+        )
+
+    async def _durable(self, position: int | None) -> None:
+        if self._journal is not None and position is not None:
+            await self._journal.commit(position)
+
+    def _write(self, ops: list[BaseModel]) -> int | None:
+        position = self._log(ops)
+        for m in ops:
+            self._set(m)
+        return position
+
+    def _set(self, m: BaseModel) -> None:
+        if isinstance(m, Project):
+            self._set_project(m)
+        elif isinstance(m, Dependency):
+            self._set_dependency(m)
+        elif isinstance(m, Contributor):
+            self._set_contributor(m)
+        elif isinstance(m, Asset):
+            self._set_asset(m)
+        elif isinstance(m, Contribution):
+            self._set_contribution(m)
+        else:
+            raise TypeError(f"not a graph record: {type(m).__name__}")
+
+    def _replay(self, record: dict[str, Any]) -> None:
+        for kind, data in record["ops"]:
+            self._set(_KINDS[kind].model_validate(data))
+
+    def snapshot_records(self) -> tuple[GraphRecords, int]:
+        """Every record (a consistent copy: records are immutable) and next_project_id."""
+        return (
+            GraphRecords(
+                projects=sorted(self._projects.values(), key=lambda p: p.id),
+                dependencies=list(self._edges.values()),
+                contributors=[self._contributors[k[1]] for k in self._contributor_order.oldest()],
+                assets=[self._assets[k[1]] for k in self._asset_order.oldest()],
+                contributions=[
+                    self._contributions[k[1]] for k in self._contribution_order.oldest()
+                ],
+            ),
+            self._next_project_id,
+        )
+
+    def _capture(self) -> Any:
+        records = GraphRecords(
+            projects=list(self._projects.values()),
+            dependencies=list(self._edges.values()),
+            contributors=list(self._contributors.values()),
+            assets=list(self._assets.values()),
+            contributions=list(self._contributions.values()),
+        )
+        next_id = self._next_project_id
+
+        def serialize() -> bytes:
+            return snap.dumps(snap.Snapshot(snap.now(), graph=records, next_project_id=next_id))
+
+        return serialize
+
+    def restore(self, snapshot: snap.Snapshot) -> None:
+        """Load a snapshot's graph into this (empty) store, without journaling it."""
+        if snapshot.graph is None:
+            raise snap.SnapshotFormatError("the snapshot holds no graph")
+        g = snapshot.graph
+        for group in (g.projects, g.dependencies, g.contributors, g.contributions, g.assets):
+            for m in group:
+                self._set(m)
+        self._next_project_id = max(self._next_project_id, snapshot.next_project_id)
+
+    def _restore_bytes(self, data: bytes) -> None:
+        self.restore(snap.loads(data))
+
+    # ------------------------------------------------------------------ state setters
+
+    def _set_project(self, p: Project) -> None:
+        key = (p.ecosystem, p.name)
+        count = self._out.get(key, 0)
+        if p.dependency_count != count:
+            p = p.model_copy(update={"dependency_count": count})
+        self._projects[key] = p
+        self._next_project_id = max(self._next_project_id, p.id + 1)
+
+    def _set_dependency(self, d: Dependency) -> None:
+        ek = (d.from_ecosystem, d.from_name, d.to_ecosystem, d.to_name)
+        if ek in self._edges:
+            return
+        self._edges[ek] = d
+        src, dst = (d.from_ecosystem, d.from_name), (d.to_ecosystem, d.to_name)
+        self._out[src] = self._out.get(src, 0) + 1
+        self._in[dst] = self._in.get(dst, 0) + 1
+        source = self._projects.get(src)
+        if source is not None:
+            self._projects[src] = source.model_copy(update={"dependency_count": self._out[src]})
+
+    def _set_contributor(self, c: Contributor) -> None:
+        old = self._contributors.get(c.id)
+        if old is not None:
+            if old.email:
+                self._emails.pop(old.email.lower(), None)
+            self._contributor_order.discard((old.created_at, old.id))
+        self._contributors[c.id] = c
+        if c.email:
+            self._emails[c.email.lower()] = c.id
+        self._contributor_order.add((c.created_at, c.id))
+
+    def _set_asset(self, a: Asset) -> None:
+        total = self._costs.get(a.id, ZERO)
+        if a.total_cost != total:
+            a = a.model_copy(update={"total_cost": total})
+        old = self._assets.get(a.id)
+        if old is not None:
+            self._asset_order.discard((old.created_at, old.id))
+        self._assets[a.id] = a
+        self._asset_order.add((a.created_at, a.id))
+
+    def _set_contribution(self, c: Contribution) -> None:
+        if c.id in self._contributions:
+            return
+        self._contributions[c.id] = c
+        key = (c.timestamp, c.id)
+        self._contribution_order.add(key)
+        self._by_asset.setdefault(c.asset_id, SortedKeys()).add(key)
+        self._by_contributor.setdefault(c.contributor_id, SortedKeys()).add(key)
+        total = self._costs.get(c.asset_id, ZERO) + c.cost_amount
+        self._costs[c.asset_id] = total
+        asset = self._assets.get(c.asset_id)
+        if asset is not None:
+            self._assets[c.asset_id] = asset.model_copy(update={"total_cost": total})
+
+    # ------------------------------------------------------------------ projects
+
+    async def get_project(self, ecosystem: str, name: str) -> Project | None:
+        return self._projects.get(_key(ecosystem, name))
+
+    async def upsert_project(self, ecosystem: str, name: str, data: ProjectUpsert) -> Project:
+        key = _key(ecosystem, name)
+        fields = data.model_dump(
+            include={"version", "description", "homepage_url", "repository_url"}
+        )
+        existing = self._projects.get(key)
+        if existing is not None:
+            project = existing.model_copy(update=fields | {"updated_at": tick(existing.updated_at)})
+        else:
+            now = tick()
+            project = build(
+                Project,
+                id=self._next_project_id,
+                ecosystem=key[0],
+                name=key[1],
+                dependency_count=self._out.get(key, 0),
+                created_at=now,
+                updated_at=now,
+                **fields,
+            )
+        position = self._write([project])
+        await self._durable(position)
+        return self._projects[key]
+
+    async def search(self, query: str, limit: int = 20) -> SearchResult:
+        q = normalize_query(query)
+        if not q:
+            return SearchResult(results=[], total=0)
+        found = [p for p in self._projects.values() if matches(q, p)]
+        best = heapq.nsmallest(limit, found, key=lambda p: rank_key(q, p))
+        return SearchResult(results=[hit(p) for p in best], total=len(found))
+
+    async def count_projects(self) -> int:
+        return len(self._projects)
+
+    async def add_dependency(
+        self, from_ecosystem: str, from_name: str, to_ecosystem: str, to_name: str
+    ) -> Dependency:
+        src, dst = _key(from_ecosystem, from_name), _key(to_ecosystem, to_name)
+        source = self._projects.get(src)
+        if source is None:
+            raise NotFoundError("Project not found")
+        existing = self._edges.get(src + dst)
+        if existing is not None:
+            return existing
+        now = tick()
+        edge = build(
+            Dependency,
+            from_ecosystem=src[0],
+            from_name=src[1],
+            to_ecosystem=dst[0],
+            to_name=dst[1],
+            created_at=now,
+        )
+        moved = source.model_copy(update={"updated_at": tick(source.updated_at)})
+        position = self._write([edge, moved])
+        await self._durable(position)
+        return edge
+
+    async def count_dependents(self, ecosystem: str, name: str) -> int:
+        return self._in.get(_key(ecosystem, name), 0)
+
+    # ------------------------------------------------------------------ contributors
+
+    async def create_contributor(self, data: ContributorCreate) -> Contributor:
+        if data.email and data.email.lower() in self._emails:
+            raise ConflictError("Contributor with this email already exists")
+        now = tick()
+        contributor = build(
+            Contributor, id=uuid4(), created_at=now, updated_at=now, **data.model_dump()
+        )
+        position = self._write([contributor])
+        await self._durable(position)
+        return contributor
+
+    async def get_contributor(self, contributor_id: UUID) -> Contributor | None:
+        return self._contributors.get(contributor_id)
+
+    async def list_contributors(self, limit: int = 100) -> list[Contributor]:
+        return [self._contributors[k[1]] for k in self._contributor_order.newest(limit)]
+
+    # ------------------------------------------------------------------ assets
+
+    async def create_asset(self, data: AssetCreate) -> Asset:
+        now = tick()
+        asset = build(
+            Asset,
+            id=uuid4(),
+            type=data.type,
+            name=data.name,
+            description=data.description,
+            metadata=data.metadata,
+            total_cost=ZERO,
+            created_at=now,
+            updated_at=now,
+        )
+        position = self._write([asset])
+        await self._durable(position)
+        return self._assets[asset.id]
+
+    async def get_asset(self, asset_id: UUID) -> Asset | None:
+        return self._assets.get(asset_id)
+
+    async def list_assets(self, limit: int = 100) -> list[Asset]:
+        return [self._assets[k[1]] for k in self._asset_order.newest(limit)]
+
+    # ------------------------------------------------------------------ contributions
+
+    async def create_contribution(
+        self, data: ContributionCreate, coherence_score: float
+    ) -> Contribution:
+        if data.contributor_id not in self._contributors:
+            raise NotFoundError("Contributor not found")
+        asset = self._assets.get(data.asset_id)
+        if asset is None:
+            raise NotFoundError("Asset not found")
+        contribution = build(
+            Contribution,
+            id=uuid4(),
+            contributor_id=data.contributor_id,
+            asset_id=data.asset_id,
+            cost_amount=data.cost_amount,
+            coherence_score=coherence_score,
+            metadata=data.metadata,
+            timestamp=tick(),
+        )
+        moved = asset.model_copy(update={"updated_at": tick(asset.updated_at)})
+        position = self._write([contribution, moved])
+        await self._durable(position)
+        return contribution
+
+    async def get_contribution(self, contribution_id: UUID) -> Contribution | None:
+        return self._contributions.get(contribution_id)
+
+    async def list_contributions(self, limit: int = 100) -> list[Contribution]:
+        return [self._contributions[k[1]] for k in self._contribution_order.newest(limit)]
+
+    async def get_asset_contributions(self, asset_id: UUID) -> list[Contribution]:
+        if asset_id not in self._assets:
+            raise NotFoundError("Asset not found")
+        keys = self._by_asset.get(asset_id)
+        return [] if keys is None else [self._contributions[k[1]] for k in keys.oldest()]
+
+    async def get_contributor_contributions(self, contributor_id: UUID) -> list[Contribution]:
+        if contributor_id not in self._contributors:
+            raise NotFoundError("Contributor not found")
+        keys = self._by_contributor.get(contributor_id)
+        return [] if keys is None else [self._contributions[k[1]] for k in keys.oldest()]
+
+    # ------------------------------------------------------------------ replica face
+
+    def _put(self, m: BaseModel) -> tuple[bool, int | None]:
+        """Write a copied record unless the store holds it at a newer updated_at or
+        holds exactly it already. Returns (written, journal position)."""
+        if not self._is_news(m):
+            return False, None
+        if isinstance(m, Contributor) and m.email:
+            holder = self._emails.get(m.email.lower())
+            if holder is not None and holder != m.id:
+                raise ConflictError("Contributor with this email already exists")
+        return True, self._write([m])
+
+    def _is_news(self, m: BaseModel) -> bool:
+        if isinstance(m, Dependency):
+            return (m.from_ecosystem, m.from_name, m.to_ecosystem, m.to_name) not in self._edges
+        if isinstance(m, Contribution):
+            return m.id not in self._contributions
+        held: Project | Contributor | Asset | None
+        if isinstance(m, Project):
+            held = self._projects.get((m.ecosystem, m.name))
+            if held is not None:
+                m = m.model_copy(update={"dependency_count": held.dependency_count})
+        elif isinstance(m, Asset):
+            held = self._assets.get(m.id)
+            if held is not None:
+                m = m.model_copy(update={"total_cost": held.total_cost})
+        elif isinstance(m, Contributor):
+            held = self._contributors.get(m.id)
+        else:
+            raise TypeError(f"not a graph record: {type(m).__name__}")
+        if held is None:
+            return True
+        return held.updated_at <= m.updated_at and held != m
+
+    async def put_project(self, project: Project) -> None:
+        await self._durable(self._put(project)[1])
+
+    async def put_dependency(self, dependency: Dependency) -> None:
+        await self._durable(self._put(dependency)[1])
+
+    async def put_contributor(self, contributor: Contributor) -> None:
+        await self._durable(self._put(contributor)[1])
+
+    async def put_asset(self, asset: Asset) -> None:
+        await self._durable(self._put(asset)[1])
+
+    async def put_contribution(self, contribution: Contribution) -> None:
+        await self._durable(self._put(contribution)[1])
+
+    async def export_graph(self) -> GraphRecords:
+        return self.snapshot_records()[0]
+
+    async def import_graph(self, records: GraphRecords) -> ImportStats:
+        stats = ImportStats()
+        last: int | None = None
+        groups: list[tuple[str, list[Any]]] = [
+            ("projects", records.projects),
+            ("dependencies", records.dependencies),
+            ("contributors", records.contributors),
+            ("assets", records.assets),
+            ("contributions", records.contributions),
+        ]
+        try:
+            for kind, group in groups:
+                stats.written[kind] = stats.skipped[kind] = 0
+                for m in group:
+                    written, position = self._put(m)
+                    stats.written[kind] += written
+                    stats.skipped[kind] += not written
+                    last = position if position is not None else last
+        finally:
+            await self._durable(last)
+        return stats
