@@ -216,10 +216,12 @@ class Database:
             ) from None
 
     def stats(self) -> dict[str, int]:
+        """Pool gauges: size, max, active, idle, waiting (callers queued in acquire), and
+        connected (1 while the pool is open)."""
         if self._pool is None:
             return {"size": 0, "max": self.config.max_size, "active": 0, "idle": 0,
-                    "waiting": self._waiting}
+                    "waiting": self._waiting, "connected": 0}
         size = self._pool.get_size()
         idle = self._pool.get_idle_size()
         return {"size": size, "max": self._pool.get_max_size(), "active": size - idle,
-                "idle": idle, "waiting": self._waiting}
+                "idle": idle, "waiting": self._waiting, "connected": 1}
