@@ -104,10 +104,17 @@ class MigratingGraphStore:
     async def create_contribution(
         self, data: ContributionCreate, coherence_score: float
     ) -> Contribution:
-        async def put(pg: GraphBackend, c: Contribution) -> None:
-            await pg.put_contribution(c)
+        route = self.route
 
-        return await self.route.write(
+        async def put(pg: GraphBackend, c: Contribution) -> None:
+            # The trusted store moved the asset (total_cost, updated_at): copy the asset
+            # record after the contribution; PostgreSQL's trigger derives total_cost.
+            await pg.put_contribution(c)
+            asset = await route.memory.get_asset(c.asset_id)
+            if asset is not None:
+                await pg.put_asset(asset)
+
+        return await route.write(
             "create_contribution", lambda s: s.create_contribution(data, coherence_score), put
         )
 

@@ -18,10 +18,11 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from app.adapters.agent_task_store import AgentTaskReplica
 from app.adapters.graph_store import GraphRecords, GraphReplica
 from app.migration import telemetry
-from pydantic import BaseModel
 
 GRAPH_KINDS = ("projects", "dependencies", "contributors", "assets", "contributions")
 DEFAULT_SAMPLE = 0.10
