@@ -1,0 +1,73 @@
+"""What the planner sees (observations) and what it decides (a Plan).
+
+Observations are plain values gathered by the handlers from the cluster; the Plan is applied
+by them in one pass: env patch, Job creation, events, then a single status patch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DeploymentObservation:
+    name: str
+    replicas: int = 1
+    container_found: bool = True
+    env: Mapping[str, str | None] = field(default_factory=dict)
+    image: str | None = None
+    generation: int | None = None
+    observed_generation: int | None = None
+
+    def rolled_out(self, to_set: Mapping[str, str], to_remove: list[str]) -> bool:
+        """The env is what we asked for and the controller has seen this generation."""
+        if any(self.env.get(k) != v for k, v in to_set.items()):
+            return False
+        if any(k in self.env for k in to_remove):
+            return False
+        if self.generation is None:
+            return True
+        return (self.observed_generation or 0) >= self.generation
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    name: str
+    state: str  # Running | Succeeded | Failed
+    result: Mapping[str, Any] | None = None
+    finished_at: datetime | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    name: str
+    kind: str
+    image: str | None
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Plan:
+    env_set: dict[str, str] = field(default_factory=dict)
+    env_remove: list[str] = field(default_factory=list)
+    jobs: list[JobRequest] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    next_check: datetime | None = None
+
+    @property
+    def env_changed(self) -> bool:
+        return bool(self.env_set or self.env_remove)

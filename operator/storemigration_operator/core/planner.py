@@ -1,0 +1,468 @@
+"""The planner: (spec, status, readings, Jobs, Deployment, now) -> Plan. Pure and level-based.
+
+Every reconcile replays the same decision from what status remembers (phase entry, last step,
+when the gate window last restarted, which Job attempt belongs to which stage), so an operator
+restarted mid-interval neither repeats a step nor skips one. One call makes at most one
+forward transition; rollbacks of reads are instant. See DESIGN.md, "The operator".
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .conditions import append_history, get_condition, set_condition
+from .durations import format_time, parse_time
+from .env import desired_env, env_diff
+from .gates import GateReadings, GateResult, evaluate
+from .jobs import job_parts
+from .model import DeploymentObservation, Event, JobObservation, JobRequest, Plan
+from .spec import MigrationSpec, Phase
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TERMINAL = ("Succeeded", "Failed")
+VERIFY_EARLY = 0.9  # re-verify at 90% of the interval so a fresh result is ready at step time
+
+
+def gates_due(spec: MigrationSpec, status: Mapping[str, Any], now: datetime) -> bool:
+    """Whether this reconcile should read Prometheus (phases 2-3, not paused, interval up)."""
+    if spec.paused or status.get("phase") not in ("ReadSwitchover", "PostgresPrimary"):
+        return False
+    due = parse_time(status.get("nextGateTime"))
+    return due is None or now >= due
+
+
+def plan(spec: MigrationSpec, status: Mapping[str, Any], readings: GateReadings | None,
+         jobs: Mapping[str, JobObservation], deployment: DeploymentObservation | None,
+         now: datetime, *, name: str, generation: int = 0) -> Plan:
+    run = _Run(spec, status, readings, jobs, deployment, now, name, generation)
+    run.run()
+    return run.finish()
+
+
+class _Run:
+    def __init__(self, spec: MigrationSpec, status: Mapping[str, Any],
+                 readings: GateReadings | None, jobs: Mapping[str, JobObservation],
+                 deployment: DeploymentObservation | None, now: datetime, name: str,
+                 generation: int) -> None:
+        self.spec, self.readings, self.observed, self.dep = spec, readings, jobs, deployment
+        self.now, self.nows, self.name = now, format_time(now), name
+        st: dict[str, Any] = copy.deepcopy(dict(status))
+        st.pop("kopf", None)
+        st.setdefault("phase", Phase.Preparation.name)
+        st.setdefault("readPercent", 0)
+        st.setdefault("phaseEnteredTime", self.nows)
+        st.setdefault("lastStepTime", self.nows)
+        for key in ("conditions", "history", "ownedEnv"):
+            st.setdefault(key, [])
+        st.setdefault("jobs", {})
+        st.setdefault("gateCounts", {r.value: 0 for r in GateResult})
+        st.setdefault("rollbacks", 0)
+        st.setdefault("retries", 0)
+        st.setdefault("retryToken", spec.retry_token)
+        st["observedGeneration"] = generation
+        self.st = st
+        self.plan = Plan()
+        self.degraded: tuple[str, str] | None = None
+        self.progress: tuple[bool, str, str] = (True, "Reconciling", "")
+        self.evented: set[str] = set()
+
+    # ---- helpers ----
+    @property
+    def phase(self) -> Phase:
+        return Phase[self.st["phase"]]
+
+    def t(self, key: str) -> datetime:
+        return parse_time(self.st.get(key)) or EPOCH
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        self.plan.events.append(Event(type_, reason, message))
+        self.evented.add(reason)
+
+    def history(self, kind: str, reason: str, **extra: Any) -> None:
+        entry = {"time": self.nows, "type": kind, "phase": self.st["phase"],
+                 "readPercent": self.st["readPercent"], "reason": reason, **extra}
+        self.st["history"] = append_history(self.st["history"], entry)
+
+    def wait(self, reason: str, message: str) -> None:
+        self.progress = (True, reason, message)
+
+    def degrade(self, reason: str, message: str) -> None:
+        self.degraded = (reason, message)
+        self.progress = (False, reason, message)
+
+    def enter(self, phase: Phase, message: str) -> None:
+        old = self.st["phase"]
+        self.st["phase"] = phase.name
+        self.st["phaseEnteredTime"] = self.nows
+        self.st["lastStepTime"] = self.nows
+        self.history("Phase", message, **{"from": old, "to": phase.name})
+        self.event("Normal", "PhaseChanged", f"{old} -> {phase.name}: {message}")
+        self.wait("PhaseChanged", f"entered {phase.name}: {message}")
+
+    def set_percent(self, percent: int, kind: str, reason: str, **extra: Any) -> None:
+        old = self.st["readPercent"]
+        self.st["readPercent"] = percent
+        self.st["lastStepTime"] = self.nows
+        self.history(kind, reason, **{"from": old, "to": percent}, **extra)
+
+    def replicas_block(self) -> bool:
+        assert self.dep is not None
+        if self.phase <= Phase.ReadSwitchover and self.dep.replicas > 1:
+            self.degrade("MultipleReplicas",
+                         f"Deployment {self.dep.name} has {self.dep.replicas} replicas while "
+                         "memory is written: scale it to 1 (each replica holds its own memory)")
+            return True
+        return False
+
+    def request(self, kind: str, job_name: str) -> JobRequest:
+        image, command, args, env = job_parts(kind, self.spec, self.dep.image if self.dep else None)
+        return JobRequest(job_name, kind, image, command, args, env)
+
+    def job(self, kind: str, fresh_after: datetime) -> dict[str, Any]:
+        """The current attempt of a Job kind; a new attempt if the last predates fresh_after."""
+        entry: dict[str, Any] | None = self.st["jobs"].get(kind)
+        created = parse_time(entry.get("createdAt")) if entry else None
+        if entry is None or created is None or created < fresh_after:
+            attempt = int((entry or {}).get("attempt", 0)) + 1
+            entry = {"name": f"{self.name}-{kind}-{attempt}", "attempt": attempt,
+                     "state": "Pending", "createdAt": self.nows}
+            self.st["jobs"][kind] = entry
+            self.plan.jobs.append(self.request(kind, entry["name"]))
+            self.event("Normal", "JobCreated", f"{kind} Job {entry['name']} created")
+        return entry
+
+    def job_gate(self, kind: str, entry: dict[str, Any]) -> bool:
+        """True when the Job succeeded; otherwise records why we wait or are degraded."""
+        if entry["state"] == "Succeeded" and entry.get("passed", True):
+            return True
+        if entry["state"] in TERMINAL:
+            self.degrade(f"{kind.capitalize()}Failed",
+                         f"{kind} Job {entry['name']} {entry['state'].lower()}: "
+                         f"{entry.get('message') or entry.get('result')}; fix the cause and "
+                         "change spec.retryToken to retry")
+        else:
+            self.wait("WaitingForJob", f"waiting for {kind} Job {entry['name']}")
+        return False
+
+    def token_time(self) -> datetime:
+        return self.t("retryTokenTime")
+
+    # ---- the decision ----
+    def run(self) -> None:
+        if self.spec.retry_token != self.st["retryToken"]:
+            self.st.update(retryToken=self.spec.retry_token, retryTokenTime=self.nows, retries=0)
+            self.st.pop("retriesExhausted", None)
+            self.history("Retry", "spec.retryToken changed: failed Jobs and rollbacks retried")
+        self.sync_jobs()
+        if self.dep is None:
+            self.degrade("DeploymentNotFound", f"Deployment {self.spec.deployment} not found")
+            return
+        if not self.dep.container_found:
+            self.degrade("ContainerNotFound",
+                         f"container {self.spec.container} not in Deployment {self.dep.name}")
+            return
+        if self.spec.paused:
+            self.progress = (False, "Paused", "spec.paused is true: holding everything")
+            return
+        if self.rollback_to_target():
+            return
+        if self.readings is not None and self.phase in (Phase.ReadSwitchover,
+                                                        Phase.PostgresPrimary):
+            self.evaluate_gates(self.readings)
+        step = {Phase.Preparation: self.preparation, Phase.DualWrite: self.dual_write,
+                Phase.ReadSwitchover: self.read_switchover,
+                Phase.PostgresPrimary: self.postgres_primary, Phase.Cleanup: self.cleanup,
+                Phase.Complete: self.complete}[self.phase]
+        step()
+
+    def sync_jobs(self) -> None:
+        for kind, entry in self.st["jobs"].items():
+            obs = self.observed.get(entry["name"])
+            if entry["state"] in TERMINAL:
+                continue
+            if obs is None:
+                self.plan.jobs.append(self.request(kind, entry["name"]))
+                continue
+            entry["state"] = obs.state
+            if obs.state not in TERMINAL:
+                continue
+            entry["finishedAt"] = format_time(obs.finished_at or self.now)
+            if obs.result is not None:
+                entry["result"] = dict(obs.result)
+            if obs.message:
+                entry["message"] = obs.message[:300]
+            if kind == "verify":
+                entry["passed"] = obs.state == "Succeeded" and self.verify_passed(obs.result)
+                if entry["passed"]:
+                    self.st["lastVerifySuccessTime"] = entry["finishedAt"]
+            ok = obs.state == "Succeeded" and entry.get("passed", True)
+            self.event("Normal" if ok else "Warning", "JobSucceeded" if ok else "JobFailed",
+                       f"{kind} Job {entry['name']} {'passed' if ok else 'failed'}"
+                       + (f": {entry.get('result') or entry.get('message')}" if not ok else ""))
+
+    def verify_passed(self, result: Mapping[str, Any] | None) -> bool:
+        if result is None:
+            return True
+        if result.get("passed") is False:
+            return False
+        ratio = result.get("mismatch_ratio")
+        return ratio is None or float(ratio) <= self.spec.gates.mismatch_ratio_ceiling
+
+    def rollback_to_target(self) -> bool:
+        """Walk back toward a lowered targetPhase. True when nothing else should happen now."""
+        target = self.spec.target_phase
+        rehydrating = self.st.get("rehydrate")
+        if self.phase >= Phase.Cleanup and target < Phase.Cleanup:
+            self.degrade("CleanupIrreversible",
+                         "cleanup has begun and cannot be undone; targetPhase is ignored")
+            return self.phase == Phase.Complete
+        if self.phase == Phase.PostgresPrimary and target < Phase.PostgresPrimary:
+            state = self.st.setdefault("rehydrate", {"startedAt": self.nows})
+            entry = self.job("rehydrate", max(self.t_of(state, "startedAt"), self.token_time()))
+            if self.job_gate("rehydrate", entry):
+                state["catchUpAfter"] = self.nows
+                self.enter(Phase.ReadSwitchover, "memory rebuilt from PostgreSQL; memory writes "
+                           "back on, reads stay on PostgreSQL until a catch-up rehydrate")
+                self.st["readPercent"] = 100
+            return True
+        if rehydrating and self.phase == Phase.ReadSwitchover and "catchUpAfter" in rehydrating:
+            to_set, to_remove = self.desired()
+            assert self.dep is not None
+            if not self.dep.rolled_out(to_set, to_remove):
+                self.wait("WaitingForRollout", "waiting for memory writes to be back on")
+                return True
+            fresh = max(self.t_of(rehydrating, "catchUpAfter"), self.token_time())
+            if not self.job_gate("rehydrate", self.job("rehydrate", fresh)):
+                return True
+            self.st.pop("rehydrate")
+            self.set_percent(0, "Rollback", "rolled back from PostgresPrimary: memory rebuilt "
+                             "and caught up, reads back on memory")
+            self.event("Warning", "RolledBack", "reads returned to memory after rehydrate")
+            if target == Phase.ReadSwitchover:
+                self.st["rolledBack"] = True
+            return True
+        if self.phase == Phase.ReadSwitchover and target < Phase.ReadSwitchover:
+            if self.st["readPercent"]:
+                self.set_percent(0, "Rollback", "targetPhase lowered: reads back on memory")
+            self.enter(Phase.DualWrite, "targetPhase lowered")
+        if self.phase == Phase.DualWrite and target < Phase.DualWrite:
+            self.enter(Phase.Preparation, "targetPhase lowered: dual-write off")
+        return False
+
+    @staticmethod
+    def t_of(doc: Mapping[str, Any], key: str) -> datetime:
+        return parse_time(doc.get(key)) or EPOCH
+
+    def desired(self) -> tuple[dict[str, str], list[str]]:
+        return desired_env(self.phase, int(self.st["readPercent"]), self.spec.stores)
+
+    def evaluate_gates(self, readings: GateReadings) -> None:
+        gates = self.spec.gates
+        verdict = evaluate(readings, gates)
+        self.st["nextGateTime"] = format_time(self.now + gates.interval)
+        self.st["lastGate"] = {
+            "time": self.nows, "errorRate": readings.error_rate,
+            "p95Seconds": readings.p95_seconds, "mismatchRatio": readings.mismatch_ratio,
+            "requests": readings.requests, "result": verdict.result.value,
+            "reason": verdict.reason,
+            "thresholds": {"errorRate": gates.error_rate_ceiling,
+                           "p95Seconds": gates.p95_ceiling_seconds,
+                           "mismatchRatio": gates.mismatch_ratio_ceiling,
+                           "minRequests": gates.min_requests},
+        }
+        counts = self.st["gateCounts"]
+        counts[verdict.result.value] = int(counts.get(verdict.result.value, 0)) + 1
+        if verdict.result == GateResult.Successful:
+            self.st["gateSuccessesInWindow"] = int(self.st.get("gateSuccessesInWindow", 0)) + 1
+            return
+        self.st["gateWindowStart"] = self.nows
+        self.st["gateSuccessesInWindow"] = 0
+        if verdict.result != GateResult.Failed:
+            self.wait(f"Gate{verdict.result.value}", f"holding: {verdict.reason}")
+        elif self.phase == Phase.ReadSwitchover:
+            self.rollback_reads(f"gate failed: {verdict.reason}")
+        else:
+            self.event("Warning", "GateFailed", f"in PostgresPrimary: {verdict.reason}; hold "
+                       "restarted (lower targetPhase to roll back)")
+            self.degrade("GateFailed", verdict.reason)
+
+    def rollback_reads(self, reason: str) -> None:
+        self.st["gateWindowStart"] = self.nows
+        self.st["gateSuccessesInWindow"] = 0
+        self.st.pop("snapshotRequestedAt", None)
+        if not self.st["readPercent"]:
+            self.degrade("GateFailed", f"{reason} (reads already at 0%)")
+            return
+        old = self.st["readPercent"]
+        self.set_percent(0, "Rollback", reason, readings=self.st.get("lastGate"))
+        self.st["rollbacks"] = int(self.st["rollbacks"]) + 1
+        self.st["retries"] = int(self.st["retries"]) + 1
+        self.st["rolledBack"] = True
+        self.st["lastRollbackTime"] = self.nows
+        rb = self.spec.rollback
+        if not rb.retry or self.st["retries"] > rb.max_retries:
+            self.st["retriesExhausted"] = True
+        self.event("Warning", "RolledBack", f"reads {old}% -> 0%: {reason}")
+        self.degrade("RolledBack", f"reads {old}% -> 0%: {reason}")
+
+    # ---- phases ----
+    def preparation(self) -> None:
+        if self.spec.target_phase > Phase.Preparation and not self.replicas_block():
+            self.enter(Phase.DualWrite, "dual-write on; backfill follows once it is rolled out")
+
+    def dual_write(self) -> None:
+        assert self.dep is not None
+        if not self.dep.rolled_out(*self.desired()):
+            self.wait("WaitingForRollout", "waiting for the Deployment to run with dual-write on")
+            return
+        fresh = max(self.t("phaseEnteredTime"), self.token_time())
+        backfill = self.job("backfill", fresh)
+        if not self.job_gate("backfill", backfill):
+            return
+        verify = self.job("verify", max(fresh, self.t_of(backfill, "finishedAt")))
+        if not self.job_gate("verify", verify):
+            return
+        if self.spec.target_phase > Phase.DualWrite and not self.replicas_block():
+            self.enter(Phase.ReadSwitchover, f"backfill and verify passed; reads start at "
+                       f"{self.spec.read_step.start}%")
+            self.set_percent(self.spec.read_step.start, "Step", "first read step")
+            self.reset_window()
+            self.event("Normal", "ReadStep", f"reads 0% -> {self.st['readPercent']}%")
+
+    def reset_window(self) -> None:
+        self.st["gateWindowStart"] = self.nows
+        self.st["gateSuccessesInWindow"] = 0
+        self.st["gateCounts"] = {r.value: 0 for r in GateResult}
+        self.st.pop("rolledBack", None)
+
+    def schedule_verify(self) -> None:
+        early = self.spec.verify_interval * VERIFY_EARLY
+        self.job("verify", max(self.now - early, self.token_time()))
+        entry = self.st["jobs"]["verify"]
+        if entry.get("passed") is False and not entry.get("acted"):
+            entry["acted"] = True
+            self.rollback_reads(f"verify Job {entry['name']} failed: {entry.get('result')}")
+
+    def verify_fresh(self) -> bool:
+        last_ok = self.t("lastVerifySuccessTime")
+        entry = self.st["jobs"].get("verify", {})
+        failed_since = entry.get("passed") is False and self.t_of(entry, "finishedAt") > last_ok
+        return not failed_since and last_ok >= self.now - self.spec.verify_interval
+
+    def read_switchover(self) -> None:
+        self.schedule_verify()
+        percent, target = int(self.st["readPercent"]), self.spec.target_phase
+        if percent >= 100 and target <= Phase.ReadSwitchover:
+            return
+        if self.st.get("retriesExhausted"):
+            self.degrade("RetriesExhausted", f"rolled back {self.st['retries']} times; "
+                         "change spec.retryToken to try again")
+            return
+        interval = self.spec.retry_after if percent == 0 else self.spec.read_step.interval
+        window = max(self.t("lastStepTime"), self.t("gateWindowStart"))
+        due = window + interval
+        self.st["nextStepTime"] = format_time(max(due, self.now))
+        if self.now < due:
+            if self.progress[1] == "Reconciling":
+                self.wait("WaitingForInterval", f"reads at {percent}%; next step at "
+                          f"{format_time(due)} if every gate holds until then")
+            return
+        if not int(self.st.get("gateSuccessesInWindow", 0)):
+            self.wait("WaitingForGates", "no successful gate evaluation since the window began")
+            return
+        if not self.verify_fresh():
+            self.wait("WaitingForVerify", "no passing verify Job within spec.verify.interval")
+            return
+        if self.replicas_block():
+            return
+        if percent < 100:
+            step = self.spec.read_step
+            new = step.start if percent < step.start else min(100, percent + step.step)
+            self.set_percent(new, "Step", f"every gate held for {interval}",
+                             readings=self.st.get("lastGate"))
+            self.reset_window()
+            self.event("Normal", "ReadStep", f"reads {percent}% -> {new}%")
+            self.wait("Stepped", f"reads {percent}% -> {new}%")
+            return
+        self.st.setdefault("snapshotRequestedAt", self.nows)
+        fresh = max(self.t("snapshotRequestedAt"), self.token_time())
+        if self.job_gate("snapshot", self.job("snapshot", fresh)):
+            self.st.pop("snapshotRequestedAt")
+            self.enter(Phase.PostgresPrimary, "final snapshot taken; memory writes off")
+            self.reset_window()
+
+    def postgres_primary(self) -> None:
+        if self.spec.target_phase < Phase.Cleanup:
+            return
+        hold_end = max(self.t("phaseEnteredTime"), self.t("gateWindowStart")) + \
+            self.spec.primary_hold
+        self.st["nextStepTime"] = format_time(max(hold_end, self.now))
+        if self.now < hold_end:
+            if self.progress[1] == "Reconciling":
+                self.wait("Holding", f"PostgreSQL primary; hold ends {format_time(hold_end)}")
+            return
+        if not self.spec.cleanup.approved:
+            self.progress = (False, "CleanupApprovalRequired",
+                             "hold passed; set spec.cleanup.approved: true to clean up "
+                             "(cannot be undone)")
+            return
+        self.enter(Phase.Cleanup, "approved: migration flags removed, STORE_BACKEND=postgres")
+
+    def cleanup(self) -> None:
+        assert self.dep is not None
+        if not self.dep.rolled_out(*self.desired()):
+            self.wait("WaitingForRollout", "waiting for the Deployment to run without flags")
+            return
+        if self.spec.cleanup.archive:
+            entry = self.job("archive", max(self.t("phaseEnteredTime"), self.token_time()))
+            if not self.job_gate("archive", entry):
+                return
+        self.enter(Phase.Complete, "migration complete")
+
+    def complete(self) -> None:
+        self.progress = (False, "Complete", "migration complete; PostgreSQL is the only store")
+
+    # ---- output ----
+    def finish(self) -> Plan:
+        st, nows = self.st, self.nows
+        if self.dep is not None and self.dep.container_found and not self.spec.paused:
+            to_set, to_remove = self.desired()
+            self.plan.env_set, self.plan.env_remove = env_diff(self.dep.env, to_set, to_remove)
+            st["ownedEnv"] = sorted(set(st["ownedEnv"]) | set(to_set) | set(to_remove))
+        conds: list[dict[str, Any]] = st["conditions"]
+        degraded = self.degraded
+        if degraded is None and st.get("rolledBack"):
+            degraded = ("RolledBack", "reads were rolled back; see history")
+        was = get_condition(conds, "Degraded")
+        if set_condition(conds, "Degraded", degraded is not None,
+                         degraded[0] if degraded else "AsExpected",
+                         degraded[1] if degraded else "", nows) and degraded is not None \
+                and degraded[0] not in self.evented:
+            self.event("Warning", degraded[0], degraded[1])
+        del was
+        set_condition(conds, "Paused", self.spec.paused, "Paused" if self.spec.paused else
+                      "NotPaused", "spec.paused is true" if self.spec.paused else "", nows)
+        progressing, reason, message = self.progress
+        if reason == "Reconciling":
+            progressing, reason, message = self.settled()
+        set_condition(conds, "Progressing", progressing, reason, message, nows)
+        ready = self.phase == Phase.Complete or (
+            self.phase == min(self.spec.target_phase, Phase.Cleanup) and degraded is None and
+            (self.phase != Phase.ReadSwitchover or st["readPercent"] == 100))
+        set_condition(conds, "Ready", ready, "TargetReached" if ready else "NotYet",
+                      f"{st['phase']} reached" if ready else "", nows)
+        st["reason"], st["message"] = reason, message
+        self.plan.status = st
+        return self.plan
+
+    def settled(self) -> tuple[bool, str, str]:
+        target = self.spec.target_phase
+        if self.phase == Phase.ReadSwitchover and target == Phase.ReadSwitchover \
+                and self.st["readPercent"] >= 100:
+            return False, "TargetReached", "all reads on PostgreSQL; targetPhase reached"
+        if self.phase >= target:
+            return False, "TargetReached", f"{self.st['phase']} is the target phase"
+        return True, "Progressing", f"in {self.st['phase']}"

@@ -1,0 +1,77 @@
+"""A simulated calendar for the planner: a Deployment whose env follows patches at once,
+Jobs whose outcome the test decides, and a status round-tripped through JSON each tick
+(exactly what a restarted operator would read back)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from storemigration_operator.core.gates import GateReadings
+from storemigration_operator.core.model import DeploymentObservation, JobObservation, Plan
+from storemigration_operator.core.planner import gates_due, plan
+from storemigration_operator.core.spec import parse_spec
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+HEALTHY = GateReadings(error_rate=0.001, p95_seconds=0.05, mismatch_ratio=0.0, requests=5000)
+
+
+@dataclass
+class Sim:
+    spec_doc: dict[str, Any]
+    now: datetime = T0
+    env: dict[str, str | None] = field(default_factory=lambda: {"DATABASE_URL": "postgres://x"})
+    replicas: int = 1
+    status: dict[str, Any] = field(default_factory=dict)
+    jobs: dict[str, JobObservation] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)
+    job_outcome: Callable[[str], tuple[str, dict[str, Any] | None]] = (
+        lambda kind: ("Succeeded", {"mismatch_ratio": 0.0, "checked": 10}))
+    readings: Callable[[datetime], GateReadings] = lambda now: HEALTHY
+    plans: list[Plan] = field(default_factory=list)
+
+    def tick(self, advance: timedelta = timedelta(0)) -> Plan:
+        self.now += advance
+        spec = parse_spec(self.spec_doc)
+        readings = self.readings(self.now) if gates_due(spec, self.status, self.now) else None
+        dep = DeploymentObservation(name="api", replicas=self.replicas, env=dict(self.env),
+                                    image="api:1", generation=1, observed_generation=1)
+        p = plan(spec, self.status, readings, dict(self.jobs), dep, self.now, name="sm",
+                 generation=1)
+        self.env.update(p.env_set)
+        for name in p.env_remove:
+            self.env.pop(name, None)
+        for req in p.jobs:
+            if req.name not in self.jobs and req.name not in self.created:
+                self.created.append(req.name)
+        # Jobs created by this plan finish before the next tick, as the test decides.
+        for req in p.jobs:
+            state, result = self.job_outcome(req.kind)
+            self.jobs[req.name] = JobObservation(req.name, state, result, self.now)
+        self.status = json.loads(json.dumps(p.status))  # what kopf stores and reads back
+        self.plans.append(p)
+        return p
+
+    def run_until(self, pred: Callable[[], bool], step: timedelta, limit: int = 2000) -> int:
+        for i in range(limit):
+            if pred():
+                return i
+            self.tick(step)
+        raise AssertionError(f"not reached after {limit} ticks; status={self.status}")
+
+    @property
+    def phase(self) -> str:
+        return str(self.status.get("phase"))
+
+    @property
+    def percent(self) -> int:
+        return int(self.status.get("readPercent", 0))
+
+    def condition(self, type_: str) -> dict[str, Any]:
+        return next(c for c in self.status["conditions"] if c["type"] == type_)
+
+    def events(self) -> list[tuple[str, str]]:
+        return [(e.type, e.reason) for p in self.plans for e in p.events]

@@ -1,0 +1,223 @@
+"""Table-driven planner tests over a simulated calendar: weeks of rollout in milliseconds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from storemigration_operator.core.durations import parse_time
+from storemigration_operator.core.gates import GateReadings
+from storemigration_operator.core.invalid import invalid_spec_plan
+from storemigration_operator.core.spec import InvalidSpec, parse_spec
+
+from .sim import HEALTHY, T0, Sim
+
+H = timedelta(hours=1)
+BASE = {"deployment": "api", "targetPhase": "Cleanup"}
+
+
+def to_read_switchover(sim: Sim) -> None:
+    sim.tick()
+    sim.run_until(lambda: sim.phase == "ReadSwitchover", H, limit=10)
+
+
+def steps(sim: Sim) -> list[dict]:
+    return [h for h in sim.status["history"] if h["type"] == "Step"]
+
+
+def test_default_schedule_reaches_100_in_ten_daily_steps_then_primary_hold_and_cleanup():
+    sim = Sim(dict(BASE))
+    sim.tick()
+    assert sim.phase == "DualWrite" and sim.env["DUAL_WRITE_MODE"] == "true"
+    assert sim.env["READ_FROM_POSTGRES_PERCENT"] == "0" and sim.env["IN_MEMORY_WRITES"] == "true"
+    sim.run_until(lambda: sim.phase == "ReadSwitchover", H, limit=10)
+    assert sim.created[:2] == ["sm-backfill-1", "sm-verify-1"]  # backfill after dual-write
+    start = sim.now
+    seen = [(sim.now, sim.percent)]
+    while sim.percent < 100:
+        sim.tick(H)
+        if sim.percent != seen[-1][1]:
+            seen.append((sim.now, sim.percent))
+    assert [p for _, p in seen] == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    assert all(b[0] - a[0] == timedelta(hours=24) for a, b in zip(seen, seen[1:], strict=False))
+    assert sim.now - start == timedelta(days=9)
+    assert sim.env["READ_FROM_POSTGRES_PERCENT"] == "100"
+    sim.run_until(lambda: sim.phase == "PostgresPrimary", H, limit=30)
+    assert any(n.startswith("sm-snapshot-") for n in sim.created)
+    assert sim.env["IN_MEMORY_WRITES"] == "false"
+    entered = sim.now
+    sim.run_until(lambda: sim.status["reason"] == "CleanupApprovalRequired", H, limit=60)
+    assert sim.now - entered == timedelta(hours=48)
+    sim.tick(timedelta(days=5))
+    assert sim.phase == "PostgresPrimary"  # never cleans up unapproved
+    sim.spec_doc["cleanup"] = {"approved": True, "archive": "s3://bucket/final.json"}
+    sim.run_until(lambda: sim.phase == "Complete", H, limit=5)
+    assert sim.env == {"DATABASE_URL": "postgres://x", "STORE_BACKEND": "postgres"}
+    assert any(n.startswith("sm-archive-") for n in sim.created)
+    assert sim.condition("Ready")["status"] == "True"
+
+
+@pytest.mark.parametrize("spike_at", [10, 40, 90, 100])
+def test_error_spike_at_any_step_returns_reads_to_zero_on_next_reconcile(spike_at):
+    sim = Sim(dict(BASE, targetPhase="ReadSwitchover"))
+    to_read_switchover(sim)
+    sim.run_until(lambda: sim.percent == spike_at, H, limit=300)
+    sim.readings = lambda now: GateReadings(error_rate=0.05, p95_seconds=0.05, requests=5000)
+    p = sim.tick(timedelta(minutes=1))
+    assert sim.percent == 0 and p.env_set == {"READ_FROM_POSTGRES_PERCENT": "0"}
+    rollback = sim.status["history"][-1]
+    assert rollback["type"] == "Rollback" and rollback["from"] == spike_at
+    assert "error rate 0.0500 > 0.01" in rollback["reason"]
+    assert rollback["readings"]["errorRate"] == 0.05
+    assert ("Warning", "RolledBack") in [(e.type, e.reason) for e in p.events]
+    assert sim.condition("Degraded")["reason"] == "RolledBack"
+    # retry after rollback: once healthy again, restart from readStep.start after the interval
+    sim.readings = lambda now: HEALTHY
+    sim.run_until(lambda: sim.percent == 10, H, limit=30)
+    assert sim.condition("Degraded")["status"] == "False"
+
+
+@pytest.mark.parametrize("readings,result", [
+    (GateReadings(), "Inconclusive"),
+    (GateReadings(error_rate=float("nan"), p95_seconds=float("nan"), requests=0), "Inconclusive"),
+    (GateReadings(error_rate=0.5, p95_seconds=3.0, requests=3), "Inconclusive"),
+    (GateReadings(error="connection refused"), "Error"),
+])
+def test_no_data_and_unreachable_prometheus_hold_without_advancing_or_rolling_back(
+        readings, result):
+    sim = Sim(dict(BASE))
+    to_read_switchover(sim)
+    sim.readings = lambda now: readings
+    for _ in range(24 * 5):
+        sim.tick(H)
+    assert sim.percent == 10 and sim.status["rollbacks"] == 0
+    assert sim.status["lastGate"]["result"] == result
+    assert sim.status["reason"] == f"Gate{result}"
+    sim.readings = lambda now: HEALTHY  # a full clean interval is needed after the last hold
+    held_until = sim.now
+    sim.run_until(lambda: sim.percent == 20, H, limit=30)
+    assert sim.now - held_until == timedelta(hours=24)
+
+
+def test_restart_mid_interval_keeps_the_schedule():
+    sim = Sim(dict(BASE))
+    to_read_switchover(sim)
+    sim.run_until(lambda: sim.percent == 30, H, limit=100)
+    stepped = sim.now
+    sim.tick(timedelta(hours=13))
+    restarted = Sim(dict(BASE), now=sim.now, env=dict(sim.env), status=dict(sim.status),
+                    jobs=dict(sim.jobs))  # a new operator process reads the stored status
+    restarted.tick(timedelta(minutes=30))
+    assert restarted.percent == 30  # not repeated early
+    assert parse_time(restarted.status["nextStepTime"]) == stepped + timedelta(hours=24)
+    restarted.run_until(lambda: restarted.percent == 40, timedelta(minutes=30), limit=30)
+    assert restarted.now - stepped == timedelta(hours=24)  # not skipped or delayed
+
+
+def test_invalid_spec_yields_degraded_and_warning():
+    with pytest.raises(InvalidSpec, match="readStep.interval"):
+        parse_spec({"deployment": "api", "readStep": {"interval": "tomorrow"}})
+    with pytest.raises(InvalidSpec, match="targetPhase"):
+        parse_spec({"deployment": "api", "targetPhase": "Phase9"})
+    with pytest.raises(InvalidSpec, match="stores"):
+        parse_spec({"deployment": "api", "stores": ["graph", "cache"]})
+    p = invalid_spec_plan({}, "readStep.interval: not a duration", T0, 3)
+    cond = next(c for c in p.status["conditions"] if c["type"] == "Degraded")
+    assert cond["status"] == "True" and cond["reason"] == "InvalidSpec"
+    assert [(e.type, e.reason) for e in p.events] == [("Warning", "InvalidSpec")]
+    assert p.status["observedGeneration"] == 3 and not p.env_changed and not p.jobs
+
+
+def test_more_than_one_replica_blocks_advancing_while_memory_is_written():
+    sim = Sim(dict(BASE), replicas=2)
+    sim.tick()
+    assert sim.phase == "Preparation"
+    assert sim.condition("Degraded")["reason"] == "MultipleReplicas"
+    assert ("Warning", "MultipleReplicas") in sim.events()
+    sim.replicas = 1
+    to_read_switchover(sim)
+    sim.replicas = 3
+    for _ in range(72):
+        sim.tick(H)
+    assert sim.percent == 10 and sim.condition("Degraded")["reason"] == "MultipleReplicas"
+
+
+def test_pause_holds_everything_and_resume_continues():
+    sim = Sim(dict(BASE))
+    to_read_switchover(sim)
+    sim.spec_doc["paused"] = True
+    for _ in range(72):
+        p = sim.tick(H)
+        assert not p.env_changed and not p.jobs
+    assert sim.percent == 10 and sim.condition("Paused")["status"] == "True"
+    sim.spec_doc["paused"] = False
+    sim.run_until(lambda: sim.percent == 20, H, limit=3)  # a fresh verify runs first
+    assert sim.condition("Paused")["status"] == "False"
+
+
+def test_lowering_target_from_postgres_primary_rehydrates_before_memory_writes_return():
+    sim = Sim(dict(BASE, targetPhase="PostgresPrimary",
+                   readStep={"interval": "1h"}, verify={"interval": "1h"}))
+    sim.tick()
+    sim.run_until(lambda: sim.phase == "PostgresPrimary", H, limit=60)
+    assert sim.env["IN_MEMORY_WRITES"] == "false"
+    sim.spec_doc["targetPhase"] = "DualWrite"
+    p = sim.tick(H)
+    assert [j.kind for j in p.jobs] == ["rehydrate"] and not p.env_changed
+    sim.tick(H)  # rehydrate done: memory writes back on, reads still all on PostgreSQL
+    assert sim.env["IN_MEMORY_WRITES"] == "true" and sim.env["READ_FROM_POSTGRES_PERCENT"] == "100"
+    sim.run_until(lambda: sim.phase == "DualWrite", H, limit=5)
+    assert sim.env["READ_FROM_POSTGRES_PERCENT"] == "0"
+    assert [n for n in sim.created if "rehydrate" in n] == ["sm-rehydrate-1", "sm-rehydrate-2"]
+
+
+def test_only_owned_env_per_store_names_and_reads_lowering_is_instant():
+    sim = Sim(dict(BASE, stores=["graph"], targetPhase="ReadSwitchover"))
+    sim.env["READ_FROM_POSTGRES_PERCENT"] = "7"  # the global name belongs to someone else
+    to_read_switchover(sim)
+    assert sim.env["GRAPH_STORE_READ_FROM_POSTGRES_PERCENT"] == "10"
+    assert sim.env["READ_FROM_POSTGRES_PERCENT"] == "7" and "DUAL_WRITE_MODE" not in sim.env
+    assert set(sim.status["ownedEnv"]) == {
+        "GRAPH_STORE_DUAL_WRITE_MODE", "GRAPH_STORE_READ_FROM_POSTGRES_PERCENT",
+        "GRAPH_STORE_IN_MEMORY_WRITES"}
+    sim.spec_doc["targetPhase"] = "Preparation"
+    sim.tick(timedelta(minutes=1))
+    assert sim.phase == "Preparation" and sim.env["GRAPH_STORE_DUAL_WRITE_MODE"] == "false"
+    assert sim.env["GRAPH_STORE_READ_FROM_POSTGRES_PERCENT"] == "0"
+
+
+def test_failed_verify_rolls_back_and_failed_backfill_waits_for_retry_token():
+    sim = Sim(dict(BASE))
+    sim.job_outcome = lambda kind: ("Failed", None) if kind == "backfill" else (
+        "Succeeded", {"mismatch_ratio": 0.0})
+    sim.tick()
+    for _ in range(5):
+        sim.tick(H)
+    assert sim.phase == "DualWrite" and sim.condition("Degraded")["reason"] == "BackfillFailed"
+    sim.job_outcome = lambda kind: ("Succeeded", {"mismatch_ratio": 0.0})
+    sim.spec_doc["retryToken"] = "1"
+    sim.run_until(lambda: sim.phase == "ReadSwitchover", H, limit=5)
+    assert "sm-backfill-2" in sim.created
+    sim.run_until(lambda: sim.percent == 20, H, limit=40)
+    sim.job_outcome = lambda kind: ("Succeeded", {"mismatch_ratio": 0.2, "checked": 10})
+    sim.run_until(lambda: sim.percent == 0, H, limit=40)
+    assert "verify Job" in sim.status["history"][-1]["reason"]
+
+
+def test_retries_exhausted_needs_a_new_retry_token():
+    sim = Sim(dict(BASE, rollback={"maxRetries": 1}))
+    to_read_switchover(sim)
+    bad = GateReadings(error_rate=0.5, p95_seconds=0.1, requests=5000)
+    for _ in range(2):
+        sim.readings = lambda now: bad
+        sim.tick(H)
+        assert sim.percent == 0
+        sim.readings = lambda now: HEALTHY
+        sim.run_until(lambda: sim.percent == 10 or sim.status.get("retriesExhausted"), H, 40)
+    assert sim.status.get("retriesExhausted") and sim.percent == 0
+    sim.tick(timedelta(days=3))
+    assert sim.percent == 0 and sim.condition("Degraded")["reason"] == "RetriesExhausted"
+    sim.spec_doc["retryToken"] = "again"
+    sim.run_until(lambda: sim.percent == 10, H, limit=30)
+    assert parse_time(sim.status["retryTokenTime"]) is not None
