@@ -1,0 +1,53 @@
+"""`python -m app`: the API under uvicorn (uvloop, httptools, one worker, no access log).
+
+Settings are validated before uvicorn starts, so a bad environment variable stops the
+process with a message naming it and a non-zero exit. HOST and PORT come from the
+environment (default 0.0.0.0:8000, what a container needs) or --host/--port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import uvicorn
+
+from app.main import create_app
+from app.settings import load_settings
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"PORT must be an integer, got {value!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"PORT must be 1-65535, got {port}")
+    return port
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104
+    parser.add_argument("--port", type=_port, default=os.environ.get("PORT", "8000"))
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        workers=1,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=20,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""How failures become HTTP answers: one JSON shape, {"detail": ...}, for every error.
+
+StoreErrors carry a client-safe detail and their own status code. Validation errors
+keep FastAPI's list of {loc, msg, type} (loc names the field) but drop the echoed
+input, which could be a megabyte of what the client just sent. Anything unexpected is
+handled by app.middleware: logged by class name and a 500 with a generic message, since
+an exception's text may carry a connection string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app.errors import StoreError
+
+
+async def store_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StoreError)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+
+def _message(error: dict[str, Any]) -> str:
+    msg = str(error.get("msg", "invalid value"))
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error")
+        return f"Request body is not valid JSON: {reason}" if reason else msg
+    return msg
+
+
+def _loc(error: dict[str, Any]) -> list[str | int]:
+    return [p if isinstance(p, int) else str(p) for p in error.get("loc", ())]
+
+
+async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": _loc(e), "msg": _message(e), "type": str(e.get("type", "value_error"))}
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(StoreError, store_error)
+    app.add_exception_handler(RequestValidationError, validation_error)

@@ -1,0 +1,212 @@
+"""Every Prometheus metric the service exports, in one registry, with fixed names.
+
+The migration router, the chart's alert rules and the operator's gate queries are all
+written against these exact names and labels, so they live here and nowhere else
+(app.migration.telemetry reaches them by attribute name). Store calls are timed by
+`InstrumentedStore`, a thin wrapper that pre-resolves its labelled children once so the
+hot path costs two clock reads, one histogram observation and one counter increment.
+
+A store call counts as outcome="error" only when the store failed (an exception that
+is not a client-facing StoreError below 500): a 404 or 409 is the store answering
+correctly, and alerting on it would page on user typos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from time import perf_counter
+from typing import Any, Generic, TypeVar, cast
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from app.errors import StoreError
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+STORE_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+
+HTTP_REQUESTS = Counter(
+    "storemigration_http_requests_total",
+    "HTTP requests served, by route template and status code.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+HTTP_DURATION = Histogram(
+    "storemigration_http_request_duration_seconds",
+    "HTTP request latency, by route template.",
+    ["method", "route"],
+    buckets=HTTP_BUCKETS,
+    registry=REGISTRY,
+)
+STORE_OPERATIONS = Counter(
+    "storemigration_store_operations_total",
+    "Store calls by store (graph|agent_task), backend (memory|postgres) and outcome (ok|error).",
+    ["store", "backend", "operation", "outcome"],
+    registry=REGISTRY,
+)
+STORE_DURATION = Histogram(
+    "storemigration_store_operation_duration_seconds",
+    "Store call latency.",
+    ["store", "backend", "operation"],
+    buckets=STORE_BUCKETS,
+    registry=REGISTRY,
+)
+POOL_CONNECTIONS = Gauge(
+    "storemigration_pool_connections",
+    "PostgreSQL pool connections by state (size|max|active|idle|waiting).",
+    ["state"],
+    registry=REGISTRY,
+)
+POSTGRES_UP = Gauge(
+    "storemigration_postgres_up",
+    "1 when the last PostgreSQL check succeeded, else 0.",
+    registry=REGISTRY,
+)
+DUAL_WRITE_FAILURES = Counter(
+    "storemigration_dual_write_failures_total",
+    "Second writes (to the non-trusted store) that failed or timed out.",
+    ["store", "operation"],
+    registry=REGISTRY,
+)
+READS = Counter(
+    "storemigration_reads_total",
+    "Reads served, by the backend that answered.",
+    ["store", "backend"],
+    registry=REGISTRY,
+)
+READ_FALLBACKS = Counter(
+    "storemigration_read_fallbacks_total",
+    "Reads routed to PostgreSQL that memory answered instead.",
+    ["store"],
+    registry=REGISTRY,
+)
+READ_PERCENT_CONFIGURED = Gauge(
+    "storemigration_read_percent_configured",
+    "Configured percentage of reads sent to PostgreSQL.",
+    ["store"],
+    registry=REGISTRY,
+)
+SHADOW_READS = Counter(
+    "storemigration_shadow_reads_total",
+    "Background comparisons of a read against the other store (match|mismatch|error).",
+    ["store", "result"],
+    registry=REGISTRY,
+)
+CONSISTENCY_CHECKS = Counter(
+    "storemigration_consistency_checks_total",
+    "Consistency checks run, by result (pass|fail|error).",
+    ["store", "result"],
+    registry=REGISTRY,
+)
+CONSISTENCY_MISMATCH_RATIO = Gauge(
+    "storemigration_consistency_mismatch_ratio",
+    "Mismatching records / compared records in the last consistency check.",
+    ["store"],
+    registry=REGISTRY,
+)
+CONSISTENCY_LAST_RUN = Gauge(
+    "storemigration_consistency_last_run_timestamp_seconds",
+    "Unix time of the last consistency check.",
+    ["store"],
+    registry=REGISTRY,
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The registry in Prometheus text format, and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def is_failure(error: BaseException) -> bool:
+    return not (isinstance(error, StoreError) and error.status_code < 500)
+
+
+@asynccontextmanager
+async def observe(store: str, backend: str, operation: str) -> AsyncIterator[None]:
+    """Time the enclosed store call and count it as ok or error."""
+    start = perf_counter()
+    outcome = "ok"
+    try:
+        yield
+    except BaseException as e:
+        if is_failure(e):
+            outcome = "error"
+        raise
+    finally:
+        STORE_DURATION.labels(store, backend, operation).observe(perf_counter() - start)
+        STORE_OPERATIONS.labels(store, backend, operation, outcome).inc()
+
+
+S = TypeVar("S")
+
+
+def _timed(
+    method: Callable[..., Awaitable[Any]], store: str, backend: str, operation: str
+) -> Callable[..., Awaitable[Any]]:
+    ok = STORE_OPERATIONS.labels(store, backend, operation, "ok")
+    err = STORE_OPERATIONS.labels(store, backend, operation, "error")
+    hist = STORE_DURATION.labels(store, backend, operation)
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        start = perf_counter()
+        try:
+            result = await method(*args, **kwargs)
+        except BaseException as e:
+            hist.observe(perf_counter() - start)
+            (err if is_failure(e) else ok).inc()
+            raise
+        hist.observe(perf_counter() - start)
+        ok.inc()
+        return result
+
+    call.__name__ = operation
+    return call
+
+
+class InstrumentedStore(Generic[S]):
+    """Wraps a store: each named coroutine method is timed and counted; every other
+    attribute (replica methods, close, store_status) is the inner store's own."""
+
+    def __init__(self, inner: S, store: str, backend: str, operations: tuple[str, ...]) -> None:
+        self.inner = inner
+        for name in operations:
+            setattr(self, name, _timed(getattr(inner, name), store, backend, name))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+GRAPH_OPERATIONS = (
+    "get_project", "upsert_project", "search", "count_projects", "add_dependency",
+    "count_dependents", "create_contributor", "get_contributor", "list_contributors",
+    "create_asset", "get_asset", "list_assets", "create_contribution", "get_contribution",
+    "list_contributions", "get_asset_contributions", "get_contributor_contributions",
+)  # fmt: skip
+TASK_OPERATIONS = (
+    "create_task", "get_task", "list_tasks", "update_task", "get_attention_tasks",
+    "get_task_count", "get_review_summary", "get_usage_summary", "get_pipeline_status",
+)  # fmt: skip
+
+
+def instrument_graph(store: S, backend: str) -> S:
+    """`store` with every GraphStore call timed (the result keeps the store's type)."""
+    return cast(S, InstrumentedStore(store, "graph", backend, GRAPH_OPERATIONS))
+
+
+def instrument_tasks(store: S, backend: str) -> S:
+    return cast(S, InstrumentedStore(store, "agent_task", backend, TASK_OPERATIONS))

@@ -1,0 +1,1 @@
+"""HTTP routers. Each depends on the store protocols only, reached through deps.py."""

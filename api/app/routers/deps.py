@@ -1,0 +1,49 @@
+"""FastAPI dependencies that hand routers the stores and settings of the running app.
+
+Routers see the GraphStore and AgentTaskStore protocols and nothing else, so the same
+router serves the in-memory stores, PostgreSQL or the migration router unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, TypeAdapter
+
+from app.adapters.agent_task_store import AgentTaskStore
+from app.adapters.graph_store import GraphStore
+from app.container import Container
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def get_graph(request: Request) -> GraphStore:
+    return get_container(request).graph_store
+
+
+def get_tasks(request: Request) -> AgentTaskStore:
+    return get_container(request).task_store
+
+
+Graph = Annotated[GraphStore, Depends(get_graph)]
+Tasks = Annotated[AgentTaskStore, Depends(get_tasks)]
+Current = Annotated[Container, Depends(get_container)]
+
+JSON = "application/json"
+
+
+def model_response(model: BaseModel, status_code: int = 200) -> Response:
+    """A model serialized once by pydantic (skips FastAPI's re-validation of the result)."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type=JSON)
+
+
+_ANY_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Any])
+
+
+def list_response(items: list[Any]) -> Response:
+    return Response(_ANY_LIST.dump_json(items), media_type=JSON)
