@@ -1,0 +1,73 @@
+"""A real HTTP server with the admin router, for the scripts' tests: uvicorn in a
+thread, its stores (memory + PostgreSQL on `dsn`) opened in the server's own loop."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from app.migration.wiring import build_migration_stores
+from app.routers.admin import router
+from app.settings import Settings
+from fastapi import FastAPI
+
+from tests.harness.postgres import postgres_stores
+
+TOKEN = "test-admin-token-123"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class AdminServer:
+    def __init__(self, dsn: str, phase_env: dict[str, Any] | None = None) -> None:
+        self.dsn = dsn
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = phase_env or {"dual_write_mode": True}
+        self.app = FastAPI(lifespan=self._lifespan)
+        self.app.include_router(router)
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                           lifespan="on")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @asynccontextmanager
+    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
+        from app.adapters.memory_graph_store import MemoryGraphStore
+
+        settings = Settings(database_url=self.dsn, admin_token=TOKEN, **self.env)
+        pg_graph, pg_tasks, database = await postgres_stores(self.dsn)
+        graph, tasks, status = await build_migration_stores(
+            settings, MemoryGraphStore(), MemoryAgentTaskStore(), database,
+            postgres_graph=pg_graph, postgres_tasks=pg_tasks,
+        )
+        app.state.migration = status.state  # type: ignore[attr-defined]
+        app.state.graph, app.state.tasks = graph, tasks
+        try:
+            yield
+        finally:
+            await database.close()
+
+    def __enter__(self) -> AdminServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("admin server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
