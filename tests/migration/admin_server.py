@@ -33,6 +33,7 @@ class AdminServer:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = phase_env or {"dual_write_mode": True}
+        self.token: str | None = TOKEN
         self.app = FastAPI(lifespan=self._lifespan)
         self.app.include_router(router)
         self.server = uvicorn.Server(
@@ -46,7 +47,7 @@ class AdminServer:
         from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
         from app.adapters.memory_graph_store import MemoryGraphStore
 
-        settings = Settings(database_url=self.dsn, admin_token=TOKEN, **self.env)
+        settings = Settings(database_url=self.dsn, admin_token=self.token, **self.env)
         pg_graph, pg_tasks, database = await postgres_stores(self.dsn)
         graph, tasks, status = await build_migration_stores(
             settings, MemoryGraphStore(), MemoryAgentTaskStore(), database,
