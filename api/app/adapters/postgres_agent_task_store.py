@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -34,6 +34,12 @@ CONSTRAINTS: ConstraintErrors = {"agent_tasks_pkey": ConflictError("Task already
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _tick(previous: datetime) -> datetime:
+    """Now, strictly after `previous`: updated_at always moves forward, as in memory."""
+    now = _now()
+    return now if now > previous else previous + timedelta(microseconds=1)
 
 
 def _task(row: asyncpg.Record) -> AgentTask:
@@ -87,7 +93,8 @@ class PostgresAgentTaskStore:
             row = await conn.fetchrow(q.GET_TASK_FOR_UPDATE, task_id)
             if row is None:
                 raise NotFoundError(TASK_NOT_FOUND)
-            task = rules.apply_update(_task(row), data, _now())
+            held = _task(row)
+            task = rules.apply_update(held, data, _tick(_stamp(held)))
             await conn.execute(
                 q.UPDATE_TASK, task.id, task.status.value, task.output, task.progress_pct,
                 task.current_step, task.decision_prompt, task.decision, task.started_at,
@@ -149,7 +156,7 @@ class PostgresAgentTaskStore:
             return [_task(r) for r in await conn.fetch(q.EXPORT_TASKS)]
 
     async def import_tasks(self, tasks: list[AgentTask]) -> ImportStats:
-        stats = ImportStats(written={"tasks": 0}, skipped={"tasks": 0})
+        stats = ImportStats(written={"agent_tasks": 0}, skipped={"agent_tasks": 0})
         if not tasks:
             return stats
         latest: dict[str, AgentTask] = {}
@@ -162,5 +169,5 @@ class PostgresAgentTaskStore:
             await conn.execute(q.TEMP_TASKS)
             await conn.copy_records_to_table("import_tasks", records=rows)
             written = int(await conn.fetchval(q.IMPORT_TASKS))
-        stats.written["tasks"], stats.skipped["tasks"] = written, len(tasks) - written
+        stats.written["agent_tasks"], stats.skipped["agent_tasks"] = written, len(tasks) - written
         return stats

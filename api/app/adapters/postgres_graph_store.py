@@ -39,7 +39,7 @@ from app.models import (
 PROJECT_NOT_FOUND = "Project not found"
 CONTRIBUTOR_NOT_FOUND = "Contributor not found"
 ASSET_NOT_FOUND = "Asset not found"
-DUPLICATE_EMAIL = "A contributor with this email already exists"
+DUPLICATE_EMAIL = "Contributor with this email already exists"
 
 CONSTRAINTS: ConstraintErrors = {
     "contributors_email_lower_key": ConflictError(DUPLICATE_EMAIL),

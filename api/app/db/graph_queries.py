@@ -15,7 +15,7 @@ SELECT p.id, p.ecosystem, p.name, p.version, p.description, p.homepage_url,
 UPDATE_PROJECT = """
 WITH u AS (
     UPDATE projects SET version = $3, description = $4, homepage_url = $5,
-        repository_url = $6, updated_at = $7
+        repository_url = $6, updated_at = GREATEST($7, updated_at + interval '1 microsecond')
     WHERE ecosystem = $1 AND name = $2
     RETURNING *
 )
@@ -61,6 +61,10 @@ ins AS (
     SELECT id, $3, $4, $5 FROM p
     ON CONFLICT DO NOTHING
     RETURNING created_at
+),
+moved AS (
+    UPDATE projects SET updated_at = GREATEST($5, updated_at + interval '1 microsecond')
+    WHERE id = (SELECT id FROM p) AND EXISTS (SELECT 1 FROM ins)
 )
 SELECT (SELECT id FROM p) AS project_id,
     COALESCE((SELECT created_at FROM ins),
@@ -108,6 +112,10 @@ ins AS (
     SELECT $1, $2, $3, $4, $5, $6, $7
     WHERE EXISTS (SELECT 1 FROM c) AND EXISTS (SELECT 1 FROM a)
     RETURNING 1
+),
+moved AS (
+    UPDATE assets SET updated_at = GREATEST($7, updated_at + interval '1 microsecond')
+    WHERE id = $3 AND EXISTS (SELECT 1 FROM ins)
 )
 SELECT EXISTS (SELECT 1 FROM c) AS has_contributor, EXISTS (SELECT 1 FROM a) AS has_asset,
     EXISTS (SELECT 1 FROM ins) AS inserted"""
@@ -133,8 +141,14 @@ INSERT INTO projects (id, ecosystem, name, version, description, homepage_url, r
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (ecosystem, name) DO UPDATE SET version = excluded.version,
     description = excluded.description, homepage_url = excluded.homepage_url,
-    repository_url = excluded.repository_url, updated_at = excluded.updated_at
-WHERE excluded.updated_at > projects.updated_at"""
+    repository_url = excluded.repository_url, created_at = excluded.created_at,
+    updated_at = excluded.updated_at
+WHERE excluded.updated_at > projects.updated_at
+    OR (excluded.updated_at = projects.updated_at
+        AND (excluded.version, excluded.description, excluded.homepage_url,
+             excluded.repository_url, excluded.created_at)
+        IS DISTINCT FROM (projects.version, projects.description, projects.homepage_url,
+             projects.repository_url, projects.created_at))"""
 
 # Replicated ids are inserted explicitly: move the identity past them so ids the
 # database assigns later never collide.
@@ -160,7 +174,14 @@ ON CONFLICT (id) DO UPDATE SET type = excluded.type, name = excluded.name,
     wallet_address = excluded.wallet_address, hourly_rate = excluded.hourly_rate,
     metadata = excluded.metadata, created_at = excluded.created_at,
     updated_at = excluded.updated_at
-WHERE excluded.updated_at > contributors.updated_at"""
+WHERE excluded.updated_at > contributors.updated_at
+    OR (excluded.updated_at = contributors.updated_at
+        AND (excluded.type, excluded.name, excluded.email, excluded.github_username,
+             excluded.wallet_address, excluded.hourly_rate, excluded.metadata,
+             excluded.created_at)
+        IS DISTINCT FROM (contributors.type, contributors.name, contributors.email,
+             contributors.github_username, contributors.wallet_address,
+             contributors.hourly_rate, contributors.metadata, contributors.created_at))"""
 
 # total_cost is never written here: only the contributions trigger changes it.
 PUT_ASSET = """
@@ -169,7 +190,12 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (id) DO UPDATE SET type = excluded.type, name = excluded.name,
     description = excluded.description, metadata = excluded.metadata,
     created_at = excluded.created_at, updated_at = excluded.updated_at
-WHERE excluded.updated_at > assets.updated_at"""
+WHERE excluded.updated_at > assets.updated_at
+    OR (excluded.updated_at = assets.updated_at
+        AND (excluded.type, excluded.name, excluded.description, excluded.metadata,
+             excluded.created_at)
+        IS DISTINCT FROM (assets.type, assets.name, assets.description, assets.metadata,
+             assets.created_at))"""
 
 PUT_CONTRIBUTION = """
 INSERT INTO contributions (id, contributor_id, asset_id, cost_amount, coherence_score,
@@ -215,8 +241,14 @@ WITH w AS (
     FROM import_projects
     ON CONFLICT (ecosystem, name) DO UPDATE SET version = excluded.version,
         description = excluded.description, homepage_url = excluded.homepage_url,
-        repository_url = excluded.repository_url, updated_at = excluded.updated_at
+        repository_url = excluded.repository_url, created_at = excluded.created_at,
+        updated_at = excluded.updated_at
     WHERE excluded.updated_at > projects.updated_at
+        OR (excluded.updated_at = projects.updated_at
+            AND (excluded.version, excluded.description, excluded.homepage_url,
+                 excluded.repository_url, excluded.created_at)
+            IS DISTINCT FROM (projects.version, projects.description, projects.homepage_url,
+                 projects.repository_url, projects.created_at))
     RETURNING 1
 )
 SELECT count(*) FROM w"""
@@ -255,6 +287,13 @@ WITH w AS (
         metadata = excluded.metadata, created_at = excluded.created_at,
         updated_at = excluded.updated_at
     WHERE excluded.updated_at > contributors.updated_at
+        OR (excluded.updated_at = contributors.updated_at
+            AND (excluded.type, excluded.name, excluded.email, excluded.github_username,
+                 excluded.wallet_address, excluded.hourly_rate, excluded.metadata,
+                 excluded.created_at)
+            IS DISTINCT FROM (contributors.type, contributors.name, contributors.email,
+                 contributors.github_username, contributors.wallet_address,
+                 contributors.hourly_rate, contributors.metadata, contributors.created_at))
     RETURNING 1
 )
 SELECT count(*) FROM w"""
@@ -273,6 +312,11 @@ WITH w AS (
         description = excluded.description, metadata = excluded.metadata,
         created_at = excluded.created_at, updated_at = excluded.updated_at
     WHERE excluded.updated_at > assets.updated_at
+        OR (excluded.updated_at = assets.updated_at
+            AND (excluded.type, excluded.name, excluded.description, excluded.metadata,
+                 excluded.created_at)
+            IS DISTINCT FROM (assets.type, assets.name, assets.description, assets.metadata,
+                 assets.created_at))
     RETURNING 1
 )
 SELECT count(*) FROM w"""

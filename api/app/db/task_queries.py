@@ -60,7 +60,7 @@ PIPELINE_RUNNING = """
 SELECT id, direction, task_type::text AS task_type, status::text AS status, model,
     command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
     started_at, created_at, updated_at FROM agent_tasks WHERE status = 'running'
-ORDER BY COALESCE(started_at, created_at), created_at, id COLLATE "C"
+ORDER BY COALESCE(started_at, created_at), id COLLATE "C"
 LIMIT 10"""
 PIPELINE_PENDING = """
 SELECT id, direction, task_type::text AS task_type, status::text AS status, model,
@@ -73,7 +73,7 @@ SELECT id, direction, task_type::text AS task_type, status::text AS status, mode
     command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
     started_at, created_at, updated_at FROM agent_tasks
 WHERE status IN ('completed', 'failed', 'needs_decision')
-ORDER BY COALESCE(updated_at, created_at) DESC, created_at DESC, id COLLATE "C" DESC
+ORDER BY COALESCE(updated_at, created_at) DESC, id COLLATE "C" DESC
 LIMIT 10"""
 PIPELINE_BY_PHASE = """
 SELECT task_type::text AS task_type, count(*) AS n FROM agent_tasks
@@ -89,7 +89,7 @@ SELECT id, direction, task_type::text AS task_type, status::text AS status, mode
     started_at, created_at, updated_at FROM agent_tasks
 WHERE status IN ('completed', 'failed', 'needs_decision') AND output IS NOT NULL
     AND output <> ''
-ORDER BY COALESCE(updated_at, created_at) DESC, created_at DESC, id COLLATE "C" DESC
+ORDER BY COALESCE(updated_at, created_at) DESC, id COLLATE "C" DESC
 LIMIT 1"""
 
 # ---------------------------------------------------------------- replica
@@ -110,7 +110,19 @@ ON CONFLICT (id) DO UPDATE SET direction = excluded.direction,
     tier = excluded.tier, started_at = excluded.started_at,
     created_at = excluded.created_at, updated_at = excluded.updated_at
 WHERE COALESCE(excluded.updated_at, excluded.created_at)
-    > COALESCE(agent_tasks.updated_at, agent_tasks.created_at)"""
+    > COALESCE(agent_tasks.updated_at, agent_tasks.created_at)
+    OR (COALESCE(excluded.updated_at, excluded.created_at)
+        = COALESCE(agent_tasks.updated_at, agent_tasks.created_at)
+        AND (excluded.direction, excluded.task_type, excluded.status, excluded.model,
+             excluded.command, excluded.output, excluded.context, excluded.progress_pct,
+             excluded.current_step, excluded.decision_prompt, excluded.decision, excluded.tier,
+             excluded.started_at, excluded.created_at, excluded.updated_at)
+        IS DISTINCT FROM (agent_tasks.direction, agent_tasks.task_type, agent_tasks.status,
+             agent_tasks.model,
+             agent_tasks.command, agent_tasks.output, agent_tasks.context,
+             agent_tasks.progress_pct, agent_tasks.current_step, agent_tasks.decision_prompt,
+             agent_tasks.decision, agent_tasks.tier, agent_tasks.started_at,
+             agent_tasks.created_at, agent_tasks.updated_at))"""
 
 EXPORT_TASKS = """
 SELECT id, direction, task_type::text AS task_type, status::text AS status, model,
@@ -143,6 +155,18 @@ WITH w AS (
         created_at = excluded.created_at, updated_at = excluded.updated_at
     WHERE COALESCE(excluded.updated_at, excluded.created_at)
         > COALESCE(agent_tasks.updated_at, agent_tasks.created_at)
+        OR (COALESCE(excluded.updated_at, excluded.created_at)
+            = COALESCE(agent_tasks.updated_at, agent_tasks.created_at)
+            AND (excluded.direction, excluded.task_type, excluded.status, excluded.model,
+                 excluded.command, excluded.output, excluded.context, excluded.progress_pct,
+                 excluded.current_step, excluded.decision_prompt, excluded.decision, excluded.tier,
+                 excluded.started_at, excluded.created_at, excluded.updated_at)
+            IS DISTINCT FROM (agent_tasks.direction, agent_tasks.task_type, agent_tasks.status,
+             agent_tasks.model,
+                 agent_tasks.command, agent_tasks.output, agent_tasks.context,
+                 agent_tasks.progress_pct, agent_tasks.current_step, agent_tasks.decision_prompt,
+                 agent_tasks.decision, agent_tasks.tier, agent_tasks.started_at,
+                 agent_tasks.created_at, agent_tasks.updated_at))
     RETURNING 1
 )
 SELECT count(*) FROM w"""
