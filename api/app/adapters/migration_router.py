@@ -23,10 +23,11 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel
+
 from app.errors import NotFoundError, StoreError
 from app.migration import telemetry
 from app.settings import StoreMode
-from pydantic import BaseModel
 
 log = logging.getLogger("app.migration")
 
