@@ -47,6 +47,7 @@ completes. If writing or fsyncing fails the journal refuses every later write
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -195,6 +196,19 @@ def _replay_journal(path: Path, replay: Replay, report: RecoveryReport) -> None:
     )
 
 
+def _lock(directory: Path) -> int:
+    """An exclusive lock on `directory/LOCK`, so two processes never append to one
+    journal (the kernel drops it when the holder dies, even by SIGKILL)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalError(f"{directory} is in use by another process (LOCK is held)") from None
+    return fd
+
+
 def recover(directory: Path, restore: Restore, replay: Replay) -> tuple[RecoveryReport, int]:
     """Rebuild a store from `directory` (see the module docstring). Returns the report
     and the sequence of the journal to append to."""
@@ -266,6 +280,7 @@ class Journal:
         self._flusher: asyncio.Task[None] | None = None
         self._failed: BaseException | None = None
         self._closed = False
+        self._lock: int | None = None
         self.compactions = 0
 
     @classmethod
@@ -280,7 +295,12 @@ class Journal:
         fsync_interval_ms: int = 50,
         snapshot_every: int = 50_000,
     ) -> Journal:
-        report, seq = recover(directory, restore, replay)
+        lock = _lock(directory)
+        try:
+            report, seq = recover(directory, restore, replay)
+        except BaseException:
+            os.close(lock)
+            raise
         journal = cls(
             directory,
             seq,
@@ -290,6 +310,7 @@ class Journal:
             snapshot_every=snapshot_every,
         )
         journal.recovery = report
+        journal._lock = lock
         if fsync == "interval":
             journal._flusher = asyncio.create_task(journal._flush_periodically())
         return journal
@@ -436,3 +457,5 @@ class Journal:
                 os.fsync(self._fd)
         finally:
             os.close(self._fd)
+            if self._lock is not None:
+                os.close(self._lock)
