@@ -55,7 +55,8 @@ LEAST_PRIVILEGE = {
 
 def crd_schema(crd: dict[str, Any]) -> dict[str, Any]:
     version = next(v for v in crd["spec"]["versions"] if v.get("storage"))
-    return version["schema"]["openAPIV3Schema"]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return schema
 
 
 def validate_custom(doc: dict[str, Any], crd: dict[str, Any]) -> None:
