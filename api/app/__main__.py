@@ -11,9 +11,6 @@ import argparse
 import logging
 import os
 
-import uvicorn
-
-from app.main import create_app
 from app.settings import load_settings
 
 
@@ -33,6 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=_port, default=os.environ.get("PORT", "8000"))
     args = parser.parse_args(argv)
     settings = load_settings()
+    import uvicorn
+
+    from app.main import create_app
+
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
