@@ -257,7 +257,7 @@ class Journal:
         seq: int,
         capture: Capture,
         *,
-        fsync: FsyncPolicy = "always",
+        fsync: str = "always",
         fsync_interval_ms: int = 50,
         snapshot_every: int = 50_000,
     ) -> None:
@@ -291,10 +291,12 @@ class Journal:
         restore: Restore,
         replay: Replay,
         capture: Capture,
-        fsync: FsyncPolicy = "always",
+        fsync: str = "always",
         fsync_interval_ms: int = 50,
         snapshot_every: int = 50_000,
     ) -> Journal:
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"fsync policy must be one of {FSYNC_POLICIES}, not {fsync!r}")
         lock = _lock(directory)
         try:
             report, seq = recover(directory, restore, replay)

@@ -9,8 +9,8 @@ against the same old state.
 Indexes (sorted keys, see memory_graph_store.SortedKeys) make the listings cost
 O(limit + offset): all tasks, and per status, per type and per (status, type), by
 (created_at, id); finished tasks (completed/failed/needs_decision) by
-(updated_at or created_at, id) for the pipeline's recent_completed. The usage summary
-scans every task (it groups by model and needs the latest activity per group).
+(updated_at or created_at, id) for the pipeline's recent_completed, and per (model,
+status) by the same key for the usage summary (count and last_used without a scan).
 
 `MemoryAgentTaskStore()` is volatile (tests); `await MemoryAgentTaskStore.open(data_dir)`
 keeps its journal and snapshots in `data_dir/agent_tasks/`.
@@ -25,7 +25,7 @@ from typing import Any
 
 from app.adapters import snapshot as snap
 from app.adapters.graph_store import ImportStats
-from app.adapters.journal import FsyncPolicy, Journal, RecoveryReport
+from app.adapters.journal import Journal, RecoveryReport
 from app.adapters.memory_graph_store import SortedKeys, tick
 from app.domain.tasks import (
     ATTENTION,
@@ -64,6 +64,7 @@ class MemoryAgentTaskStore:
         self._by_type = {t: SortedKeys[TaskKey]() for t in TaskType}
         self._by_pair = {(s, t): SortedKeys[TaskKey]() for s in TaskStatus for t in TaskType}
         self._finished: SortedKeys[TaskKey] = SortedKeys()
+        self._usage: dict[tuple[str, TaskStatus], SortedKeys[TaskKey]] = {}
         self._journal: Journal | None = None
         self.recovery: RecoveryReport | None = None
 
@@ -72,7 +73,7 @@ class MemoryAgentTaskStore:
         cls,
         directory: Path,
         *,
-        fsync: FsyncPolicy = "always",
+        fsync: str = "always",
         fsync_interval_ms: int = 50,
         snapshot_every: int = 50_000,
         routing: Mapping[TaskType, Route] = DEFAULT_ROUTING,
@@ -149,6 +150,9 @@ class MemoryAgentTaskStore:
         self._by_pair[(task.status, task.task_type)].add(key)
         if task.status in FINISHED:
             self._finished.add((_activity(task), task.id))
+        self._usage.setdefault((task.model, task.status), SortedKeys()).add(
+            (_activity(task), task.id)
+        )
 
     def _unindex(self, task: AgentTask) -> None:
         key = (task.created_at, task.id)
@@ -158,6 +162,10 @@ class MemoryAgentTaskStore:
         self._by_pair[(task.status, task.task_type)].discard(key)
         if task.status in FINISHED:
             self._finished.discard((_activity(task), task.id))
+        group = self._usage[(task.model, task.status)]
+        group.discard((_activity(task), task.id))
+        if not len(group):
+            del self._usage[(task.model, task.status)]
 
     def _rows(self, keys: list[TaskKey]) -> list[AgentTask]:
         return [self._tasks[k[1]] for k in keys]
@@ -218,14 +226,10 @@ class MemoryAgentTaskStore:
         return review_document(self._by_status_counts(), attention)
 
     async def get_usage_summary(self) -> dict[str, Any]:
-        groups: dict[tuple[str, str], list[Any]] = {}
-        for task in self._tasks.values():
-            entry = groups.setdefault((task.model, task.status.value), [0, None])
-            entry[0] += 1
-            seen = _activity(task)
-            if entry[1] is None or seen > entry[1]:
-                entry[1] = seen
-        rows = [(m, s, n, last) for (m, s), (n, last) in groups.items()]
+        rows = [
+            (model, status.value, len(keys), keys.newest(1)[0][0])
+            for (model, status), keys in self._usage.items()
+        ]
         return usage_document(rows, self.routing)
 
     async def get_pipeline_status(self, now: datetime | None = None) -> dict[str, Any]:

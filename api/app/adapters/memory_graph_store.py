@@ -12,7 +12,8 @@ through the same `_set_*` functions, which also keep the derived values
 - contributors, assets and contributions by id, with sorted (created_at, id) keys
   (`SortedKeys`, appends are O(1) because new records are the newest) so a listing
   costs O(limit), and per-asset / per-contributor contribution keys by (timestamp, id);
-- search is a linear scan over projects with app.domain.graph's match and rank.
+- search is a linear scan of a lowercased "name NUL description" string per project (a
+  superset filter), each candidate then confirmed and ranked by app.domain.graph.
 
 `MemoryGraphStore()` is volatile (tests); `await MemoryGraphStore.open(data_dir)` keeps
 its journal and snapshots in `data_dir/graph/` (the task store uses
@@ -34,7 +35,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.adapters import snapshot as snap
 from app.adapters.graph_store import GraphRecords, ImportStats
-from app.adapters.journal import FsyncPolicy, Journal, RecoveryReport
+from app.adapters.journal import Journal, RecoveryReport
 from app.domain.graph import hit, matches, normalize_query, rank_key
 from app.errors import ConflictError, InvalidDataError, NotFoundError
 from app.models import (
@@ -126,6 +127,7 @@ class MemoryGraphStore:
 
     def __init__(self) -> None:
         self._projects: dict[Key, Project] = {}
+        self._haystacks: dict[Key, str] = {}
         self._next_project_id = 1
         self._edges: dict[EdgeKey, Dependency] = {}
         self._out: dict[Key, int] = {}
@@ -148,7 +150,7 @@ class MemoryGraphStore:
         cls,
         directory: Path,
         *,
-        fsync: FsyncPolicy = "always",
+        fsync: str = "always",
         fsync_interval_ms: int = 50,
         snapshot_every: int = 50_000,
     ) -> MemoryGraphStore:
@@ -266,6 +268,7 @@ class MemoryGraphStore:
         if p.dependency_count != count:
             p = p.model_copy(update={"dependency_count": count})
         self._projects[key] = p
+        self._haystacks[key] = f"{p.name}\x00{(p.description or '').lower()}"
         self._next_project_id = max(self._next_project_id, p.id + 1)
 
     def _set_dependency(self, d: Dependency) -> None:
@@ -348,7 +351,9 @@ class MemoryGraphStore:
         q = normalize_query(query)
         if not q:
             return SearchResult(results=[], total=0)
-        found = [p for p in self._projects.values() if matches(q, p)]
+        projects = self._projects
+        candidates = [k for k, hay in self._haystacks.items() if q in hay]
+        found = [p for p in (projects[k] for k in candidates) if matches(q, p)]
         best = heapq.nsmallest(limit, found, key=lambda p: rank_key(q, p))
         return SearchResult(results=[hit(p) for p in best], total=len(found))
 
