@@ -214,7 +214,8 @@ def test_production_credentials_come_only_from_the_existing_secret(
             env = env_of(c)
             if "DATABASE_URL" in env:
                 ref = env["DATABASE_URL"]["secretKeyRef"]
-                assert ref == {"name": "store-migration-db", "key": "DATABASE_URL"}, name
+                key = "MIGRATE_DATABASE_URL" if name.endswith("-migrate") else "DATABASE_URL"
+                assert ref == {"name": "store-migration-db", "key": key}, name
     api = find(production_docs, "Deployment", "-api")["spec"]["template"]["spec"]
     env = env_of(api["containers"][0])
     assert env["ADMIN_TOKEN"]["secretKeyRef"]["name"] == "store-migration-db"
@@ -246,6 +247,8 @@ def test_production_migrate_hook_runs_before_install_and_upgrade(production_docs
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "api/scripts/migrate.py"]
+    env = env_of(container)
+    assert env["APP_DB_PASSWORD"]["secretKeyRef"]["key"] == "APP_DB_PASSWORD"
     assert (ROOT / "api" / "scripts" / "migrate.py").exists(), "the hook's script is missing"
 
 
