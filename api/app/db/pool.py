@@ -142,6 +142,10 @@ class Database:
                 server_settings={
                     "application_name": "storemigration-api",
                     "statement_timeout": str(cfg.statement_timeout_ms),
+                    # Data served from cache/SSD: with the default 4.0 the planner
+                    # prefers a seq scan that runs lower(description) LIKE on every row
+                    # (100 ms on 100k projects) over the trigram indexes (2-20 ms).
+                    "random_page_cost": "1.1",
                 },
             )
         except (*_DRIVER_ERRORS, ValueError) as e:
