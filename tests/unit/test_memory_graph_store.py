@@ -3,6 +3,7 @@ checked on the volatile store and on a durable one that is closed and reopened."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -273,4 +274,20 @@ async def test_durable_store_survives_compaction(tmp_path: Path) -> None:
     held = await again.get_asset(asset.id)
     assert held is not None and held.total_cost == Decimal("12.00")
     assert again.next_project_id == 13
+    await again.close()
+
+
+async def test_concurrent_writers_cannot_both_pass_the_email_check(tmp_path: Path) -> None:
+    store = await MemoryGraphStore.open(tmp_path, fsync="always")
+    results = await asyncio.gather(
+        *(
+            store.create_contributor(ContributorCreate(name=f"n{i}", email="same@x.org"))
+            for i in range(5)
+        ),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, ConflictError) for r in results) == 4
+    await store.close()
+    again = await MemoryGraphStore.open(tmp_path)
+    assert len(await again.list_contributors()) == 1
     await again.close()
