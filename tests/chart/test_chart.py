@@ -179,6 +179,14 @@ def test_operator_rbac_is_exactly_least_privilege(fixture: str,
     assert binding["roleRef"]["name"] == find(docs, "Role")["metadata"]["name"]
 
 
+def test_operator_without_peering_runs_standalone() -> None:
+    docs = template("--set", "operator.peering.enabled=false", include_crds=False)
+    assert not [d for d in docs if d["kind"] == "KopfPeering"]
+    operator = find(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
+    assert "OPERATOR_PEERING" not in env_of(operator["containers"][0])
+    assert ("kopf.dev", "kopfpeerings") not in rbac_rules(docs)
+
+
 def test_cluster_scope_uses_cluster_role_and_cluster_peering() -> None:
     docs = template("--set", "operator.scope=cluster")
     want = dict(LEAST_PRIVILEGE)
@@ -187,7 +195,7 @@ def test_cluster_scope_uses_cluster_role_and_cluster_peering() -> None:
     assert find(docs, "ClusterRoleBinding")["roleRef"]["kind"] == "ClusterRole"
     assert "namespace" not in find(docs, "ClusterKopfPeering")["metadata"]
     operator = find(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
-    assert env_of(operator["containers"][0])["OPERATOR_NAMESPACE"] == ""
+    assert env_of(operator["containers"][0])["WATCH_NAMESPACE"] == ""
 
 
 def test_production_operator_elects_a_leader_between_two_replicas(production_docs: Docs) -> None:
@@ -197,10 +205,12 @@ def test_production_operator_elects_a_leader_between_two_replicas(production_doc
     assert container["command"] == ["python", "-m", "storemigration_operator"]
     env = env_of(container)
     peering = find(production_docs, "KopfPeering")
-    assert env["OPERATOR_PEERING_NAME"] == peering["metadata"]["name"] == "store-migration"
-    assert env["OPERATOR_STANDALONE"] == "false"
-    assert env["OPERATOR_NAMESPACE"] == peering["metadata"]["namespace"] == "sm"
+    assert env["OPERATOR_PEERING"] == peering["metadata"]["name"] == "store-migration"
+    assert env["WATCH_NAMESPACE"] == peering["metadata"]["namespace"] == "sm"
     assert env["OPERATOR_METRICS_PORT"] == "9100"
+    probe = container["livenessProbe"]["httpGet"]
+    assert env["OPERATOR_LIVENESS"] == "http://0.0.0.0:8080/healthz"
+    assert probe == {"path": "/healthz", "port": "health"}
     kinds = {d["spec"]["names"]["kind"] for d in production_docs
              if d["kind"] == "CustomResourceDefinition"}
     assert {"KopfPeering", "ClusterKopfPeering"} <= kinds
