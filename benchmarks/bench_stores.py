@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -30,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "api"), str(ROOT)]
 
 import asyncpg  # noqa: E402
-
 from app.adapters.graph_store import GraphRecords  # noqa: E402
 from app.adapters.memory_agent_task_store import MemoryAgentTaskStore  # noqa: E402
 from app.adapters.memory_graph_store import MemoryGraphStore  # noqa: E402
@@ -46,6 +44,7 @@ from app.models import (  # noqa: E402
     TaskStatus,
     TaskType,
 )
+
 from tests.harness.postgres import (  # noqa: E402
     create_migrated_database,
     drop_database,
@@ -77,9 +76,13 @@ async def timed(n: int, op: Callable[[int], Awaitable[Any]]) -> list[float]:
     return out
 
 
+def name_of(i: int, offset: int = 0) -> str:
+    return f"{WORDS[i % 10]}-{WORDS[(i // 10) % 10]}-{offset + i}"
+
+
 def projects(n: int, offset: int = 0) -> list[Project]:
     return [Project(id=offset + i + 1, ecosystem=("npm", "pypi", "cargo")[i % 3],
-                    name=f"{WORDS[i % 10]}-{WORDS[(i // 10) % 10]}-{offset + i}",
+                    name=name_of(i, offset),
                     version="1.0.0", description=f"{WORDS[(i * 7) % 10]} library number {i}",
                     created_at=T0 + timedelta(microseconds=i),
                     updated_at=T0 + timedelta(microseconds=i)) for i in range(n)]
@@ -94,7 +97,7 @@ async def operations(graph: Any, tasks: Any, n: int) -> dict[str, list[float]]:
                for i in range(n)]
     ids = [t.id for t in created]
     return {
-        "get_project": await timed(n, lambda i: graph.get_project("npm", f"http-http-{(i * 3) % 2000 // 3 * 3}")),
+        "get_project": await timed(n, lambda i: graph.get_project("npm", name_of((i * 3) % 2000))),
         "upsert_project": await timed(n, lambda i: graph.upsert_project(
             "npm", f"bench-{i}", ProjectUpsert(description="d"))),
         "search(limit 20, 2k projects)": await timed(n, lambda i: graph.search(WORDS[i % 10])),
