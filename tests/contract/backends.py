@@ -1,25 +1,30 @@
-"""The backends the contract suite runs against: name -> factory.
+"""The backends the contract suite runs against: name -> Backend.
 
-A factory takes the pytest request (so it can reach fixtures such as tmp_path or a
-PostgreSQL database) and returns an async context manager yielding
-(graph_store, task_store). Adding a backend is one `BACKENDS[...] = factory` line;
-the suite itself never changes.
+A Backend names the pytest fixtures it needs (resolved outside the event loop, since
+some, like the PostgreSQL server, start synchronously) and an `open` that receives
+them and returns an async context manager yielding (graph_store, task_store). Adding
+a backend is one `BACKENDS[...] = Backend(...)` line; the suite itself never changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
 Stores = tuple[Any, Any]
-Factory = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[Stores]]
+Fixtures = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Backend:
+    open: Callable[[Fixtures], AbstractAsyncContextManager[Stores]]
+    fixtures: tuple[str, ...] = ()
 
 
 @asynccontextmanager
-async def memory(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
+async def memory(_: Fixtures) -> AsyncIterator[Stores]:
     from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
     from app.adapters.memory_graph_store import MemoryGraphStore
 
@@ -27,11 +32,11 @@ async def memory(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
 
 
 @asynccontextmanager
-async def memory_durable(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
+async def memory_durable(fixtures: Fixtures) -> AsyncIterator[Stores]:
     from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
     from app.adapters.memory_graph_store import MemoryGraphStore
 
-    root = request.getfixturevalue("tmp_path")
+    root = fixtures["tmp_path"]
     graph = await MemoryGraphStore.open(root, fsync="never")
     tasks = await MemoryAgentTaskStore.open(root, fsync="never")
     try:
@@ -41,7 +46,7 @@ async def memory_durable(request: pytest.FixtureRequest) -> AsyncIterator[Stores
         await graph.close()
 
 
-BACKENDS: dict[str, Factory] = {
-    "memory": memory,
-    "memory-durable": memory_durable,
+BACKENDS: dict[str, Backend] = {
+    "memory": Backend(memory),
+    "memory-durable": Backend(memory_durable, ("tmp_path",)),
 }
