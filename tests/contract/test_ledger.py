@@ -13,19 +13,19 @@ from tests.contract.helpers import error, money, names_field, newest_first, ok, 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 
-async def contributor(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+async def contributor(client: httpx.AsyncClient, **fields: Any) -> Any:
     body = {"name": "Ada"} | fields
     return ok(await client.post("/v1/contributors", json=body), 201)
 
 
-async def asset(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+async def asset(client: httpx.AsyncClient, **fields: Any) -> Any:
     body = {"type": "CODE", "name": "engine"} | fields
     return ok(await client.post("/v1/assets", json=body), 201)
 
 
 async def contribute(
     client: httpx.AsyncClient, who: str, what: str, cost: str, **metadata: Any
-) -> dict[str, Any]:
+) -> Any:
     body = {"contributor_id": who, "asset_id": what, "cost_amount": cost, "metadata": metadata}
     return ok(await client.post("/v1/contributions", json=body), 201)
 
@@ -139,7 +139,7 @@ async def test_client_cannot_set_coherence(client: httpx.AsyncClient) -> None:
 async def test_contribution_errors(client: httpx.AsyncClient) -> None:
     who, what = (await contributor(client))["id"], (await asset(client))["id"]
 
-    def body(c: str, a: str, cost: Any = "1.00") -> dict[str, Any]:
+    def body(c: str, a: str, cost: Any = "1.00") -> Any:
         return {"contributor_id": c, "asset_id": a, "cost_amount": cost}
 
     post = client.post

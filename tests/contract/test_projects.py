@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.contract.helpers import error, names_field, ok, ts
 
 
-async def put(client: httpx.AsyncClient, eco: str, name: str, **fields: object) -> dict:
+async def put(client: httpx.AsyncClient, eco: str, name: str, **fields: object) -> Any:
     return ok(await client.put(f"/api/projects/{eco}/{name}", json=fields))
 
 

@@ -27,7 +27,7 @@ PATH = {
 }
 
 
-async def create(client: httpx.AsyncClient, task_type: str = "impl", **fields: Any) -> dict:
+async def create(client: httpx.AsyncClient, task_type: str = "impl", **fields: Any) -> Any:
     body = {"direction": "build it", "task_type": task_type} | fields
     return ok(await client.post("/api/agent/tasks", json=body), 201)
 
@@ -36,7 +36,7 @@ async def patch(client: httpx.AsyncClient, task_id: str, **fields: Any) -> httpx
     return await client.patch(f"/api/agent/tasks/{task_id}", json=fields)
 
 
-async def task_in(client: httpx.AsyncClient, status: str, **fields: Any) -> dict:
+async def task_in(client: httpx.AsyncClient, status: str, **fields: Any) -> Any:
     task = await create(client, **fields)
     for step in PATH[status]:
         task = ok(await patch(client, task["id"], status=step))
