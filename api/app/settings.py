@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
         for store in ("graph", "agent_task"):
-            mode = self.store_mode(store)  # type: ignore[arg-type]
+            mode = self.store_mode(store)
             prefix = f"{store.upper()}_STORE_"
             if (mode.dual_write or mode.backend == "postgres") and not self.database_url:
                 raise ValueError(
