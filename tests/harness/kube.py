@@ -16,6 +16,7 @@ import contextlib
 import copy
 import datetime
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -41,6 +42,7 @@ CORE = {
     "apiextensions.k8s.io/v1/customresourcedefinitions": (
         "CustomResourceDefinition", False, {"status"}),
 }
+NAMESPACES_PATH = re.compile(r"^/api/v1/namespaces/?$")
 VERBS = {"create", "delete", "get", "list", "patch", "update", "watch"}
 
 
@@ -85,6 +87,21 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 singular=kind.lower())
             if "status" in subs:
                 self._status_sub.add(kmock.resource(key))
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        """kmock 0.8 cannot parse /api/v1/namespaces itself: serve it here (one namespace)."""
+        if NAMESPACES_PATH.match(raw_request.path) and raw_request.method == "GET":
+            if raw_request.query.get("watch") in ("true", "1"):
+                resp = aiohttp.web.StreamResponse()
+                await resp.prepare(raw_request)  # type: ignore[arg-type]
+                await asyncio.sleep(float(raw_request.query.get("timeoutSeconds", "60")))
+                return resp
+            return aiohttp.web.json_response({
+                "kind": "NamespaceList", "apiVersion": "v1",
+                "metadata": {"resourceVersion": str(self._rv)},
+                "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                    "name": "default", "uid": "default-ns", "resourceVersion": "1"}}]})
+        return await super().__call__(raw_request)
 
     def _next_rv(self) -> str:
         self._rv += 1
@@ -277,7 +294,8 @@ class KubeCluster:
 
     async def apply_file(self, path: Path | str) -> None:
         import yaml
-        for doc in yaml.safe_load_all(Path(path).read_text()):
+        text = await asyncio.to_thread(Path(path).read_text)
+        for doc in yaml.safe_load_all(text):
             await self.create(doc)
 
     async def create(self, obj: dict[str, Any]) -> Any:

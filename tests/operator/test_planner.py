@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
 from storemigration_operator.core.durations import parse_time
 from storemigration_operator.core.gates import GateReadings
 from storemigration_operator.core.invalid import invalid_spec_plan

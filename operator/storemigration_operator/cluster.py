@@ -1,0 +1,157 @@
+"""Observe and act on the cluster with the kubernetes client: the only impure half of reconcile.
+
+Everything is plain JSON (`_preload_content=False`) so what the planner sees is exactly what
+the API server holds. The env patch is a JSON patch guarded by a resourceVersion `test`, so a
+concurrent edit of the Deployment makes us re-read instead of overwriting someone's change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from .core.durations import parse_time
+from .core.model import DeploymentObservation, JobObservation, JobRequest
+
+NAME_LABEL = "storemigration.dev/name"
+KIND_LABEL = "storemigration.dev/job-kind"
+_clients: dict[str, kubernetes.client.ApiClient] = {}
+
+
+def api_client() -> kubernetes.client.ApiClient:
+    """In-cluster credentials when present, else the kubeconfig named by KUBECONFIG."""
+    key = os.environ.get("KUBECONFIG", "")
+    if key not in _clients:
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and not key:
+            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+            _clients[key] = kubernetes.client.ApiClient()
+        else:
+            _clients[key] = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=key or None)
+    return _clients[key]
+
+
+def _json(resp: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(resp.data)
+    return doc
+
+
+def container_of(dep: dict[str, Any], container: str) -> tuple[int, dict[str, Any]] | None:
+    for i, c in enumerate(dep["spec"]["template"]["spec"].get("containers", [])):
+        if c.get("name") == container:
+            return i, c
+    return None
+
+
+def read_deployment(ns: str, name: str) -> dict[str, Any] | None:
+    try:
+        return _json(kubernetes.client.AppsV1Api(api_client()).read_namespaced_deployment(
+            name, ns, _preload_content=False))
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def observe_deployment(dep: dict[str, Any] | None, container: str
+                       ) -> DeploymentObservation | None:
+    if dep is None:
+        return None
+    found = container_of(dep, container)
+    env = {e["name"]: e.get("value") for e in (found[1].get("env") or [])} if found else {}
+    return DeploymentObservation(
+        name=dep["metadata"]["name"], replicas=int(dep["spec"].get("replicas", 1)),
+        container_found=found is not None, env=env,
+        image=found[1].get("image") if found else None,
+        generation=dep["metadata"].get("generation"),
+        observed_generation=(dep.get("status") or {}).get("observedGeneration"))
+
+
+def _finished(job: dict[str, Any]) -> tuple[str, datetime | None]:
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
+            state = "Succeeded" if cond["type"] == "Complete" else "Failed"
+            return state, parse_time(status.get("completionTime") or
+                                     cond.get("lastTransitionTime"))
+    return "Running", None
+
+
+def observe_jobs(ns: str, owner: str) -> dict[str, JobObservation]:
+    batch = kubernetes.client.BatchV1Api(api_client())
+    core = kubernetes.client.CoreV1Api(api_client())
+    jobs = _json(batch.list_namespaced_job(ns, label_selector=f"{NAME_LABEL}={owner}",
+                                           _preload_content=False))["items"]
+    result: dict[str, JobObservation] = {}
+    for job in jobs:
+        name = job["metadata"]["name"]
+        state, finished = _finished(job)
+        doc, message = None, None
+        if state != "Running":
+            pods = _json(core.list_namespaced_pod(ns, label_selector=f"job-name={name}",
+                                                  _preload_content=False))["items"]
+            for pod in pods:
+                for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+                    term = (cs.get("state") or {}).get("terminated") or {}
+                    if term.get("message"):
+                        message = term["message"]
+            if message:
+                try:
+                    parsed = json.loads(message)
+                    doc = parsed if isinstance(parsed, dict) else None
+                except ValueError:
+                    doc = None
+        result[name] = JobObservation(name, state, doc, finished, message)
+    return result
+
+
+def patch_env(dep: dict[str, Any], container: str, env_set: dict[str, str],
+              env_remove: list[str]) -> None:
+    found = container_of(dep, container)
+    assert found is not None
+    index, c = found
+    env = [e for e in (c.get("env") or []) if e["name"] not in env_set and
+           e["name"] not in env_remove]
+    env += [{"name": k, "value": v} for k, v in sorted(env_set.items())]
+    meta = dep["metadata"]
+    body = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+            {"op": "add", "path": f"/spec/template/spec/containers/{index}/env", "value": env}]
+    kubernetes.client.AppsV1Api(api_client()).patch_namespaced_deployment(
+        meta["name"], meta["namespace"], body, _preload_content=False)
+
+
+def job_manifest(req: JobRequest, ns: str, owner: dict[str, Any]) -> dict[str, Any]:
+    labels = {NAME_LABEL: owner["metadata"]["name"], KIND_LABEL: req.kind,
+              "app.kubernetes.io/managed-by": "storemigration-operator"}
+    container: dict[str, Any] = {
+        "name": req.kind, "image": req.image or "storemigration-api:latest",
+        "command": list(req.command), "args": list(req.args),
+        "env": [{"name": k, "value": v} for k, v in req.env],
+        "terminationMessagePolicy": "FallbackToLogsOnError"}
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": req.name, "namespace": ns, "labels": labels, "ownerReferences": [{
+            "apiVersion": owner["apiVersion"], "kind": owner["kind"],
+            "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+            "controller": True, "blockOwnerDeletion": True}]},
+        "spec": {"backoffLimit": 2, "template": {"metadata": {"labels": labels}, "spec": {
+            "restartPolicy": "Never", "containers": [container]}}},
+    }
+
+
+def create_job(manifest: dict[str, Any]) -> bool:
+    """Create a Job; False when it already exists (a restarted operator re-requesting it)."""
+    try:
+        kubernetes.client.BatchV1Api(api_client()).create_namespaced_job(
+            manifest["metadata"]["namespace"], manifest,  # type: ignore[arg-type]
+            _preload_content=False)
+        return True
+    except ApiException as e:
+        if e.status == 409:
+            return False
+        raise

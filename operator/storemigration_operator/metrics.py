@@ -1,0 +1,44 @@
+"""The operator's own Prometheus metrics, so the chart's alerts can watch the migration."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import Counter, Gauge, start_http_server
+
+from .core.durations import parse_time
+from .core.spec import Phase
+
+PHASE = Gauge("storemigration_operator_phase", "1 for the current phase",
+              ["namespace", "name", "phase"])
+READ_PERCENT = Gauge("storemigration_operator_read_percent", "reads served by PostgreSQL",
+                     ["namespace", "name"])
+GATE_VALUE = Gauge("storemigration_operator_gate_value", "last gate reading",
+                   ["namespace", "name", "gate"])
+ROLLBACKS = Counter("storemigration_operator_rollbacks_total", "read rollbacks",
+                    ["namespace", "name"])
+LAST_VERIFY = Gauge("storemigration_operator_last_verify_success_timestamp_seconds",
+                    "when a verify Job last passed", ["namespace", "name"])
+
+
+def serve() -> None:
+    port = os.environ.get("OPERATOR_METRICS_PORT")
+    if port:
+        start_http_server(int(port), addr=os.environ.get("OPERATOR_METRICS_ADDR", "0.0.0.0"))
+
+
+def record(namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+    for phase in Phase:
+        PHASE.labels(namespace, name, phase.name).set(1 if new.get("phase") == phase.name else 0)
+    READ_PERCENT.labels(namespace, name).set(new.get("readPercent", 0))
+    gate = new.get("lastGate") or {}
+    for key in ("errorRate", "p95Seconds", "mismatchRatio", "requests"):
+        if gate.get(key) is not None:
+            GATE_VALUE.labels(namespace, name, key).set(gate[key])
+    added = int(new.get("rollbacks", 0)) - int(old.get("rollbacks", 0))
+    if added > 0:
+        ROLLBACKS.labels(namespace, name).inc(added)
+    verified = parse_time(new.get("lastVerifySuccessTime"))
+    if verified is not None:
+        LAST_VERIFY.labels(namespace, name).set(verified.timestamp())
