@@ -50,3 +50,61 @@ BACKENDS: dict[str, Backend] = {
     "memory": Backend(memory),
     "memory-durable": Backend(memory_durable, ("tmp_path",)),
 }
+
+
+@asynccontextmanager
+async def postgres(fixtures: Fixtures) -> AsyncIterator[Stores]:
+    from tests.harness.postgres import postgres_stores
+
+    graph, tasks, database = await postgres_stores(
+        fixtures["pg_database"].app_dsn, postgres_pool_size=2
+    )
+    try:
+        yield graph, tasks
+    finally:
+        await database.close()
+
+
+def router(phase: int) -> Callable[[Fixtures], AbstractAsyncContextManager[Stores]]:
+    """The migration router over the real memory stores and a real PostgreSQL, in
+    phase 0-3, with shadow reads on half the reads; after each test it asserts that
+    no second write failed and no read fell back (a silent divergence fails the test)."""
+
+    @asynccontextmanager
+    async def open_router(fixtures: Fixtures) -> AsyncIterator[Stores]:
+        import random
+
+        from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
+        from app.adapters.memory_graph_store import MemoryGraphStore
+        from app.adapters.migration_graph_router import MigratingGraphStore
+        from app.adapters.migration_task_router import MigratingAgentTaskStore
+
+        from tests.harness.postgres import postgres_stores
+        from tests.migration.conftest import mode
+
+        pg_graph, pg_tasks, database = await postgres_stores(
+            fixtures["pg_database"].app_dsn, postgres_pool_size=2
+        )
+        common: dict[str, Any] = dict(
+            second_write_timeout=5.0, shadow_read_percent=50, rng=random.Random(phase)
+        )
+        graph = MigratingGraphStore(MemoryGraphStore(), pg_graph, mode("graph", phase), **common)
+        tasks = MigratingAgentTaskStore(
+            MemoryAgentTaskStore(), pg_tasks, mode("agent_task", phase), **common
+        )
+        try:
+            yield graph, tasks
+            for r in (graph, tasks):
+                await r.drain()
+                status = r.store_status()
+                assert status["dual_write_failures"] == 0, status
+                assert status["read_fallbacks"] == 0, status
+        finally:
+            await database.close()
+
+    return open_router
+
+
+BACKENDS["postgres"] = Backend(postgres, ("pg_database",))
+for _phase in (0, 1, 2, 3):
+    BACKENDS[f"router-phase{_phase}"] = Backend(router(_phase), ("pg_database",))
