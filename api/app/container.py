@@ -9,6 +9,7 @@ store-status document).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,11 +19,13 @@ from typing import Any, Protocol
 from app.adapters.agent_task_store import AgentTaskStore
 from app.adapters.graph_store import GraphStore
 from app.domain.tasks import DEFAULT_ROUTING, Route
+from app.errors import StoreUnavailableError
 from app.metrics import instrument_graph, instrument_tasks
 from app.models import TaskType
 from app.settings import Settings
 
 log = logging.getLogger("app.container")
+RECONNECT_SECONDS = 5.0
 
 
 class PostgresHandle(Protocol):
@@ -43,6 +46,7 @@ class Container:
     task_store: AgentTaskStore
     postgres: PostgresHandle | None = None
     store_status: Callable[[], dict[str, Any]] | None = None
+    migration: Any = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -78,12 +82,12 @@ def build_routing(settings: Settings) -> dict[TaskType, Route]:
     return routing
 
 
-async def build_container(settings: Settings) -> Container:
-    """The stores the settings ask for, opened and instrumented."""
+async def _open_memory(
+    settings: Settings, routing: dict[TaskType, Route]
+) -> tuple[Any, Any]:
     from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
     from app.adapters.memory_graph_store import MemoryGraphStore
 
-    routing = build_routing(settings)
     durability: dict[str, Any] = {
         "fsync": settings.journal_fsync,
         "fsync_interval_ms": settings.journal_fsync_interval_ms,
@@ -91,15 +95,83 @@ async def build_container(settings: Settings) -> Container:
     }
     graph = await MemoryGraphStore.open(settings.data_dir, **durability)
     try:
-        tasks = await MemoryAgentTaskStore.open(
-            settings.data_dir, routing=routing, **durability
-        )
+        tasks = await MemoryAgentTaskStore.open(settings.data_dir, routing=routing, **durability)
     except BaseException:
         await graph.close()
         raise
+    return graph, tasks
+
+
+async def _connect(settings: Settings) -> tuple[Any, asyncio.Task[None] | None]:
+    """The database, connected. Where PostgreSQL is trusted for some store (phase 3 on,
+    or STORE_BACKEND=postgres) any failure stops start-up. Where memory is trusted, only
+    a schema-version mismatch does: an unreachable server must not take the service
+    down, so the pool is retried in the background while requests are served from
+    memory, failures are counted and /api/ready answers 503."""
+    from app.db.migrate import SchemaVersionError
+    from app.db.pool import Database
+
+    database = Database.from_settings(settings)
+    modes = [settings.store_mode(s) for s in ("graph", "agent_task")]
+    postgres_trusted = any(m.write_target == "postgres" for m in modes)
+    try:
+        await database.connect()
+        return database, None
+    except SchemaVersionError:
+        raise
+    except StoreUnavailableError as e:
+        if postgres_trusted:
+            raise
+        log.error("PostgreSQL unavailable at start-up, retrying in background: %s", e.detail)
+
+    async def retry() -> None:
+        while True:
+            await asyncio.sleep(RECONNECT_SECONDS)
+            try:
+                await database.connect()
+            except StoreUnavailableError as e:
+                log.warning("PostgreSQL still unavailable: %s", e.detail)
+                continue
+            log.info("PostgreSQL connected")
+            return
+
+    return database, asyncio.create_task(retry())
+
+
+async def build_container(settings: Settings) -> Container:
+    """The stores the settings ask for, opened, instrumented and, when PostgreSQL is
+    configured, put behind the migration router (app.migration.wiring)."""
+    from app.migration.wiring import build_migration_stores
+
+    routing = build_routing(settings)
+    memory_graph, memory_tasks = await _open_memory(settings, routing)
+    closers: list[Callable[[], Awaitable[None]]] = [memory_graph.close, memory_tasks.close]
+    graph = instrument_graph(memory_graph, "memory")
+    tasks = instrument_tasks(memory_tasks, "memory")
+    if settings.database_url is None:
+        return Container(settings, graph, tasks, closers=closers)
+    try:
+        database, retrying = await _connect(settings)
+    except BaseException:
+        for closer in reversed(closers):
+            await closer()
+        raise
+    closers.append(database.close)
+    if retrying is not None:
+        async def stop_retrying() -> None:
+            retrying.cancel()
+
+        closers.append(stop_retrying)
+    routed_graph, routed_tasks, status = await build_migration_stores(
+        settings, graph, tasks, database
+    )
+    closers += [routed_tasks.drain, routed_graph.drain]
     return Container(
-        settings=settings,
-        graph_store=instrument_graph(graph, "memory"),
-        task_store=instrument_tasks(tasks, "memory"),
-        closers=[graph.close, tasks.close],
+        settings,
+        routed_graph,
+        routed_tasks,
+        postgres=database,
+        store_status=status,
+        migration=getattr(status, "state", None),
+        closers=closers,
     )

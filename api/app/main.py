@@ -17,7 +17,7 @@ from app.adapters.agent_task_store import AgentTaskStore
 from app.adapters.graph_store import GraphStore
 from app.container import Container, build_container, build_routing
 from app.middleware import GuardMiddleware
-from app.routers import agent, graph, health, ledger
+from app.routers import admin, agent, graph, health, ledger
 from app.settings import Settings, load_settings
 
 
@@ -42,6 +42,7 @@ def create_app(
             return
         container = await build_container(settings)
         app.state.container = container
+        app.state.migration = container.migration
         try:
             yield
         finally:
@@ -60,7 +61,7 @@ def create_app(
         else None
     )
     http_errors.install(app)
-    for module in (health, graph, ledger, agent):
+    for module in (health, graph, ledger, agent, admin):
         app.include_router(module.router)
     app.add_middleware(GuardMiddleware)
     return app

@@ -307,7 +307,9 @@ class AgentTaskSummary(BaseModel):
 
 
 class AgentTaskCreate(Body):
-    direction: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+    direction: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)
+    ]
     task_type: TaskType
     context: Metadata = Field(default_factory=dict)
 

@@ -74,4 +74,6 @@ def rank_key(query: str, project: Project) -> tuple[int, str, str]:
 
 
 def hit(project: Project) -> SearchHit:
-    return SearchHit(name=project.name, ecosystem=project.ecosystem, description=project.description)
+    return SearchHit(
+        name=project.name, ecosystem=project.ecosystem, description=project.description
+    )

@@ -161,7 +161,9 @@ def pipeline_document(
     latest: the newest task; latest_with_output: the finished task with output updated
     last."""
     finished = list(recent_finished)
-    stuck = bool(pending) and not running and _seconds(now, pending[0].created_at) > STUCK_AFTER_SECONDS
+    stuck = (
+        bool(pending) and not running and _seconds(now, pending[0].created_at) > STUCK_AFTER_SECONDS
+    )
     repeated = len(finished) >= 3 and all(t.status == S.failed for t in finished[:3])
     output_empty = any(t.status == S.completed and not t.output for t in finished[:5])
     executor_fail = any(t.status == S.failed and not t.output for t in finished[:5])
@@ -200,7 +202,9 @@ def pipeline_document(
             "id": latest_with_output.id,
             "status": latest_with_output.status.value,
             "output": (latest_with_output.output or "")[:2000],
-            "updated_at": (latest_with_output.updated_at or latest_with_output.created_at).isoformat(),
+            "updated_at": (
+                latest_with_output.updated_at or latest_with_output.created_at
+            ).isoformat(),
         },
         "attention": attention | {"flags": [k for k, v in attention.items() if v]},
     }
