@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kopf.testing import KopfRunner
 
-from tests.harness.kube import ClusterSimulator, KubeCluster, kube_cluster  # noqa: F401
+from tests.harness.kube import ClusterSimulator, KubeCluster
 
 os.environ.setdefault("OPERATOR_TIMER_INTERVAL", "0.5")
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +65,7 @@ def env_of(cluster: KubeCluster) -> dict[str, str]:
             .get("env", [])}
 
 
-async def test_operator_drives_the_migration_to_postgres_primary(kube_cluster, tmp_path,  # noqa: F811
+async def test_operator_drives_the_migration_to_postgres_primary(kube_cluster, tmp_path,
                                                                  monkeypatch):
     readings = tmp_path / "readings.json"
     readings.write_text(json.dumps({"error_rate": 0.001, "p95_seconds": 0.02,
