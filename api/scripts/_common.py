@@ -27,7 +27,8 @@ EXIT_CODES_HELP = """exit codes:
   3  the API or PostgreSQL could not be reached
 """
 TERMINATION_LOG = "/dev/termination-log"
-TERMINATION_LIMIT = 4000
+TERMINATION_LIMIT = 4096
+STORES = ("graph", "agent_task")
 
 
 class ScriptError(Exception):
@@ -46,10 +47,23 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--termination-log",
         default=None,
-        help=f"also write the JSON summary here (default {TERMINATION_LOG} when writable)",
+        help="also write the JSON summary here (default: $TERMINATION_LOG, else "
+             f"{TERMINATION_LOG} when the kubelet has created it)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def add_stores(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stores", type=parse_stores, default=STORES,
+                   help="comma list of the stores migrated (default graph,agent_task)")
+
+
+def parse_stores(text: str) -> tuple[str, ...]:
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not names or any(n not in STORES for n in names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a comma list of distinct {', '.join(STORES)}: {text!r}")
+    return names
 
 
 class Progress:
@@ -77,10 +91,10 @@ class Progress:
 
 
 def _compact(summary: dict[str, Any]) -> str:
-    """The summary for the termination log, within Kubernetes' 4 KiB: long lists of
-    ids are dropped (counts stay) when the whole does not fit."""
+    """The summary for the termination log as valid JSON within Kubernetes' 4 KiB: long
+    lists of ids go first (their counts stay), then nested detail, then long strings."""
     text = json.dumps(summary, default=str, sort_keys=True)
-    if len(text) <= TERMINATION_LIMIT:
+    if len(text.encode()) <= TERMINATION_LIMIT:
         return text
 
     def strip(value: Any) -> Any:
@@ -88,16 +102,31 @@ def _compact(summary: dict[str, Any]) -> str:
             return {k: strip(v) for k, v in value.items() if k not in ("missing", "different")}
         return value
 
-    text = json.dumps(strip(summary), default=str, sort_keys=True)
-    return text[:TERMINATION_LIMIT]
+    trimmed = strip(summary)
+    text = json.dumps(trimmed, default=str, sort_keys=True)
+    if len(text.encode()) <= TERMINATION_LIMIT:
+        return text
+    flat = {k: (v[:200] if isinstance(v, str) else v) for k, v in trimmed.items()
+            if not isinstance(v, (dict, list))}
+    return json.dumps({**flat, "truncated": True}, default=str, sort_keys=True)[:TERMINATION_LIMIT]
+
+
+def termination_path(given: str | None) -> str | None:
+    """--termination-log, else $TERMINATION_LOG, else the kubelet's file if it exists
+    (never created here: nothing is written under /dev that is not already there)."""
+    if given:
+        return given
+    if os.environ.get("TERMINATION_LOG"):
+        return os.environ["TERMINATION_LOG"]
+    if os.path.exists(TERMINATION_LOG) and os.access(TERMINATION_LOG, os.W_OK):
+        return TERMINATION_LOG
+    return None
 
 
 def finish(summary: dict[str, Any], code: int, termination_log: str | None) -> int:
     summary = {"exit_code": code, **summary}
     print(json.dumps(summary, default=str, indent=2, sort_keys=True))
-    path = termination_log
-    if path is None and os.path.exists(TERMINATION_LOG) and os.access(TERMINATION_LOG, os.W_OK):
-        path = TERMINATION_LOG
+    path = termination_path(termination_log)
     if path:
         try:
             Path(path).write_text(_compact(summary))
@@ -127,6 +156,13 @@ def call_admin(
         response = httpx.request(method, url, params=params, headers=headers, timeout=timeout)
     except httpx.HTTPError as e:
         raise ScriptError(EXIT_UNREACHABLE, f"API unreachable ({type(e).__name__})") from None
+    raise_for_answer(response)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def raise_for_answer(response: Any) -> None:
+    """401/403 -> exit 2 (configuration), 503 -> exit 3 (unreachable), other >= 400 -> 1."""
     if response.status_code in (401, 403):
         raise ScriptError(EXIT_USAGE, f"API refused the admin token ({response.status_code}): "
                           f"{_detail(response)}")
@@ -134,8 +170,6 @@ def call_admin(
         raise ScriptError(EXIT_UNREACHABLE, f"API answered 503: {_detail(response)}")
     if response.status_code >= 400:
         raise ScriptError(EXIT_FAILED, f"API answered {response.status_code}: {_detail(response)}")
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def _detail(response: Any) -> str:

@@ -8,6 +8,9 @@ copied by the router, and the backfill copies everything before.
 
   online:  backfill_postgres.py --api-url http://api:8000      (ADMIN_TOKEN in env)
   offline: backfill_postgres.py --snapshot snap.json --database-url URL (or DATABASE_URL)
+
+--stores names the stores being migrated (recorded in the summary); the API's backfill
+copies both stores, which is harmless for one that is not migrated (idempotent upserts).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ def build_parser() -> Any:
     src.add_argument("--snapshot", help="a snapshot file to import offline")
     p.add_argument("--database-url", help="offline target (default: $DATABASE_URL)")
     p.add_argument("--chunk", type=int, default=20_000, help="records per bulk import")
+    c.add_stores(p)
     return p
 
 
@@ -46,7 +50,7 @@ async def offline(snapshot: str, dsn: str, chunk: int, progress: c.Progress) -> 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    summary: dict[str, Any] = {"script": "backfill_postgres"}
+    summary: dict[str, Any] = {"script": "backfill_postgres", "stores": list(args.stores)}
     try:
         if args.api_url:
             summary["mode"] = "api"

@@ -16,7 +16,9 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from .core.durations import parse_time
+from .core.jobs import container_env, secret_env, snapshot_mount
 from .core.model import DeploymentObservation, JobObservation, JobRequest
+from .core.spec import InvalidSpec, parse_spec
 
 NAME_LABEL = "storemigration.dev/name"
 KIND_LABEL = "storemigration.dev/job-kind"
@@ -125,22 +127,37 @@ def patch_env(dep: dict[str, Any], container: str, env_set: dict[str, str],
         meta["name"], meta["namespace"], body, _preload_content=False)
 
 
+def job_extras(kind: str, owner: dict[str, Any]
+               ) -> tuple[tuple[tuple[str, str, str], ...], tuple[str, str] | None]:
+    """What the owner's spec adds to a Job beyond the request: the secretKeyRef env
+    (ADMIN_TOKEN) and, for snapshot/archive, the snapshot volume."""
+    try:
+        spec = parse_spec(owner.get("spec") or {})
+    except InvalidSpec:
+        return (), None
+    return secret_env(spec), snapshot_mount(kind, spec)
+
+
 def job_manifest(req: JobRequest, ns: str, owner: dict[str, Any]) -> dict[str, Any]:
     labels = {NAME_LABEL: owner["metadata"]["name"], KIND_LABEL: req.kind,
               "app.kubernetes.io/managed-by": "storemigration-operator"}
+    secrets, mount = job_extras(req.kind, owner)
     container: dict[str, Any] = {
         "name": req.kind, "image": req.image or "storemigration-api:latest",
         "command": list(req.command), "args": list(req.args),
-        "env": [{"name": k, "value": v} for k, v in req.env],
+        "env": container_env(req.env, secrets),
         "terminationMessagePolicy": "FallbackToLogsOnError"}
+    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    if mount:
+        container["volumeMounts"] = [{"name": "snapshots", "mountPath": mount[1]}]
+        pod["volumes"] = [{"name": "snapshots", "persistentVolumeClaim": {"claimName": mount[0]}}]
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": req.name, "namespace": ns, "labels": labels, "ownerReferences": [{
             "apiVersion": owner["apiVersion"], "kind": owner["kind"],
             "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
             "controller": True, "blockOwnerDeletion": True}]},
-        "spec": {"backoffLimit": 2, "template": {"metadata": {"labels": labels}, "spec": {
-            "restartPolicy": "Never", "containers": [container]}}},
+        "spec": {"backoffLimit": 2, "template": {"metadata": {"labels": labels}, "spec": pod}},
     }
 
 

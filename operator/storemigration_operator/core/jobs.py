@@ -1,12 +1,39 @@
-"""Default Job commands: `python api/scripts/<kind>.py ...` in the API's own image.
+"""The Job contract: which script each Job kind runs, with which arguments and environment.
+
+Default Jobs run `python api/scripts/<script> ...` in the API's own image (WORKDIR /app).
+Each script accepts the arguments built here, reads ADMIN_TOKEN from its environment,
+prints a JSON summary last, exits 0 ok / 1 check failed / 2 usage or configuration /
+3 unreachable, and writes the summary as the pod's termination message, which the
+operator reads back (for verify: `passed` and `mismatch_ratio`). tests/scripts runs the
+scripts with exactly these argument lists, so the two sides cannot drift apart.
 
 Templates in spec.jobs override image, command, args and add env; the operator always adds
-API_URL, STORES and the paths so one script contract serves both the defaults and overrides.
+API_URL, STORES, the paths and ADMIN_TOKEN (from spec.adminTokenSecret) so one contract
+serves both the defaults and overrides. The secret travels as a plain (env name, Secret
+name, key) triple: this module stays free of Kubernetes types. The snapshot and archive
+Jobs run in their own pods, so with spec.snapshotVolume they mount that claim at the
+snapshot's directory: the file the one writes is the file the other archives.
 """
 
 from __future__ import annotations
 
+import posixpath
+from typing import Any
+
 from .spec import JobTemplate, MigrationSpec
+
+SCRIPTS: dict[str, str] = {
+    "backfill": "backfill_postgres.py",
+    "verify": "verify_data_consistency.py",
+    "snapshot": "snapshot_memory.py",
+    "rehydrate": "rehydrate_memory.py",
+    "archive": "archive_snapshot.py",
+}
+ADMIN_TOKEN_ENV = "ADMIN_TOKEN"
+
+
+def default_command(kind: str) -> tuple[str, ...]:
+    return ("python", f"api/scripts/{SCRIPTS[kind]}")
 
 
 def default_args(kind: str, spec: MigrationSpec) -> tuple[str, ...]:
@@ -23,8 +50,9 @@ def default_args(kind: str, spec: MigrationSpec) -> tuple[str, ...]:
 
 def job_parts(kind: str, spec: MigrationSpec, image: str | None
               ) -> tuple[str | None, tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """(image, command, args, plain env) of a Job kind; secrets come from secret_env."""
     template = spec.jobs.get(kind, JobTemplate())
-    command = template.command or ("python", f"api/scripts/{kind}.py")
+    command = template.command or default_command(kind)
     args = template.args if template.command or template.args else default_args(kind, spec)
     env = (
         ("API_URL", spec.api_url),
@@ -34,3 +62,28 @@ def job_parts(kind: str, spec: MigrationSpec, image: str | None
         *template.env,
     )
     return template.image or image, command, args, env
+
+
+def secret_env(spec: MigrationSpec) -> tuple[tuple[str, str, str], ...]:
+    """(env name, Secret name, key) for every Job: ADMIN_TOKEN when adminTokenSecret is set."""
+    ref = spec.admin_token_secret
+    return ((ADMIN_TOKEN_ENV, ref.name, ref.key),) if ref else ()
+
+
+def container_env(env: tuple[tuple[str, str], ...], secrets: tuple[tuple[str, str, str], ...]
+                  ) -> list[dict[str, Any]]:
+    """A container's `env` list: plain values, then secretKeyRef values (a plain value of the
+    same name is dropped, so a template cannot shadow the secret with a literal)."""
+    secret_names = {name for name, _, _ in secrets}
+    out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in env
+                                 if k not in secret_names]
+    out += [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for name, secret, key in secrets]
+    return out
+
+
+def snapshot_mount(kind: str, spec: MigrationSpec) -> tuple[str, str] | None:
+    """(claim name, mount path) for the Jobs that write or read the snapshot file."""
+    if kind not in ("snapshot", "archive") or not spec.snapshot_claim:
+        return None
+    return spec.snapshot_claim, posixpath.dirname(spec.snapshot_path) or "/"

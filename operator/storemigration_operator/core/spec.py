@@ -83,6 +83,14 @@ class JobTemplate:
 
 
 @dataclass(frozen=True)
+class SecretRef:
+    """A key of a Secret in the StoreMigration's namespace (env valueFrom.secretKeyRef)."""
+
+    name: str
+    key: str = "ADMIN_TOKEN"
+
+
+@dataclass(frozen=True)
 class Rollback:
     retry: bool = True
     max_retries: int = 3
@@ -105,6 +113,8 @@ class MigrationSpec:
     retry_token: str = ""
     api_url: str = "http://api:8000"
     snapshot_path: str = "/data/snapshots/final.json"
+    admin_token_secret: SecretRef | None = None
+    snapshot_claim: str | None = None
     read_step: ReadStep = ReadStep()
     gates: Gates = Gates()
     verify_interval: timedelta = timedelta(hours=24)
@@ -180,6 +190,17 @@ def _job_template(doc: Mapping[str, Any], kind: str) -> JobTemplate:
     )
 
 
+def _secret_ref(doc: Mapping[str, Any], key: str) -> SecretRef | None:
+    if doc.get(key) is None:
+        return None
+    ref = _section(doc, key)
+    name = _get(ref, "name", str, "", f"{key}.")
+    secret_key = _get(ref, "key", str, "ADMIN_TOKEN", f"{key}.")
+    if not name or not secret_key:
+        raise InvalidSpec(f"{key}: needs a Secret name and a non-empty key")
+    return SecretRef(name=name, key=secret_key)
+
+
 def parse_spec(doc: Mapping[str, Any]) -> MigrationSpec:
     """Validate a StoreMigration's .spec and fill in defaults; raise InvalidSpec."""
     if not isinstance(doc, Mapping):
@@ -245,6 +266,9 @@ def parse_spec(doc: Mapping[str, Any]) -> MigrationSpec:
         retry_token=str(doc.get("retryToken") or ""),
         api_url=_get(doc, "apiURL", str, "http://api:8000", ""),
         snapshot_path=_get(doc, "snapshotPath", str, "/data/snapshots/final.json", ""),
+        admin_token_secret=_secret_ref(doc, "adminTokenSecret"),
+        snapshot_claim=_get(_section(doc, "snapshotVolume"), "claimName", str, None,
+                            "snapshotVolume.") or None,
         read_step=read_step,
         gates=gates,
         verify_interval=_duration(_section(doc, "verify"), "interval", timedelta(hours=24),
