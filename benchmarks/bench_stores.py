@@ -1,12 +1,14 @@
-"""Store latency, in memory and on PostgreSQL side by side, and the bulk-import speed.
+"""Every GraphStore and AgentTaskStore operation, timed on four backends, plus the bulk
+import (the backfill path) against a raw COPY of the same rows, and search at 100k.
 
-`.venv/bin/python benchmarks/bench_stores.py [--quick]` starts its own PostgreSQL
-(default durability, via tests.harness.postgres) unless DATABASE_URL names one, then
-prints p50/p95/p99 per operation for both backends with their ratio, the time to
-import 10,000 and 100,000 projects through import_graph next to a raw COPY of the same
-rows measured in the same run, and project search on 100,000 projects. Numbers only,
-no assertions: absolute times drift between machines, ratios from one run do not.
-Writes benchmarks/results/stores.json.
+`.venv/bin/python -m benchmarks stores [--quick]` starts its own durable PostgreSQL
+(unless DATABASE_URL names a server), then measures, one caller, back to back:
+  memory       the in-memory stores (no journal: the pure data-structure cost)
+  postgres     PostgresGraphStore / PostgresAgentTaskStore on an asyncpg pool
+  dual-write   the migration router, memory trusted, every write copied to PostgreSQL
+  read-50%     the router in dual-write with READ_FROM_POSTGRES_PERCENT=50
+and prints ops/s and p50/p95/p99 per operation with the p50 ratio to memory. Writes
+benchmarks/results/stores[-quick].json.
 """
 
 from __future__ import annotations
@@ -14,57 +16,44 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import sys
-import tempfile
+import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "api"), str(ROOT)]
-
-import asyncpg  # noqa: E402
-from app.adapters.graph_store import GraphRecords  # noqa: E402
-from app.adapters.memory_agent_task_store import MemoryAgentTaskStore  # noqa: E402
-from app.adapters.memory_graph_store import MemoryGraphStore  # noqa: E402
-from app.models import (  # noqa: E402
+import asyncpg  # noqa: E402  (benchmarks.common sets sys.path for app)
+from app.adapters.graph_store import GraphRecords
+from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
+from app.adapters.memory_graph_store import MemoryGraphStore
+from app.adapters.migration_graph_router import MigratingGraphStore
+from app.adapters.migration_task_router import MigratingAgentTaskStore
+from app.adapters.postgres_agent_task_store import PostgresAgentTaskStore
+from app.adapters.postgres_graph_store import PostgresGraphStore
+from app.db.pool import Database
+from app.models import (
     AgentTaskCreate,
     AgentTaskUpdate,
     AssetCreate,
     AssetType,
     ContributionCreate,
     ContributorCreate,
-    Project,
     ProjectUpsert,
     TaskStatus,
     TaskType,
 )
+from app.settings import Settings, StoreMode
 
-from tests.harness.postgres import (  # noqa: E402
-    create_migrated_database,
-    drop_database,
-    postgres_stores,
-    start_postgres,
-    with_database,
-)
+from benchmarks.common import RESULTS, WORDS, database, machine, name_of, projects, summary
 
-T0 = datetime(2025, 1, 1, tzinfo=UTC)
-WORDS = ["http", "json", "yaml", "data", "flask", "react", "test", "core", "util", "net"]
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    return {"p50_ms": pct(samples, 0.50) * 1e3, "p95_ms": pct(samples, 0.95) * 1e3,
-            "p99_ms": pct(samples, 0.99) * 1e3, "n": len(samples)}
+BACKENDS = ("memory", "postgres", "dual-write", "read-50%")
+SEARCH_TERMS_100K = {
+    "exact name (1 match)": "data-yaml-20000123",
+    "rare (~11 matches)": "library number 4242",
+    "none (0 matches)": "zzzq",
+    "medium (1% of rows)": "yaml-core",
+    "common (~30% of rows)": "react",
+}
 
 
 async def timed(n: int, op: Callable[[int], Awaitable[Any]]) -> list[float]:
@@ -76,61 +65,111 @@ async def timed(n: int, op: Callable[[int], Awaitable[Any]]) -> list[float]:
     return out
 
 
-def name_of(i: int, offset: int = 0) -> str:
-    return f"{WORDS[i % 10]}-{WORDS[(i // 10) % 10]}-{offset + i}"
+async def operations(graph: Any, tasks: Any, n: int, tag: str, seed: int
+                     ) -> dict[str, list[float]]:
+    """Latency samples of every store operation; writes use keys unique to `tag`."""
+    c = await graph.create_contributor(ContributorCreate(name=f"bench-{tag}"))
+    a = await graph.create_asset(AssetCreate(type=AssetType.CODE, name=f"bench-{tag}"))
+    small = await graph.create_asset(AssetCreate(type=AssetType.CODE, name=f"small-{tag}"))
+    pay = ContributionCreate(contributor_id=c.id, asset_id=small.id,
+                             cost_amount=Decimal("2.50"))
+    for _ in range(5):
+        await graph.create_contribution(pay, 0.5)
+    made: dict[str, list[Any]] = {"contributors": [], "assets": [], "contributions": [],
+                                  "tasks": []}
 
+    async def keep(kind: str, coro: Awaitable[Any]) -> None:
+        made[kind].append(await coro)
 
-def projects(n: int, offset: int = 0) -> list[Project]:
-    return [Project(id=offset + i + 1, ecosystem=("npm", "pypi", "cargo")[i % 3],
-                    name=name_of(i, offset),
-                    version="1.0.0", description=f"{WORDS[(i * 7) % 10]} library number {i}",
-                    created_at=T0 + timedelta(microseconds=i),
-                    updated_at=T0 + timedelta(microseconds=i)) for i in range(n)]
+    def seeded(i: int) -> str:
+        return name_of((i * 7) % 2000, seed)
 
-
-async def operations(graph: Any, tasks: Any, n: int) -> dict[str, list[float]]:
-    """Per-operation latency samples on one backend, each op on its own fresh data."""
-    await graph.import_graph(GraphRecords(projects=projects(2000)))
-    c = await graph.create_contributor(ContributorCreate(name="bench"))
-    a = await graph.create_asset(AssetCreate(type=AssetType.CODE, name="bench"))
-    created = [await tasks.create_task(AgentTaskCreate(direction=f"t{i}", task_type=TaskType.impl))
-               for i in range(n)]
-    ids = [t.id for t in created]
-    return {
-        "get_project": await timed(n, lambda i: graph.get_project("npm", name_of((i * 3) % 2000))),
-        "upsert_project": await timed(n, lambda i: graph.upsert_project(
-            "npm", f"bench-{i}", ProjectUpsert(description="d"))),
-        "search(limit 20, 2k projects)": await timed(n, lambda i: graph.search(WORDS[i % 10])),
-        "add_dependency": await timed(n, lambda i: graph.add_dependency(
-            "npm", f"bench-{i}", "npm", "left-pad")),
-        "create_contribution": await timed(n, lambda i: graph.create_contribution(
-            ContributionCreate(contributor_id=c.id, asset_id=a.id, cost_amount=Decimal("1.00")),
-            0.5)),
-        "list_contributions(100)": await timed(n, lambda i: graph.list_contributions(100)),
-        "create_task": await timed(n, lambda i: tasks.create_task(
-            AgentTaskCreate(direction="x", task_type=TaskType.spec))),
-        "get_task": await timed(n, lambda i: tasks.get_task(ids[i])),
-        "update_task": await timed(n, lambda i: tasks.update_task(
-            ids[i], AgentTaskUpdate(status=TaskStatus.running))),
-        "list_tasks(20)": await timed(n, lambda i: tasks.list_tasks()),
-        "get_pipeline_status": await timed(n, lambda i: tasks.get_pipeline_status()),
+    ops: dict[str, Callable[[int], Awaitable[Any]]] = {
+        "get_project": lambda i: graph.get_project("npm", seeded(i * 3)),
+        "upsert_project (insert)": lambda i: graph.upsert_project(
+            "npm", f"bench-{tag}-{i}", ProjectUpsert(description="d")),
+        "upsert_project (update)": lambda i: graph.upsert_project(
+            "npm", f"bench-{tag}-{i}", ProjectUpsert(description=f"d{i}", version="2")),
+        "search (2k projects)": lambda i: graph.search(WORDS[i % 10]),
+        "count_projects": lambda i: graph.count_projects(),
+        "add_dependency": lambda i: graph.add_dependency(
+            "npm", f"bench-{tag}-{i}", "npm", f"left-pad-{i % 50}"),
+        "count_dependents": lambda i: graph.count_dependents("npm", f"left-pad-{i % 50}"),
+        "create_contributor": lambda i: keep("contributors", graph.create_contributor(
+            ContributorCreate(name=f"c{i}", email=f"c{i}@{tag}.example"))),
+        "get_contributor": lambda i: graph.get_contributor(made["contributors"][i].id),
+        "list_contributors (100)": lambda i: graph.list_contributors(100),
+        "create_asset": lambda i: keep("assets", graph.create_asset(
+            AssetCreate(type=AssetType.CODE, name=f"a{i}"))),
+        "get_asset": lambda i: graph.get_asset(made["assets"][i].id),
+        "list_assets (100)": lambda i: graph.list_assets(100),
+        "create_contribution": lambda i: keep("contributions", graph.create_contribution(
+            ContributionCreate(contributor_id=c.id, asset_id=a.id,
+                               cost_amount=Decimal("1.00")), 0.5)),
+        "get_contribution": lambda i: graph.get_contribution(made["contributions"][i].id),
+        "list_contributions (100)": lambda i: graph.list_contributions(100),
+        "get_asset_contributions (5)": lambda i: graph.get_asset_contributions(small.id),
+        "get_contributor_contributions": lambda i: graph.get_contributor_contributions(
+            made["contributors"][i].id),
+        "create_task": lambda i: keep("tasks", tasks.create_task(AgentTaskCreate(
+            direction=f"t{i}", task_type=(TaskType.impl, TaskType.spec)[i % 2]))),
+        "get_task": lambda i: tasks.get_task(made["tasks"][i].id),
+        "update_task": lambda i: tasks.update_task(
+            made["tasks"][i].id, AgentTaskUpdate(status=TaskStatus.running)),
+        "list_tasks (20)": lambda i: tasks.list_tasks(),
+        "get_attention_tasks": lambda i: tasks.get_attention_tasks(),
+        "get_task_count": lambda i: tasks.get_task_count(),
+        "get_review_summary": lambda i: tasks.get_review_summary(),
+        "get_usage_summary": lambda i: tasks.get_usage_summary(),
+        "get_pipeline_status": lambda i: tasks.get_pipeline_status(),
     }
+    return {name: await timed(n, op) for name, op in ops.items()}
 
 
-async def bulk(admin_dsn: str, app_dsn: str, graph: Any, size: int) -> dict[str, float]:
-    """import_graph of `size` new projects vs a raw COPY of the same rows into the table."""
-    rows = projects(size, offset=10_000_000)
+def router_mode(store: str, read_percent: int) -> StoreMode:
+    return StoreMode(store=store, postgres_configured=True, dual_write=True,  # type: ignore[arg-type]
+                     memory_writes=True, read_percent=read_percent, backend="memory")
+
+
+async def backend_samples(db: Database, n: int) -> dict[str, dict[str, list[float]]]:
+    out: dict[str, dict[str, list[float]]] = {}
+    for k, name in enumerate(BACKENDS):
+        seed_rows = GraphRecords(projects=projects(2000, offset=(k + 1) * 1_000_000,
+                                                   ecosystem="npm"))
+        mem_g, mem_t = MemoryGraphStore(), MemoryAgentTaskStore()
+        pg_g, pg_t = PostgresGraphStore(db), PostgresAgentTaskStore(db)
+        if name == "memory":
+            graph, tasks = mem_g, mem_t
+        elif name == "postgres":
+            graph, tasks = pg_g, pg_t
+        else:
+            pct = 0 if name == "dual-write" else 50
+            graph = MigratingGraphStore(mem_g, pg_g, router_mode("graph", pct),
+                                        rng=random.Random(k))
+            tasks = MigratingAgentTaskStore(mem_t, pg_t, router_mode("agent_task", pct),
+                                            rng=random.Random(k))
+        for store in {id(mem_g): mem_g, id(pg_g): pg_g}.values():
+            if name != "memory" or store is mem_g:
+                await store.import_graph(seed_rows)
+        out[name] = await operations(graph, tasks, n, f"b{k}", (k + 1) * 1_000_000)
+    return out
+
+
+async def bulk(app_dsn: str, graph: PostgresGraphStore, size: int, offset: int
+               ) -> dict[str, float]:
+    """import_graph of `size` new projects vs a raw COPY of the same rows, same run."""
+    rows = projects(size, offset=offset)
     start = time.perf_counter()
     stats = await graph.import_graph(GraphRecords(projects=rows))
     imported = time.perf_counter() - start
-    assert stats.written["projects"] == size
+    assert stats.written["projects"] == size, stats
     start = time.perf_counter()
     await graph.import_graph(GraphRecords(projects=rows))
     reimport = time.perf_counter() - start
-
     conn = await asyncpg.connect(app_dsn)
     try:
-        await conn.execute("DELETE FROM projects WHERE id > 10000000")
+        await conn.execute("DELETE FROM projects WHERE id > $1", offset)
+        await conn.execute("VACUUM projects")
         tuples = [(p.id, p.ecosystem, p.name, p.version, p.description, p.homepage_url,
                    p.repository_url, p.created_at, p.updated_at) for p in rows]
         start = time.perf_counter()
@@ -140,88 +179,106 @@ async def bulk(admin_dsn: str, app_dsn: str, graph: Any, size: int) -> dict[str,
                 columns=["id", "ecosystem", "name", "version", "description", "homepage_url",
                          "repository_url", "created_at", "updated_at"])
         raw = time.perf_counter() - start
-        await conn.execute("DELETE FROM projects WHERE id > 10000000")
+        await conn.execute("DELETE FROM projects WHERE id > $1", offset)
+        await conn.execute("VACUUM projects")
     finally:
         await conn.close()
     return {"import_graph_s": imported, "reimport_unchanged_s": reimport, "raw_copy_s": raw,
-            "import_vs_copy_speed": raw / imported}
+            "import_vs_copy_speed": raw / imported, "rows_per_s": size / imported}
 
 
-async def search_100k(graph: Any, memory: Any, n: int) -> dict[str, Any]:
+async def at_100k(graph: PostgresGraphStore, n: int) -> dict[str, Any]:
+    """Search (each term class), get_project and count_projects with 100k projects held."""
     rows = projects(100_000, offset=20_000_000)
     await graph.import_graph(GraphRecords(projects=rows))
-    await memory.import_graph(GraphRecords(projects=rows))
-    queries = ["flask-json-20000123", "react", "yaml-core", "library number 4242", "zzz"]
-    out = {}
-    for name, store in (("memory", memory), ("postgres", graph)):
-        out[name] = summary(await timed(n, lambda i, s=store: s.search(queries[i % 5])))
+    memory = MemoryGraphStore()
+    await memory.import_graph(await graph.export_graph())  # the same rows, all of them
+    out: dict[str, Any] = {}
+    for label, term in SEARCH_TERMS_100K.items():
+        found = await graph.search(term)
+        assert found == await memory.search(term), label
+        out[f"search {label}"] = {
+            "term": term, "total": found.total,
+            "memory": summary(await timed(n, lambda i, t=term: memory.search(t))),
+            "postgres": summary(await timed(n, lambda i, t=term: graph.search(t)))}
+    for label, op in (("get_project", lambda s, i: s.get_project("npm", rows[i * 3].name)),
+                      ("count_projects", lambda s, i: s.count_projects())):
+        out[label] = {"memory": summary(await timed(n, lambda i, o=op: o(memory, i))),
+                      "postgres": summary(await timed(n, lambda i, o=op: o(graph, i)))}
     return out
 
 
 async def run(quick: bool) -> dict[str, Any]:
-    n = 200 if quick else 2000
-    server = None
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        server = start_postgres(Path(tempfile.mkdtemp(prefix="sm-bench-")), durable=True)
-        url = server.dsn
-    name = f"sm_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        await create_migrated_database(url, name)
-        app_dsn = with_database(url, name, "storemigration_app", "app-test-secret-pw")
-        graph, tasks, database = await postgres_stores(app_dsn, postgres_pool_size=4)
+    n = 200 if quick else 1000
+    result: dict[str, Any] = {"machine": machine(), "samples_per_op": n}
+    async with database() as (_, app_dsn):
+        db = Database.from_settings(Settings(database_url=app_dsn, postgres_pool_size=4))
+        await db.connect()
         try:
-            mem = await operations(MemoryGraphStore(), MemoryAgentTaskStore(), n)
-            pg = await operations(graph, tasks, n)
-            result: dict[str, Any] = {"samples_per_op": n, "operations": {}}
-            for op in mem:
-                m, p = summary(mem[op]), summary(pg[op])
-                result["operations"][op] = {"memory": m, "postgres": p,
-                                            "p50_ratio": p["p50_ms"] / max(m["p50_ms"], 1e-6)}
+            samples = await backend_samples(db, n)
+            table: dict[str, Any] = {}
+            for op in samples["memory"]:
+                m = summary(samples["memory"][op])
+                row: dict[str, Any] = {"memory": m}
+                for b in BACKENDS[1:]:
+                    s = summary(samples[b][op])
+                    s["p50_ratio_to_memory"] = s["p50_ms"] / max(m["p50_ms"], 1e-6)
+                    row[b] = s
+                table[op] = row
+            result["operations"] = table
+            graph = PostgresGraphStore(db)
             sizes = [10_000] if quick else [10_000, 100_000]
-            result["bulk_import"] = {str(s): await bulk(url, app_dsn, graph, s) for s in sizes}
-            result["search_100k"] = await search_100k(graph, MemoryGraphStore(),
-                                                      50 if quick else 500)
-            result["pool"] = database.stats()
+            result["bulk_import"] = {str(s): await bulk(app_dsn, graph, s, 10_000_000)
+                                     for s in sizes}
+            result["at_100k"] = await at_100k(graph, 50 if quick else 300)
+            result["pool"] = db.stats()
         finally:
-            await database.close()
-            await drop_database(url, name)
-    finally:
-        if server is not None:
-            server.stop()
+            await db.close()
     return result
 
 
 def show(result: dict[str, Any]) -> None:
-    print(f"{'operation':34} {'memory p50/p95/p99 ms':>24} {'postgres p50/p95/p99 ms':>26}"
-          f" {'p50 x':>8}")
+    head = "".join(f"{b + ' p50/p95/p99 ms':>27}{'x':>5}" for b in BACKENDS[1:])
+    print(f"{'operation':31}{'memory p50/p95/p99 ms':>24}{head}")
     for op, r in result["operations"].items():
-        m, p = r["memory"], r["postgres"]
-        print(f"{op:34} {m['p50_ms']:7.3f} {m['p95_ms']:7.3f} {m['p99_ms']:7.3f}   "
-              f"{p['p50_ms']:7.3f} {p['p95_ms']:7.3f} {p['p99_ms']:7.3f}  {r['p50_ratio']:7.1f}")
-    print("\nbulk import of new projects (import_graph vs raw COPY of the same rows)")
+        m = r["memory"]
+        line = f"{op:31}{m['p50_ms']:8.3f}{m['p95_ms']:8.3f}{m['p99_ms']:8.3f}"
+        for b in BACKENDS[1:]:
+            s = r[b]
+            line += (f"   {s['p50_ms']:7.3f} {s['p95_ms']:7.3f} {s['p99_ms']:7.3f}"
+                     f"{s['p50_ratio_to_memory']:5.1f}")
+        print(line)
+    ops = result["operations"].values()
+    medians = {b: sorted(r[b]["ops_s"] for r in ops)[len(ops) // 2] for b in BACKENDS}
+    print("\nops/s, one caller back to back, median over operations: "
+          + "; ".join(f"{b} {v:,.0f}" for b, v in medians.items()))
+    print("\nbulk import of new projects: import_graph (backfill path) vs raw COPY, same run")
     for size, b in result["bulk_import"].items():
-        print(f"  {int(size):>7,} projects: import_graph {b['import_graph_s']:.3f} s, "
-              f"re-import unchanged {b['reimport_unchanged_s']:.3f} s, raw COPY "
-              f"{b['raw_copy_s']:.3f} s -> import runs at {b['import_vs_copy_speed']:.0%} of COPY")
-    print("\nsearch on 100,000 projects (+2k) p50/p95/p99 ms")
-    for name, s in result["search_100k"].items():
-        print(f"  {name:9} {s['p50_ms']:7.3f} {s['p95_ms']:7.3f} {s['p99_ms']:7.3f}")
+        print(f"  {int(size):>7,}: import_graph {b['import_graph_s']:.3f} s "
+              f"({b['rows_per_s']:,.0f} rows/s), re-import unchanged "
+              f"{b['reimport_unchanged_s']:.3f} s, raw COPY {b['raw_copy_s']:.3f} s "
+              f"-> {b['import_vs_copy_speed']:.0%} of COPY speed")
+    print("\nwith 100,000 projects held: memory vs postgres p50/p95/p99 ms")
+    for label, r in result["at_100k"].items():
+        m, p = r["memory"], r["postgres"]
+        total = f" total={r['total']}" if "total" in r else ""
+        print(f"  {label + total:48} {m['p50_ms']:7.3f} {m['p95_ms']:7.3f} {m['p99_ms']:7.3f}"
+              f"   {p['p50_ms']:7.3f} {p['p95_ms']:7.3f} {p['p99_ms']:7.3f}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="in-memory vs PostgreSQL store benchmark")
-    parser.add_argument("--quick", action="store_true", help="fewer samples, 10k import only")
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks stores")
+    parser.add_argument("--quick", action="store_true", help="200 samples, 10k import only")
+    args = parser.parse_args(argv)
     started = time.perf_counter()
     result = asyncio.run(run(args.quick))
     result["quick"] = args.quick
     result["seconds"] = round(time.perf_counter() - started, 1)
     show(result)
-    out = ROOT / "benchmarks" / "results" / "stores.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / ("stores-quick.json" if args.quick else "stores.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {out.relative_to(ROOT)} ({result['seconds']} s)")
+    print(f"\nwrote {out} ({result['seconds']} s)")
 
 
 if __name__ == "__main__":
