@@ -65,7 +65,7 @@ class PostgresAgentTaskStore:
 
     async def create_task(self, data: AgentTaskCreate) -> AgentTask:
         task = rules.new_task(data, _now(), self.routing)
-        async with self.db.transaction(CONSTRAINTS) as conn:
+        async with self.db.acquire(CONSTRAINTS) as conn:
             await conn.execute(q.INSERT_TASK, *_args(task))
         return task
 
@@ -148,7 +148,7 @@ class PostgresAgentTaskStore:
     # ------------------------------------------------------------ replica
 
     async def put_task(self, task: AgentTask) -> None:
-        async with self.db.transaction(CONSTRAINTS) as conn:
+        async with self.db.acquire(CONSTRAINTS) as conn:
             await conn.execute(q.PUT_TASK, *_args(task))
 
     async def export_tasks(self) -> list[AgentTask]:

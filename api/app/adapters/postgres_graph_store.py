@@ -3,8 +3,12 @@
 Same answers as the in-memory backend: search matches and ranks with the rules of
 app.domain.graph, expressed in SQL (trigram indexes serve the substring match),
 listings use the protocol's orders, and errors carry the contract's texts. Every write
-is one transaction; the bulk import fills temp tables with COPY and upserts each table
-with one statement, which is what makes a 100k-row backfill take a second, not minutes.
+is atomic: a write that is one statement runs in autocommit (one round trip instead of
+BEGIN, statement, COMMIT: the dual-write copies are all of this kind), upsert_project's
+UPDATE-then-INSERT..ON CONFLICT is safe statement by statement, and what needs more
+(import_graph, export_graph) runs in a transaction. The bulk import fills temp tables
+with COPY and upserts each table with one statement, which is what makes a 100k-row
+backfill take a second, not minutes.
 """
 
 from __future__ import annotations
@@ -104,9 +108,9 @@ class PostgresGraphStore:
     async def upsert_project(self, ecosystem: str, name: str, data: ProjectUpsert) -> Project:
         args = (ecosystem.strip().lower(), name.strip().lower(), data.version, data.description,
                 data.homepage_url, data.repository_url, _now())
-        async with self.db.transaction(CONSTRAINTS) as conn:
+        async with self.db.acquire(CONSTRAINTS) as conn:
             row = await conn.fetchrow(q.UPDATE_PROJECT, *args)
-            if row is None:
+            if row is None:  # INSERT .. ON CONFLICT DO UPDATE covers a concurrent insert
                 row = await conn.fetchrow(q.INSERT_PROJECT, *args)
         return _project(row)
 
@@ -134,7 +138,7 @@ class PostgresGraphStore:
     ) -> Dependency:
         key = (from_ecosystem.strip().lower(), from_name.strip().lower(),
                to_ecosystem.strip().lower(), to_name.strip().lower())
-        async with self.db.transaction(CONSTRAINTS) as conn:
+        async with self.db.acquire(CONSTRAINTS) as conn:
             row = await conn.fetchrow(q.ADD_DEPENDENCY, *key, _now())
             if row["project_id"] is None:
                 raise NotFoundError(PROJECT_NOT_FOUND)
@@ -155,7 +159,7 @@ class PostgresGraphStore:
     async def create_contributor(self, data: ContributorCreate) -> Contributor:
         now = _now()
         c = Contributor(id=uuid4(), created_at=now, updated_at=now, **data.model_dump())
-        async with self.db.transaction(CONSTRAINTS) as conn:
+        async with self.db.acquire(CONSTRAINTS) as conn:
             await conn.execute(q.INSERT_CONTRIBUTOR, *self._contributor_args(c))
         return c
 
@@ -176,7 +180,7 @@ class PostgresGraphStore:
     async def create_asset(self, data: AssetCreate) -> Asset:
         now = _now()
         a = Asset(id=uuid4(), created_at=now, updated_at=now, **data.model_dump())
-        async with self.db.transaction(CONSTRAINTS) as conn:
+        async with self.db.acquire(CONSTRAINTS) as conn:
             await conn.execute(q.INSERT_ASSET, *self._asset_args(a))
         return a
 
@@ -202,7 +206,7 @@ class PostgresGraphStore:
         c = Contribution(id=uuid4(), contributor_id=data.contributor_id, asset_id=data.asset_id,
                          cost_amount=data.cost_amount, coherence_score=coherence_score,
                          metadata=data.metadata, timestamp=_now())
-        async with self.db.transaction(CONSTRAINTS) as conn:
+        async with self.db.acquire(CONSTRAINTS) as conn:
             row = await conn.fetchrow(q.CREATE_CONTRIBUTION, *self._contribution_args(c))
         if not row["has_contributor"]:
             raise NotFoundError(CONTRIBUTOR_NOT_FOUND)
@@ -246,28 +250,27 @@ class PostgresGraphStore:
                 p.repository_url, p.created_at, p.updated_at)
 
     async def put_project(self, project: Project) -> None:
-        async with self.db.transaction(CONSTRAINTS) as conn:
+        async with self.db.acquire(CONSTRAINTS) as conn:
             await conn.execute(q.PUT_PROJECT, *self._project_args(project))
-            await conn.execute(q.ADVANCE_PROJECT_IDS, project.id)
 
     async def put_dependency(self, dependency: Dependency) -> None:
         d = dependency
-        async with self.db.transaction(CONSTRAINTS) as conn:
+        async with self.db.acquire(CONSTRAINTS) as conn:
             found = await conn.fetchval(q.PUT_DEPENDENCY, d.from_ecosystem, d.from_name,
                                         d.to_ecosystem, d.to_name, d.created_at)
         if not found:
             raise NotFoundError(PROJECT_NOT_FOUND)
 
     async def put_contributor(self, contributor: Contributor) -> None:
-        async with self.db.transaction(CONSTRAINTS) as conn:
+        async with self.db.acquire(CONSTRAINTS) as conn:
             await conn.execute(q.PUT_CONTRIBUTOR, *self._contributor_args(contributor))
 
     async def put_asset(self, asset: Asset) -> None:
-        async with self.db.transaction(CONSTRAINTS) as conn:
+        async with self.db.acquire(CONSTRAINTS) as conn:
             await conn.execute(q.PUT_ASSET, *self._asset_args(asset))
 
     async def put_contribution(self, contribution: Contribution) -> None:
-        async with self.db.transaction(CONSTRAINTS) as conn:
+        async with self.db.acquire(CONSTRAINTS) as conn:
             await conn.execute(q.PUT_CONTRIBUTION, *self._contribution_args(contribution))
 
     async def export_graph(self) -> GraphRecords:

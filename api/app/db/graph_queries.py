@@ -135,20 +135,27 @@ ORDER BY "timestamp", id"""
 
 # ---------------------------------------------------------------- replica: one record
 
+# One statement (one round trip, autocommit): the upsert, then the identity moved past
+# the replicated id so ids the database assigns later never collide.
 PUT_PROJECT = """
-INSERT INTO projects (id, ecosystem, name, version, description, homepage_url, repository_url,
-    created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (ecosystem, name) DO UPDATE SET version = excluded.version,
-    description = excluded.description, homepage_url = excluded.homepage_url,
-    repository_url = excluded.repository_url, created_at = excluded.created_at,
-    updated_at = excluded.updated_at
-WHERE excluded.updated_at > projects.updated_at
-    OR (excluded.updated_at = projects.updated_at
-        AND (excluded.version, excluded.description, excluded.homepage_url,
-             excluded.repository_url, excluded.created_at)
-        IS DISTINCT FROM (projects.version, projects.description, projects.homepage_url,
-             projects.repository_url, projects.created_at))"""
+WITH put AS (
+    INSERT INTO projects (id, ecosystem, name, version, description, homepage_url,
+        repository_url, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    ON CONFLICT (ecosystem, name) DO UPDATE SET version = excluded.version,
+        description = excluded.description, homepage_url = excluded.homepage_url,
+        repository_url = excluded.repository_url, created_at = excluded.created_at,
+        updated_at = excluded.updated_at
+    WHERE excluded.updated_at > projects.updated_at
+        OR (excluded.updated_at = projects.updated_at
+            AND (excluded.version, excluded.description, excluded.homepage_url,
+                 excluded.repository_url, excluded.created_at)
+            IS DISTINCT FROM (projects.version, projects.description, projects.homepage_url,
+                 projects.repository_url, projects.created_at))
+    RETURNING 1
+)
+SELECT setval('projects_id_seq', $1::bigint) FROM projects_id_seq
+WHERE last_value < $1::bigint OR NOT is_called"""
 
 # Replicated ids are inserted explicitly: move the identity past them so ids the
 # database assigns later never collide.
