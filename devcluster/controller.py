@@ -1,0 +1,254 @@
+"""The controllers a real cluster would run, played for real on this machine.
+
+Deployments: when the API Deployment's pod template env changes, the local API process is
+restarted with the new env (same port, same data dir: a pod replaced on the same volume), and
+only then is the Deployment's status written with observedGeneration, which is what the
+operator waits for (DeploymentObservation.rolled_out) before it moves on.
+
+Jobs: each new Job's container command runs as a local process from the repository root with
+the Job's env (secretKeyRef values resolved from the emulator's Secrets) and a per-Job
+TERMINATION_LOG file. When it exits, a Pod labelled job-name=<job> carries the exit code and
+the termination message (the file, or the log tail on error, as FallbackToLogsOnError does),
+and the Job gets succeeded/failed and a Complete/Failed condition: what the operator's
+cluster.observe_jobs reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devcluster.api_process import LocalApi
+from devcluster.kube import KubeCluster, now_iso
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
+MESSAGE_LIMIT = 4096
+JOB_TIMEOUT = 300.0
+
+
+@dataclass
+class JobRun:
+    name: str
+    kind: str
+    started: float
+    exit_code: int | None = None
+    message: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Rollout:
+    at: float
+    generation: int
+    changed: dict[str, str | None]
+    seconds: float
+
+
+@dataclass
+class LocalController:
+    """Plays the Deployment controller for one Deployment (backed by `api`) and the Job
+    controller for every Job in `namespace`."""
+
+    cluster: KubeCluster
+    namespace: str
+    deployment: str
+    container: str
+    api: LocalApi
+    workdir: Path
+    on_event: Callable[[str], None] = lambda _msg: None
+    jobs: dict[str, JobRun] = field(default_factory=dict)
+    rollouts: list[Rollout] = field(default_factory=list)
+    _running_env: dict[str, str] | None = None
+    _job_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _loop_task: asyncio.Task[None] | None = None
+    _job_procs: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    # ---- env resolution ----
+    def secret_value(self, name: str, key: str) -> str | None:
+        secret = self.cluster.emulator.obj("v1/secrets", self.namespace, name)
+        if secret is None:
+            return None
+        if key in (secret.get("stringData") or {}):
+            return str(secret["stringData"][key])
+        raw = (secret.get("data") or {}).get(key)
+        return base64.b64decode(raw).decode() if raw is not None else None
+
+    def resolve_env(self, entries: list[dict[str, Any]]) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for e in entries:
+            if "value" in e:
+                env[e["name"]] = str(e["value"])
+                continue
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                value = self.secret_value(ref["name"], ref["key"])
+                if value is None and not ref.get("optional"):
+                    raise LookupError(f"secret {ref['name']}/{ref['key']} not found for "
+                                      f"env {e['name']}")
+                if value is not None:
+                    env[e["name"]] = value
+        return env
+
+    # ---- Deployment controller ----
+    async def reconcile_deployment(self) -> None:
+        dep = self.cluster.emulator.obj("apps/v1/deployments", self.namespace, self.deployment)
+        if dep is None:
+            return
+        meta = dep["metadata"]
+        generation = int(meta.get("generation", 1))
+        if (dep.get("status") or {}).get("observedGeneration") == generation \
+                and self.api.process is not None:
+            return
+        containers = dep["spec"]["template"]["spec"]["containers"]
+        container = next(c for c in containers if c["name"] == self.container)
+        env = self.resolve_env(container.get("env") or [])
+        if env != self._running_env or self.api.process is None:
+            started = time.monotonic()
+            old = self._running_env or {}
+            changed: dict[str, str | None] = {k: v for k, v in env.items() if old.get(k) != v}
+            changed.update({k: None for k in old if k not in env})
+            for k in ("DATABASE_URL", "ADMIN_TOKEN"):
+                if k in changed:
+                    changed[k] = "<secret>"
+            if self.api.process is None:
+                await asyncio.to_thread(self.api.start, env)
+            else:
+                await asyncio.to_thread(self.api.restart, env)
+            self._running_env = env
+            seconds = time.monotonic() - started
+            self.rollouts.append(Rollout(time.monotonic(), generation, changed, seconds))
+            self.on_event(f"rollout {self.deployment} gen {generation}: {changed} "
+                          f"({seconds:.1f}s)")
+        replicas = int(dep["spec"].get("replicas", 1))
+        await self.cluster.request(
+            "PATCH", f"/apis/apps/v1/namespaces/{self.namespace}/deployments/"
+            f"{self.deployment}/status",
+            {"status": {"observedGeneration": generation, "replicas": replicas,
+                        "readyReplicas": replicas, "updatedReplicas": replicas,
+                        "availableReplicas": replicas}})
+
+    # ---- Job controller ----
+    async def reconcile_jobs(self) -> None:
+        for job in self.cluster.emulator.objs("batch/v1/jobs", self.namespace):
+            name = job["metadata"]["name"]
+            if name in self.jobs:
+                continue
+            kind = (job["metadata"].get("labels") or {}).get("storemigration.dev/job-kind", "")
+            self.jobs[name] = JobRun(name, kind, time.monotonic())
+            task = asyncio.get_running_loop().create_task(self._run_job(job))
+            self._job_tasks.add(task)
+            task.add_done_callback(self._job_tasks.discard)
+
+    def _command(self, container: dict[str, Any]) -> list[str]:
+        argv = [*(container.get("command") or []), *(container.get("args") or [])]
+        if not argv:
+            raise ValueError("the Job's container has no command (no image entrypoint here)")
+        if argv[0] in ("python", "python3"):
+            argv[0] = sys.executable
+        return argv
+
+    async def _run_job(self, job: dict[str, Any]) -> None:
+        name = job["metadata"]["name"]
+        run = self.jobs[name]
+        spec = job["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        pod = f"{name}-local"
+        jobs_dir = self.workdir / "jobs"
+        jobs_dir.mkdir(parents=True, exist_ok=True)
+        term_path, log_path = jobs_dir / f"{name}.termination", jobs_dir / f"{name}.log"
+        await self.cluster.create({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod, "namespace": self.namespace,
+                         "labels": {"job-name": name, **(job["spec"]["template"].get(
+                             "metadata", {}).get("labels") or {})}},
+            "spec": spec})
+        await self._patch_job(name, {"active": 1, "startTime": now_iso()})
+        self.on_event(f"job {name} started")
+        code, message = 1, ""
+        try:
+            env = {k: os.environ[k] for k in BASE_ENV if k in os.environ}
+            env.update(self.resolve_env(container.get("env") or []))
+            env.update(PYTHONPATH=os.pathsep.join(str(ROOT / p) for p in ("api", "operator", "")),
+                       TERMINATION_LOG=str(term_path), PYTHONUNBUFFERED="1")
+            log = await asyncio.to_thread(open, log_path, "wb")
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *self._command(container), cwd=str(ROOT), env=env, stdout=log,
+                    stderr=asyncio.subprocess.STDOUT)
+                self._job_procs[name] = proc
+                try:
+                    code = await asyncio.wait_for(proc.wait(), JOB_TIMEOUT)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+                    code = 137
+            finally:
+                self._job_procs.pop(name, None)
+                log.close()
+            message = term_path.read_text(errors="replace") if term_path.exists() else ""
+            if not message.strip() and code != 0:
+                message = log_path.read_text(errors="replace")[-MESSAGE_LIMIT:]
+        except (OSError, ValueError, LookupError) as e:
+            code, message = 128, f"could not start the Job's container: {e}"
+        message = message[:MESSAGE_LIMIT]
+        run.exit_code, run.message = code, message
+        run.seconds = time.monotonic() - run.started
+        ok = code == 0
+        await self.cluster.request(
+            "PATCH", f"/api/v1/namespaces/{self.namespace}/pods/{pod}/status",
+            {"status": {"phase": "Succeeded" if ok else "Failed", "containerStatuses": [{
+                "name": container["name"], "ready": False, "restartCount": 0,
+                "state": {"terminated": {"exitCode": code, "message": message,
+                                         "reason": "Completed" if ok else "Error",
+                                         "finishedAt": now_iso()}}}]}})
+        cond = "Complete" if ok else "Failed"
+        await self._patch_job(name, {
+            "active": None, "succeeded" if ok else "failed": 1, "completionTime": now_iso(),
+            "conditions": [{"type": cond, "status": "True", "lastTransitionTime": now_iso(),
+                            "reason": "Completed" if ok else "BackoffLimitExceeded"}]})
+        self.on_event(f"job {name} exited {code} in {run.seconds:.1f}s")
+
+    async def _patch_job(self, name: str, status: dict[str, Any]) -> None:
+        await self.cluster.request(
+            "PATCH", f"/apis/batch/v1/namespaces/{self.namespace}/jobs/{name}/status",
+            {"status": status})
+
+    # ---- loop ----
+    async def step(self) -> None:
+        await self.reconcile_deployment()
+        await self.reconcile_jobs()
+
+    async def _loop(self, period: float) -> None:
+        while True:
+            try:
+                await self.step()
+            except Exception as e:  # noqa: BLE001 - a controller keeps going, as kube's do
+                self.errors.append(f"{type(e).__name__}: {e}")
+                self.on_event(f"controller error: {type(e).__name__}: {e}")
+            await asyncio.sleep(period)
+
+    def start(self, period: float = 0.25) -> None:
+        self._loop_task = asyncio.get_running_loop().create_task(self._loop(period))
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for proc in list(self._job_procs.values()):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        for task in list(self._job_tasks):
+            task.cancel()
+        await asyncio.gather(*self._job_tasks, return_exceptions=True)
+        await asyncio.to_thread(self.api.stop)
