@@ -116,6 +116,13 @@ class Settings(BaseSettings):
                     f"IN_MEMORY_WRITES ({prefix}IN_MEMORY_WRITES)=false requires "
                     "READ_FROM_POSTGRES_PERCENT=100: memory would serve stale reads"
                 )
+            if mode.read_percent > 0 and not mode.dual_write and mode.backend == "memory":
+                raise ValueError(
+                    f"READ_FROM_POSTGRES_PERCENT ({prefix}READ_FROM_POSTGRES_PERCENT)="
+                    f"{mode.read_percent} requires DUAL_WRITE_MODE ({prefix}DUAL_WRITE_MODE)"
+                    "=true: without dual-write PostgreSQL misses every new write, so reads "
+                    "from it would answer stale data and wrong 404s"
+                )
             if not mode.dual_write and not mode.memory_writes and mode.backend == "memory":
                 raise ValueError(
                     f"IN_MEMORY_WRITES ({prefix}IN_MEMORY_WRITES)=false requires DUAL_WRITE_MODE"

@@ -1,0 +1,31 @@
+"""Start-up rejects migration switches that would serve wrong answers or lose data."""
+
+from __future__ import annotations
+
+import pytest
+from app.settings import Settings, load_settings
+
+DSN = "postgresql://app@127.0.0.1/app"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"read_from_postgres_percent": 30},
+        {"graph_store_read_from_postgres_percent": 10},
+        {"agent_task_store_read_from_postgres_percent": 100},
+        {"dual_write_mode": True, "agent_task_store_dual_write_mode": False,
+         "read_from_postgres_percent": 50},
+    ],
+)
+def test_reading_postgres_without_dual_write_is_refused(env: dict[str, object]) -> None:
+    with pytest.raises(SystemExit) as e:
+        load_settings(database_url=DSN, **env)
+    assert "READ_FROM_POSTGRES_PERCENT" in str(e.value)
+    assert "DUAL_WRITE_MODE" in str(e.value)
+
+
+def test_reading_postgres_is_fine_with_dual_write_or_postgres_backend() -> None:
+    assert Settings(database_url=DSN, dual_write_mode=True, read_from_postgres_percent=40)
+    assert Settings(database_url=DSN, store_backend="postgres", read_from_postgres_percent=40)
+    assert Settings(database_url=DSN, read_from_postgres_percent=0)
