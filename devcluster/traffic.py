@@ -5,6 +5,12 @@ A write counts as acknowledged only when the API answered 2xx. At the end,
 older than what was acknowledged is a lost write. Requests refused while the API
 restarts (connection refused: the request never arrived) are retried; a request whose
 outcome is unknown (timeout after sending) is not counted as acknowledged.
+
+Concurrent writes to one project may be applied in another order than their answers
+arrive, so a project's acknowledged state is the answer with the newest updated_at, and
+reading back a newer updated_at (a later write, perhaps one whose answer was lost) is not a
+loss. Latencies are tagged with `tag` (the demo sets the migration phase) so p95 can be
+reported per phase.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +31,8 @@ TASK_ORDER = ["pending", "running", "completed"]
 
 @dataclass
 class Ledger:
-    projects: dict[tuple[str, str], str] = field(default_factory=dict)
+    projects: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    dependents: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)
     contributors: set[str] = field(default_factory=set)
     assets: dict[str, Decimal] = field(default_factory=dict)
     contributions: set[str] = field(default_factory=set)
@@ -33,6 +41,7 @@ class Ledger:
     def count(self) -> int:
         return (
             len(self.projects)
+            + sum(len(v) for v in self.dependents.values())
             + len(self.contributors)
             + len(self.assets)
             + len(self.contributions)
@@ -48,6 +57,7 @@ class TrafficStats:
     unknown: int = 0
     by_status: Counter[int] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    by_tag: dict[str, list[float]] = field(default_factory=dict)
 
 
 class Traffic:
@@ -61,6 +71,7 @@ class Traffic:
         self.stats = TrafficStats()
         self._stop = asyncio.Event()
         self._seq = 0
+        self.tag = "start"
 
     def stop(self) -> None:
         self._stop.set()
@@ -83,7 +94,7 @@ class Traffic:
     async def _call(
         self, c: httpx.AsyncClient, method: str, url: str, **kw: Any
     ) -> httpx.Response | None:
-        for _ in range(50):
+        for _ in range(150):
             started = time.perf_counter()
             try:
                 r = await c.request(method, url, **kw)
@@ -94,7 +105,9 @@ class Traffic:
             except httpx.HTTPError:
                 self.stats.unknown += 1
                 return None
-            self.stats.latencies.append(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self.stats.latencies.append(took)
+            self.stats.by_tag.setdefault(self.tag, []).append(took)
             self.stats.by_status[r.status_code] += 1
             if r.status_code >= 500:
                 self.stats.errors += 1
@@ -108,13 +121,22 @@ class Traffic:
         n = self._seq
         roll = self.rng.random()
         L = self.ledger
-        if roll < 0.25:
+        if roll < 0.22:
             key = ("pypi", f"pkg-{self.rng.randrange(500)}")
             version = f"1.{n}"
             r = await self._call(c, "PUT", f"/api/projects/{key[0]}/{key[1]}",
                                  json={"version": version, "description": f"package {key[1]}"})
             if r is not None and r.status_code == 200:
-                L.projects[key] = version
+                updated = r.json()["updated_at"]
+                if key not in L.projects or _newer(updated, L.projects[key][1]):
+                    L.projects[key] = (version, updated)
+        elif roll < 0.25 and L.projects:
+            src = self.rng.choice(list(L.projects))
+            dst = ("pypi", f"pkg-{self.rng.randrange(500)}")
+            r = await self._call(c, "POST", f"/api/projects/{src[0]}/{src[1]}/dependencies",
+                                 json={"ecosystem": dst[0], "name": dst[1]})
+            if r is not None and r.status_code in (200, 201):
+                L.dependents.setdefault(dst, set()).add(src)
         elif roll < 0.45 and L.projects:
             eco, name = self.rng.choice(list(L.projects))
             await self._call(c, "GET", f"/api/projects/{eco}/{name}")
@@ -161,10 +183,16 @@ async def verify_acknowledged(base_url: str, ledger: Ledger) -> dict[str, Any]:
     """Read back every acknowledged write; report what is missing or stale."""
     lost: list[str] = []
     async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as c:
-        for (eco, name), version in ledger.projects.items():
+        for (eco, name), (version, updated) in ledger.projects.items():
             r = await c.get(f"/api/projects/{eco}/{name}")
-            if r.status_code != 200 or r.json().get("version") != version:
+            doc = r.json() if r.status_code == 200 else {}
+            same = doc.get("updated_at") == updated and doc.get("version") == version
+            if not same and not _newer(doc.get("updated_at"), updated):
                 lost.append(f"project {eco}/{name}@{version}")
+        for (eco, name), sources in ledger.dependents.items():
+            r = await c.get(f"/api/projects/{eco}/{name}/dependents")
+            if r.status_code != 200 or int(r.json().get("count", 0)) < len(sources):
+                lost.append(f"dependencies of {eco}/{name}: {len(sources)} acknowledged")
         for cid in ledger.contributors:
             if (await c.get(f"/v1/contributors/{cid}")).status_code != 200:
                 lost.append(f"contributor {cid}")
@@ -181,3 +209,11 @@ async def verify_acknowledged(base_url: str, ledger: Ledger) -> dict[str, Any]:
             if r.status_code != 200 or rank(r.json()["status"]) < rank(status):
                 lost.append(f"task {tid} {status}")
     return {"checked": ledger.count(), "lost": len(lost), "lost_examples": lost[:10]}
+
+
+def _newer(a: str | None, b: str) -> bool:
+    """Whether timestamp `a` is later than `b` (ISO 8601, any offset spelling)."""
+    if not a:
+        return False
+    return datetime.fromisoformat(a.replace("Z", "+00:00")) > \
+        datetime.fromisoformat(b.replace("Z", "+00:00"))

@@ -1,0 +1,124 @@
+"""What the demo prints: one progress line per change (or every few seconds), and the summary.
+
+The summary is also returned as a dict (written with --json) so the end-to-end test asserts
+on the same facts a person reads.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from demo.run import Outcome
+from devcluster.traffic import Traffic
+
+HEARTBEAT = 5.0
+
+
+class Printer:
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self.started = time.monotonic()
+        self._last_key: tuple[Any, ...] | None = None
+        self._last_at = 0.0
+
+    def out(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def event(self, message: str) -> None:
+        self.out(f"[{time.monotonic() - self.started:6.1f}s]   . {message}")
+
+    def progress(self, elapsed: float, st: dict[str, Any], traffic: Traffic) -> None:
+        gate = st.get("lastGate") or {}
+        key = (st.get("phase"), st.get("readPercent"), st.get("reason"), gate.get("result"))
+        now = time.monotonic()
+        if key == self._last_key and now - self._last_at < HEARTBEAT:
+            return
+        self._last_key, self._last_at = key, now
+        err, p95 = gate.get("errorRate"), gate.get("p95Seconds")
+        err_s = f"{err:.4f}" if isinstance(err, (int, float)) else "  -   "
+        p95_s = f"{p95 * 1000:.0f}ms" if isinstance(p95, (int, float)) else "-"
+        served = traffic.stats.ok + traffic.stats.errors
+        message = str(st.get("message") or "")[:90]
+        self.out(f"[{elapsed:6.1f}s] {st.get('phase', 'Pending'):<15} "
+                 f"{int(st.get('readPercent') or 0):>3}% | err {err_s} p95 {p95_s:>6} "
+                 f"gate {gate.get('result') or '-':<12} | {served:>6} req | "
+                 f"{st.get('reason') or '-'}: {message}")
+
+
+def summarize(o: Outcome, logs: str) -> dict[str, Any]:
+    st = o.status
+    backfill = next((j["result"] for j in o.jobs if j["kind"] == "backfill" and j["result"]),
+                    None)
+    verifies = [j for j in o.jobs if j["kind"] == "verify"]
+    history = st.get("history") or []
+    return {
+        "goal": o.goal, "reached": o.reached, "error": o.error,
+        "elapsed_seconds": round(o.elapsed, 1),
+        "final_phase": st.get("phase"), "final_read_percent": st.get("readPercent"),
+        "final_reason": st.get("reason"), "final_message": st.get("message"),
+        "prometheus": o.prometheus,
+        "fault_injected_at": o.fault_at, "rollback_seen_at": o.rollback_seen_at,
+        "backfill": backfill,
+        "rows_in_postgres": o.rows,
+        "verify_runs": [{"name": j["name"], "exit": j["exit"],
+                         "passed": (j["result"] or {}).get("passed"),
+                         "checked": (j["result"] or {}).get("checked"),
+                         "mismatches": (j["result"] or {}).get("mismatches"),
+                         "mismatch_ratio": (j["result"] or {}).get("mismatch_ratio")}
+                        for j in verifies],
+        "p95_ms_by_phase": {tag: {"requests": n, "p95_ms": round(p * 1000, 1)}
+                            for tag, (n, p) in o.p95_by_phase.items()},
+        "rollbacks": [h for h in history if h.get("type") == "Rollback"],
+        "history": history,
+        "api_restarts": o.api_restarts,
+        "jobs": [{k: j[k] for k in ("name", "exit", "seconds")} for j in o.jobs],
+        "traffic": o.traffic,
+        "acknowledged_writes_checked": o.verify.get("checked", 0),
+        "lost": o.verify.get("lost"), "lost_examples": o.verify.get("lost_examples"),
+        "logs": logs,
+    }
+
+
+def print_summary(p: Printer, s: dict[str, Any]) -> None:
+    line = "=" * 78
+    p.out(line)
+    p.out(f"SUMMARY  goal: {s['goal']}  ->  {'REACHED' if s['reached'] else 'NOT REACHED'}"
+          f"  in {s['elapsed_seconds']}s")
+    if s["error"]:
+        p.out(f"  error: {s['error']}")
+    p.out(f"  final: phase {s['final_phase']}, reads {s['final_read_percent']}% on PostgreSQL "
+          f"({s['final_reason']}: {s['final_message']})")
+    b = s["backfill"] or {}
+    if b:
+        p.out(f"  records moved by the backfill: {b.get('records')} examined, "
+              f"{b.get('written_total')} written {b.get('written')}, {b.get('skipped_total')} "
+              "already in PostgreSQL through dual-write")
+    p.out(f"  rows in PostgreSQL now: {s['rows_in_postgres']}")
+    p.out("  consistency (verify Jobs):")
+    for v in s["verify_runs"]:
+        p.out(f"    {v['name']}: exit {v['exit']}, passed {v['passed']}, checked "
+              f"{v['checked']}, mismatches {v['mismatches']} (ratio {v['mismatch_ratio']})")
+    p.out("  client-side p95 per phase (every request the traffic made):")
+    for tag, v in s["p95_ms_by_phase"].items():
+        p.out(f"    {tag:<24} {v['requests']:>6} requests   p95 {v['p95_ms']:>7.1f} ms")
+    p.out(f"  rollbacks: {len(s['rollbacks'])}")
+    for h in s["rollbacks"]:
+        readings = h.get("readings") or {}
+        p.out(f"    {h.get('time')}: reads {h.get('from')}% -> {h.get('to')}%: {h.get('reason')}"
+              + (f" [errorRate {readings.get('errorRate')}, p95 {readings.get('p95Seconds')}s,"
+                 f" requests {readings.get('requests')}]" if readings else ""))
+    t = s["traffic"]
+    p.out(f"  traffic: {t.get('ok')} answered <500, {t.get('errors_5xx')} 5xx, "
+          f"{t.get('refused_retried')} connection-refused retries during {s['api_restarts']} "
+          f"API restarts, {t.get('unknown_outcome')} unknown outcomes")
+    lost = s["lost"]
+    verdict = "ZERO RECORDS LOST" if lost == 0 and s["acknowledged_writes_checked"] else "LOSS"
+    p.out(f"  zero-loss proof: {s['acknowledged_writes_checked']} acknowledged writes read "
+          f"back, {lost} lost -> {verdict}")
+    if lost:
+        p.out(f"    e.g. {s['lost_examples']}")
+    p.out(f"  logs: {s['logs']}")
+    p.out(line)

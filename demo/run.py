@@ -1,0 +1,164 @@
+"""The main job: one migration, start to finish, on this machine (devcluster.LocalCluster).
+
+Steady mixed traffic runs the whole time and remembers every acknowledged write; the real
+operator drives the API through every phase with seconds for days; with `faults`, the API's
+PostgreSQL role loses its table privileges once reads are at >= 20%, and the run ends when
+the operator has returned reads to 0%. Then every acknowledged write is read back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devcluster.cluster import LocalCluster, Timing, migration_spec
+from devcluster.faults import restore_app_access, revoke_app_access, row_counts
+from devcluster.traffic import Traffic, verify_acknowledged
+
+DEFAULT = Timing()
+FAST = Timing(read_start=10, read_step=30, read_interval="5s", gate_interval="1s",
+              window="8s", min_requests=10.0, verify_interval="20s", primary_hold="4s")
+FAULT_AT_PERCENT = 20
+WARMUP_SECONDS = 4.0
+
+
+@dataclass
+class Options:
+    faults: bool = False
+    fast: bool = False
+    rate: float = 40.0
+    limit: float = 420.0
+
+
+@dataclass
+class Outcome:
+    goal: str
+    reached: bool = False
+    elapsed: float = 0.0
+    status: dict[str, Any] = field(default_factory=dict)
+    fault_at: float | None = None
+    rollback_seen_at: float | None = None
+    verify: dict[str, Any] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    api_restarts: int = 0
+    traffic: dict[str, Any] = field(default_factory=dict)
+    p95_by_phase: dict[str, tuple[int, float]] = field(default_factory=dict)
+    prometheus: str | None = None
+    error: str | None = None
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else 0.0
+
+
+def _rolled_back_after(status: dict[str, Any], since_iso: str) -> bool:
+    return any(h.get("type") == "Rollback" and h.get("to") == 0 and h.get("time", "") >= since_iso
+               for h in status.get("history") or [])
+
+
+async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
+                   progress: Callable[[float, dict[str, Any], Traffic], None]) -> Outcome:
+    timing = FAST if opts.fast else DEFAULT
+    if opts.faults:
+        timing = Timing(**{**timing.__dict__, "retry": False})
+    outcome = Outcome(goal="reads back at 0% after the fault" if opts.faults
+                      else "migration Complete")
+    started = time.monotonic()
+    async with LocalCluster(workdir, require_prometheus=opts.faults, on_event=show) as lc:
+        if lc.prometheus_missing:
+            show("!" * 72)
+            show(f"!! PROMETHEUS IS NOT INSTALLED ({lc.prometheus_missing})")
+            show("!! The gates are OFF for this run: every reading passes. Install it")
+            show("!! (bash scripts/bootstrap.sh) to see the real error-rate and p95 gates.")
+            show("!" * 72)
+        outcome.prometheus = lc.prometheus.url if lc.prometheus else None
+        traffic = Traffic(lc.api.url, rate=opts.rate)
+        traffic.tag = "Preparation"  # memory only, before the StoreMigration exists
+        runner = asyncio.get_running_loop().create_task(traffic.run())
+        try:
+            show(f"traffic: {opts.rate:g} req/s mixed over both stores; warming up "
+                 f"{WARMUP_SECONDS:g}s before the StoreMigration is applied")
+            await asyncio.sleep(WARMUP_SECONDS)
+            spec = migration_spec(timing, lc.api.url, outcome.prometheus, workdir)
+            await lc.create_migration(spec)
+            show("applied StoreMigration/store-migration "
+                 f"(steps of {timing.read_step}% every {timing.read_interval}, gates every "
+                 f"{timing.gate_interval} over {timing.window}, hold {timing.primary_hold})")
+            await _watch(lc, opts, outcome, traffic, started, show, progress)
+        finally:
+            traffic.stop()
+            await runner
+        outcome.status = lc.status()
+        if outcome.fault_at is not None:
+            await restore_app_access(lc.owner_dsn)
+            show("grants restored to storemigration_app")
+        show("reading back every acknowledged write ...")
+        outcome.verify = await verify_acknowledged(lc.api.url, traffic.ledger)
+        outcome.rows = await row_counts(lc.owner_dsn)
+        outcome.traffic = {"ok": traffic.stats.ok, "errors_5xx": traffic.stats.errors,
+                           "refused_retried": traffic.stats.refused,
+                           "unknown_outcome": traffic.stats.unknown,
+                           "by_status": dict(traffic.stats.by_status)}
+        outcome.p95_by_phase = {tag: (len(v), _p95(v))
+                                for tag, v in traffic.stats.by_tag.items()}
+        assert lc.controller is not None
+        outcome.api_restarts = len(lc.controller.rollouts) - 1
+        for run in lc.controller.jobs.values():
+            try:
+                result = json.loads(run.message) if run.message else None
+            except ValueError:
+                result = None
+            outcome.jobs.append({"name": run.name, "kind": run.kind, "exit": run.exit_code,
+                                 "seconds": round(run.seconds, 2), "result": result})
+    outcome.elapsed = time.monotonic() - started
+    return outcome
+
+
+async def _watch(lc: LocalCluster, opts: Options, outcome: Outcome, traffic: Traffic,
+                 started: float, show: Callable[[str], None],
+                 progress: Callable[[float, dict[str, Any], Traffic], None]) -> None:
+    deadline = started + opts.limit
+    fault_iso = ""
+    while time.monotonic() < deadline:
+        if not lc.operator_alive():
+            outcome.error = f"the operator exited; see {lc.logs / 'operator.log'}"
+            return
+        st = lc.status()
+        phase = st.get("phase") or "Preparation"
+        traffic.tag = f"{phase} (fault)" if outcome.fault_at is not None else phase
+        progress(time.monotonic() - started, st, traffic)
+        if not opts.faults and phase == "Complete":
+            outcome.reached = True
+            return
+        if opts.faults and outcome.fault_at is None and phase == "ReadSwitchover" \
+                and int(st.get("readPercent") or 0) >= FAULT_AT_PERCENT:
+            await revoke_app_access(lc.owner_dsn)
+            outcome.fault_at = time.monotonic() - started
+            fault_iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+            show(f"FAULT: REVOKE SELECT, INSERT, UPDATE, DELETE ON <all data tables> FROM "
+                 f"storemigration_app (reads at {st.get('readPercent')}%)")
+        if outcome.fault_at is not None and int(st.get("readPercent") or 0) == 0 \
+                and _rolled_back_after(st, fault_iso):
+            if outcome.rollback_seen_at is None:
+                outcome.rollback_seen_at = time.monotonic() - started
+            if lc.deployment_env().get("READ_FROM_POSTGRES_PERCENT") == "0" \
+                    and _rolled_out(lc):
+                outcome.reached = True
+                progress(time.monotonic() - started, lc.status(), traffic)
+                return
+        await asyncio.sleep(0.5)
+    outcome.error = f"the goal ({outcome.goal}) was not reached within {opts.limit:.0f}s"
+
+
+def _rolled_out(lc: LocalCluster) -> bool:
+    assert lc.kube is not None
+    dep = lc.kube.emulator.obj("apps/v1/deployments", "default", "api") or {}
+    generation = dep.get("metadata", {}).get("generation")
+    return bool((dep.get("status") or {}).get("observedGeneration") == generation)
