@@ -66,12 +66,16 @@ def observe_deployment(dep: dict[str, Any] | None, container: str
         return None
     found = container_of(dep, container)
     env = {e["name"]: e.get("value") for e in (found[1].get("env") or [])} if found else {}
+    status = dep.get("status") or {}
     return DeploymentObservation(
         name=dep["metadata"]["name"], replicas=int(dep["spec"].get("replicas", 1)),
         container_found=found is not None, env=env,
         image=found[1].get("image") if found else None,
         generation=dep["metadata"].get("generation"),
-        observed_generation=(dep.get("status") or {}).get("observedGeneration"))
+        observed_generation=status.get("observedGeneration"),
+        status_replicas=int(status.get("replicas") or 0),
+        updated_replicas=int(status.get("updatedReplicas") or 0),
+        available_replicas=int(status.get("availableReplicas") or 0))
 
 
 def _finished(job: dict[str, Any]) -> tuple[str, datetime | None]:

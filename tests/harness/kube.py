@@ -55,11 +55,13 @@ class ClusterSimulator:
         for dep in emu.objs("apps/v1/deployments"):
             meta = dep["metadata"]
             if (dep.get("status") or {}).get("observedGeneration") != meta["generation"]:
+                replicas = dep["spec"].get("replicas", 1)
                 await self.cluster.request(
                     "PATCH", f"/apis/apps/v1/namespaces/{meta['namespace']}/deployments/"
                     f"{meta['name']}/status", {"status": {
-                        "observedGeneration": meta["generation"],
-                        "replicas": dep["spec"].get("replicas", 1)}})
+                        "observedGeneration": meta["generation"], "replicas": replicas,
+                        "updatedReplicas": replicas, "readyReplicas": replicas,
+                        "availableReplicas": replicas}})
         for job in emu.objs("batch/v1/jobs"):
             name, ns = job["metadata"]["name"], job["metadata"]["namespace"]
             kind = (job["metadata"].get("labels") or {}).get("storemigration.dev/job-kind", "")

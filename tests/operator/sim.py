@@ -32,18 +32,34 @@ class Sim:
         lambda kind: ("Succeeded", {"mismatch_ratio": 0.0, "checked": 10}))
     readings: Callable[[datetime], GateReadings] = lambda now: HEALTHY
     plans: list[Plan] = field(default_factory=list)
+    generation: int = 1
+    observed_generation: int = 1
+    pods_ready: bool = True  # False: new pods crash-loop, the controller never gets them up
+
+    def deployment(self) -> DeploymentObservation:
+        """The Deployment as its controller reports it: a changed template is one tick old
+        before the controller observes it, and its pods are available only if pods_ready."""
+        rolled = self.observed_generation >= self.generation and self.pods_ready
+        return DeploymentObservation(
+            name="api", replicas=self.replicas, env=dict(self.env), image="api:1",
+            generation=self.generation, observed_generation=self.observed_generation,
+            status_replicas=self.replicas if rolled else self.replicas + 1,
+            updated_replicas=self.replicas if rolled else 0,
+            available_replicas=self.replicas if rolled else self.replicas - 1 if
+            self.pods_ready else 0)
 
     def tick(self, advance: timedelta = timedelta(0)) -> Plan:
         self.now += advance
         spec = parse_spec(self.spec_doc)
         readings = self.readings(self.now) if gates_due(spec, self.status, self.now) else None
-        dep = DeploymentObservation(name="api", replicas=self.replicas, env=dict(self.env),
-                                    image="api:1", generation=1, observed_generation=1)
-        p = plan(spec, self.status, readings, dict(self.jobs), dep, self.now, name="sm",
-                 generation=1)
+        self.observed_generation = self.generation  # the controller caught up since last tick
+        p = plan(spec, self.status, readings, dict(self.jobs), self.deployment(), self.now,
+                 name="sm", generation=1)
         self.env.update(p.env_set)
         for name in p.env_remove:
             self.env.pop(name, None)
+        if p.env_changed:
+            self.generation += 1
         for req in p.jobs:
             if req.name not in self.jobs and req.name not in self.created:
                 self.created.append(req.name)

@@ -220,3 +220,16 @@ def test_retries_exhausted_needs_a_new_retry_token():
     sim.spec_doc["retryToken"] = "again"
     sim.run_until(lambda: sim.percent == 10, H, limit=30)
     assert parse_time(sim.status["retryTokenTime"]) is not None
+
+
+def test_rolled_out_means_the_new_pods_are_available_not_only_observed():
+    sim = Sim(dict(BASE))
+    sim.tick()
+    assert sim.phase == "DualWrite"
+    sim.pods_ready = False  # the controller saw the new template; its pods never come up
+    for _ in range(5):
+        p = sim.tick(H)
+        assert not p.jobs and sim.status["reason"] == "WaitingForRollout"
+    sim.pods_ready = True
+    sim.tick(H)
+    assert sim.created == ["sm-backfill-1"]

@@ -21,16 +21,22 @@ class DeploymentObservation:
     image: str | None = None
     generation: int | None = None
     observed_generation: int | None = None
+    status_replicas: int | None = None
+    updated_replicas: int | None = None
+    available_replicas: int | None = None
 
     def rolled_out(self, to_set: Mapping[str, str], to_remove: list[str]) -> bool:
-        """The env is what we asked for and the controller has seen this generation."""
+        """The env is what we asked for and the new pods run it, as `kubectl rollout status`
+        decides: the controller has seen this generation, and every replica is updated and
+        available with no old pod left over (status.replicas counts old and new pods)."""
         if any(self.env.get(k) != v for k, v in to_set.items()):
             return False
         if any(k in self.env for k in to_remove):
             return False
-        if self.generation is None:
-            return True
-        return (self.observed_generation or 0) >= self.generation
+        if self.generation is None or (self.observed_generation or 0) < self.generation:
+            return False
+        return (self.updated_replicas or 0) == (self.status_replicas or 0) == \
+            (self.available_replicas or 0) == self.replicas
 
 
 @dataclass(frozen=True)
