@@ -10,7 +10,10 @@ call, and keeps the rules that protect the data while two stores hold it:
   record memory holds is served from memory and counted as a mismatch, so a rollout
   never answers a wrong 404;
 - a sample of reads is compared against the other store in the background (shadow
-  reads), with bounded concurrency, so consistency is measured continuously.
+  reads), with bounded concurrency, so consistency is measured continuously;
+- a comparison (or a PostgreSQL miss) that overlapped a write on the same store is
+  counted "skipped", not "mismatch": the two stores legitimately differ for the length
+  of a write and its copy, and a busy store would otherwise look inconsistent.
 The store-specific classes live in migration_graph_router.py and
 migration_task_router.py and are re-exported here.
 """
@@ -91,7 +94,9 @@ class Route(Generic[S]):
         self.served = {"memory": 0, "postgres": 0}
         self.fallbacks = 0
         self.dual_write_failures = 0
-        self.shadow = {"match": 0, "mismatch": 0, "error": 0}
+        self.shadow = {"match": 0, "mismatch": 0, "error": 0, "skipped": 0}
+        self._write_seq = 0
+        self._writes_in_flight = 0
         telemetry.read_percent_configured(store, float(mode.effective_read_percent))
 
     # ------------------------------------------------------------------ writes
@@ -109,10 +114,25 @@ class Route(Generic[S]):
         call: Callable[[S], Awaitable[T]],
         copy: Callable[[S, T], Awaitable[None]],
     ) -> T:
-        result = await call(self.writer())
-        if self.mode.write_target == "dual":
-            await self.copy(operation, lambda pg: copy(pg, result))
-        return result
+        self._write_seq += 1
+        self._writes_in_flight += 1
+        try:
+            result = await call(self.writer())
+            if self.mode.write_target == "dual":
+                await self.copy(operation, lambda pg: copy(pg, result))
+            return result
+        finally:
+            self._writes_in_flight -= 1
+            self._write_seq += 1
+
+    def _window(self) -> tuple[int, int]:
+        """Where the writes stand now; pass it to `_quiet_since` later."""
+        return self._write_seq, self._writes_in_flight
+
+    def _quiet_since(self, window: tuple[int, int]) -> bool:
+        """No write on this store was running at `window` or has started or ended since."""
+        seq, in_flight = window
+        return in_flight == 0 and self._write_seq == seq
 
     async def copy(self, operation: str, put: Callable[[S], Awaitable[None]]) -> None:
         """Copy a record to PostgreSQL under the second-write timeout; never raises."""
@@ -157,16 +177,17 @@ class Route(Generic[S]):
             assert self.postgres is not None
             self._served("postgres")
             return await call(self.postgres)
+        window = self._window()
         if not self._postgres_turn():
             result = await call(self.memory)
             self._served("memory")
-            self._maybe_shadow(operation, call, result, compare_with=self.postgres)
+            self._maybe_shadow(operation, call, result, self.postgres, window)
             return result
         assert self.postgres is not None
         try:
             result = await call(self.postgres)
         except NotFoundError:
-            return await self._after_miss(operation, call)
+            return await self._after_miss(operation, call, window)
         except Exception as e:  # noqa: BLE001 - any PostgreSQL read failure falls back
             self.fallbacks += 1
             telemetry.read_fallback(self.store)
@@ -180,14 +201,17 @@ class Route(Generic[S]):
             self._served("memory")
             return result
         if missing is not None and missing(result):
-            return await self._after_miss(operation, call)
+            return await self._after_miss(operation, call, window)
         self._served("postgres")
-        self._maybe_shadow(operation, call, result, compare_with=self.memory)
+        self._maybe_shadow(operation, call, result, self.memory, window)
         return result
 
-    async def _after_miss(self, operation: str, call: Callable[[S], Awaitable[T]]) -> T:
+    async def _after_miss(
+        self, operation: str, call: Callable[[S], Awaitable[T]], window: tuple[int, int]
+    ) -> T:
         """PostgreSQL does not hold the record: memory (trusted) decides. Its answer,
-        or its NotFoundError, is what the client gets."""
+        or its NotFoundError, is what the client gets. A miss that overlapped a write
+        (the record may be between its two writes) is counted "skipped"."""
         try:
             result = await call(self.memory)
         except NotFoundError:
@@ -196,6 +220,11 @@ class Route(Generic[S]):
         if result is None:
             self._served("memory")
             return result
+        self._served("memory")
+        if not self._quiet_since(window):
+            self.shadow["skipped"] += 1
+            telemetry.shadow_read(self.store, "skipped")
+            return result
         self.shadow["mismatch"] += 1
         telemetry.shadow_read(self.store, "mismatch")
         log.warning(
@@ -203,13 +232,17 @@ class Route(Generic[S]):
             self.store,
             operation,
         )
-        self._served("memory")
         return result
 
     # ------------------------------------------------------------------ shadow reads
 
     def _maybe_shadow(
-        self, operation: str, call: Callable[[S], Awaitable[T]], result: T, compare_with: S | None
+        self,
+        operation: str,
+        call: Callable[[S], Awaitable[T]],
+        result: T,
+        compare_with: S | None,
+        window: tuple[int, int],
     ) -> None:
         if compare_with is None or self.shadow_read_percent <= 0:
             return
@@ -217,12 +250,17 @@ class Route(Generic[S]):
             return
         if len(self._shadow_tasks) >= self._shadow_slots:
             return
-        task = asyncio.create_task(self._shadow(operation, call, result, compare_with))
+        task = asyncio.create_task(self._shadow(operation, call, result, compare_with, window))
         self._shadow_tasks.add(task)
         task.add_done_callback(self._shadow_tasks.discard)
 
     async def _shadow(
-        self, operation: str, call: Callable[[S], Awaitable[T]], served: T, other: S
+        self,
+        operation: str,
+        call: Callable[[S], Awaitable[T]],
+        served: T,
+        other: S,
+        window: tuple[int, int],
     ) -> None:
         try:
             async with asyncio.timeout(max(self.second_write_timeout, 1.0)):
@@ -235,6 +273,8 @@ class Route(Generic[S]):
                      self.store, operation, safe_reason(e))
         else:
             outcome = "match" if comparable(theirs) == comparable(served) else "mismatch"
+            if outcome == "mismatch" and not self._quiet_since(window):
+                outcome = "skipped"
         if outcome == "mismatch":
             log.info("shadow read mismatch: store=%s operation=%s", self.store, operation)
         self.shadow[outcome] += 1
