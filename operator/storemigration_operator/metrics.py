@@ -34,8 +34,11 @@ def record(namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) 
     READ_PERCENT.labels(namespace, name).set(new.get("readPercent", 0))
     gate = new.get("lastGate") or {}
     for key in ("errorRate", "p95Seconds", "mismatchRatio", "requests"):
-        if gate.get(key) is not None:
-            GATE_VALUE.labels(namespace, name, key).set(gate[key])
+        value = gate.get(key)
+        if isinstance(value, str):
+            value = float(value)  # "+Inf": JSON has no infinity, Prometheus does
+        if value is not None:
+            GATE_VALUE.labels(namespace, name, key).set(value)
     added = int(new.get("rollbacks", 0)) - int(old.get("rollbacks", 0))
     if added > 0:
         ROLLBACKS.labels(namespace, name).inc(added)

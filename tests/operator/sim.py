@@ -67,7 +67,7 @@ class Sim:
         for req in p.jobs:
             state, result = self.job_outcome(req.kind)
             self.jobs[req.name] = JobObservation(req.name, state, result, self.now)
-        self.status = json.loads(json.dumps(p.status))  # what kopf stores and reads back
+        self.status = json.loads(json.dumps(p.status, allow_nan=False))  # what kopf stores and reads back
         self.plans.append(p)
         return p
 

@@ -233,3 +233,14 @@ def test_rolled_out_means_the_new_pods_are_available_not_only_observed():
     sim.pods_ready = True
     sim.tick(H)
     assert sim.created == ["sm-backfill-1"]
+
+
+def test_p95_infinite_counts_above_the_ceiling_and_rolls_back_only_nan_is_no_data():
+    sim = Sim(dict(BASE))
+    to_read_switchover(sim)
+    sim.readings = lambda now: GateReadings(error_rate=0.0, p95_seconds=float("inf"),
+                                            mismatch_ratio=0.0, requests=5000)
+    sim.tick(timedelta(minutes=1))
+    assert sim.percent == 0 and sim.status["lastGate"]["result"] == "Failed"
+    assert sim.status["lastGate"]["p95Seconds"] == "+Inf"  # status stays valid JSON
+    assert "p95 +Inf (above the top histogram bucket) > 0.5s" in sim.status["history"][-1]["reason"]

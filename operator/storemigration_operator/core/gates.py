@@ -47,9 +47,20 @@ class GateSource(Protocol):
 
 
 def clean(value: float | None) -> float | None:
-    """NaN and infinities (0/0 rates on an idle service) count as no data."""
-    if value is None or math.isnan(value) or math.isinf(value):
+    """NaN (0/0 rates on an idle service) counts as no data. +Inf is data: histogram_quantile
+    answers +Inf when the quantile falls in the top bucket, i.e. requests slower than the
+    largest bucket bound, which is above any ceiling."""
+    if value is None or math.isnan(value):
         return None
+    return value
+
+
+def json_number(value: float | None) -> float | str | None:
+    """A reading as status can hold it: JSON has no Infinity, so +Inf is written as a string."""
+    if value is not None and math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value is not None and math.isnan(value):
+        return "NaN"
     return value
 
 
@@ -62,7 +73,8 @@ def evaluate(readings: GateReadings, gates: Gates) -> GateVerdict:
     if error_rate is not None and error_rate > gates.error_rate_ceiling:
         failures.append(f"error rate {error_rate:.4f} > {gates.error_rate_ceiling}")
     if p95 is not None and p95 > gates.p95_ceiling_seconds:
-        failures.append(f"p95 {p95:.3f}s > {gates.p95_ceiling_seconds}s")
+        shown = "+Inf (above the top histogram bucket)" if math.isinf(p95) else f"{p95:.3f}s"
+        failures.append(f"p95 {shown} > {gates.p95_ceiling_seconds}s")
     if mismatch is not None and mismatch > gates.mismatch_ratio_ceiling:
         failures.append(f"shadow mismatch ratio {mismatch:.4f} > {gates.mismatch_ratio_ceiling}")
     if requests is None or requests < gates.min_requests:

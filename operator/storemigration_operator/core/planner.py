@@ -16,7 +16,7 @@ from typing import Any
 from .conditions import append_history, get_condition, set_condition
 from .durations import format_time, parse_time
 from .env import desired_env, env_diff
-from .gates import GateReadings, GateResult, evaluate
+from .gates import GateReadings, GateResult, evaluate, json_number
 from .jobs import job_parts
 from .model import DeploymentObservation, Event, JobObservation, JobRequest, Plan
 from .spec import MigrationSpec, Phase
@@ -264,9 +264,10 @@ class _Run:
         verdict = evaluate(readings, gates)
         self.st["nextGateTime"] = format_time(self.now + gates.interval)
         self.st["lastGate"] = {
-            "time": self.nows, "errorRate": readings.error_rate,
-            "p95Seconds": readings.p95_seconds, "mismatchRatio": readings.mismatch_ratio,
-            "requests": readings.requests, "result": verdict.result.value,
+            "time": self.nows, "errorRate": json_number(readings.error_rate),
+            "p95Seconds": json_number(readings.p95_seconds),
+            "mismatchRatio": json_number(readings.mismatch_ratio),
+            "requests": json_number(readings.requests), "result": verdict.result.value,
             "reason": verdict.reason,
             "thresholds": {"errorRate": gates.error_rate_ceiling,
                            "p95Seconds": gates.p95_ceiling_seconds,
