@@ -65,7 +65,9 @@ async def test_shadow_reads_count_matches_and_mismatches(stores: Stores) -> None
     for _ in range(3):
         await tasks.get_task(same.id)
     await tasks.drain()
-    assert tasks.store_status()["shadow_reads"] == {"match": 3, "mismatch": 0, "error": 0, "skipped": 0}
+    assert tasks.store_status()["shadow_reads"] == {
+        "match": 3, "mismatch": 0, "error": 0, "skipped": 0
+    }
     await stores.memory_tasks.create_task(AgentTaskCreate(direction="x", task_type=TaskType.spec))
     await tasks.get_task_count()
     await tasks.drain()

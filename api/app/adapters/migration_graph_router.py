@@ -107,12 +107,18 @@ class MigratingGraphStore:
         route = self.route
 
         async def put(pg: GraphBackend, c: Contribution) -> None:
-            # The trusted store moved the asset (total_cost, updated_at): copy the asset
-            # record after the contribution; PostgreSQL's trigger derives total_cost.
-            await pg.put_contribution(c)
+            # Parents first, as memory holds them now, so a contributor or asset that
+            # PostgreSQL missed (written before dual-write, or a failed copy) is healed
+            # before the row that references it. put_asset never writes total_cost: the
+            # contribution's insert trigger adds its cost exactly once, and the asset's
+            # newer updated_at (moved by this contribution) wins over any older copy.
+            contributor = await route.memory.get_contributor(c.contributor_id)
+            if contributor is not None:
+                await pg.put_contributor(contributor)
             asset = await route.memory.get_asset(c.asset_id)
             if asset is not None:
                 await pg.put_asset(asset)
+            await pg.put_contribution(c)
 
         return await route.write(
             "create_contribution", lambda s: s.create_contribution(data, coherence_score), put
