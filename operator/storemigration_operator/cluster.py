@@ -20,6 +20,11 @@ from .core.jobs import container_env, secret_env, snapshot_mount
 from .core.model import DeploymentObservation, JobObservation, JobRequest
 from .core.spec import InvalidSpec, parse_spec
 
+# (connect, read) seconds on every call: a hung API server fails the reconcile, which kopf
+# retries, instead of blocking a thread forever.
+REQUEST_TIMEOUT = (float(os.environ.get("OPERATOR_KUBE_CONNECT_TIMEOUT", "5")),
+                   float(os.environ.get("OPERATOR_KUBE_READ_TIMEOUT", "30")))
+RAW: dict[str, Any] = {"_preload_content": False, "_request_timeout": REQUEST_TIMEOUT}
 NAME_LABEL = "storemigration.dev/name"
 KIND_LABEL = "storemigration.dev/job-kind"
 _clients: dict[str, kubernetes.client.ApiClient] = {}
@@ -53,7 +58,7 @@ def container_of(dep: dict[str, Any], container: str) -> tuple[int, dict[str, An
 def read_deployment(ns: str, name: str) -> dict[str, Any] | None:
     try:
         return _json(kubernetes.client.AppsV1Api(api_client()).read_namespaced_deployment(
-            name, ns, _preload_content=False))
+            name, ns, **RAW))
     except ApiException as e:
         if e.status == 404:
             return None
@@ -92,7 +97,7 @@ def observe_jobs(ns: str, owner: str) -> dict[str, JobObservation]:
     batch = kubernetes.client.BatchV1Api(api_client())
     core = kubernetes.client.CoreV1Api(api_client())
     jobs = _json(batch.list_namespaced_job(ns, label_selector=f"{NAME_LABEL}={owner}",
-                                           _preload_content=False))["items"]
+                                           **RAW))["items"]
     result: dict[str, JobObservation] = {}
     for job in jobs:
         name = job["metadata"]["name"]
@@ -100,7 +105,7 @@ def observe_jobs(ns: str, owner: str) -> dict[str, JobObservation]:
         doc, message = None, None
         if state != "Running":
             pods = _json(core.list_namespaced_pod(ns, label_selector=f"job-name={name}",
-                                                  _preload_content=False))["items"]
+                                                  **RAW))["items"]
             for pod in pods:
                 for cs in (pod.get("status") or {}).get("containerStatuses") or []:
                     term = (cs.get("state") or {}).get("terminated") or {}
@@ -128,7 +133,7 @@ def patch_env(dep: dict[str, Any], container: str, env_set: dict[str, str],
     body = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
             {"op": "add", "path": f"/spec/template/spec/containers/{index}/env", "value": env}]
     kubernetes.client.AppsV1Api(api_client()).patch_namespaced_deployment(
-        meta["name"], meta["namespace"], body, _preload_content=False)
+        meta["name"], meta["namespace"], body, **RAW)
 
 
 def job_extras(kind: str, owner: dict[str, Any]
@@ -170,7 +175,7 @@ def create_job(manifest: dict[str, Any]) -> bool:
     try:
         kubernetes.client.BatchV1Api(api_client()).create_namespaced_job(
             manifest["metadata"]["namespace"], manifest,  # type: ignore[arg-type]
-            _preload_content=False)
+            **RAW)
         return True
     except ApiException as e:
         if e.status == 409:

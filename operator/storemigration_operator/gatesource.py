@@ -1,8 +1,14 @@
 """Where gate readings come from: Prometheus (production) or a JSON file (tests, drills).
 
 OPERATOR_GATE_READINGS_FILE names a file of readings that stands in for Prometheus; otherwise
-spec.gates.prometheusURL (or PROMETHEUS_URL) is queried with prometheus-api-client in a thread.
-With neither, every evaluation is an Error, which holds: no data never advances a step.
+spec.gates.prometheusURL (or PROMETHEUS_URL) is queried with prometheus-api-client. With
+neither, every evaluation is an Error, which holds: no data never advances a step.
+
+A Prometheus that accepts connections and never answers must not freeze the operator: every
+HTTP request has a timeout (OPERATOR_PROMETHEUS_TIMEOUT, 10 s), the queries run on a small
+executor of their own, so the default executor the Kubernetes calls use cannot fill up with
+stuck threads, and a URL whose previous evaluation is still running answers Error at once
+instead of queueing another thread behind it.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +26,10 @@ from .core.spec import Gates
 
 FIELDS = {"errorRate": "error_rate", "p95": "p95_seconds", "mismatchRatio": "mismatch_ratio",
           "requests": "requests"}
+QUERY_TIMEOUT = float(os.environ.get("OPERATOR_PROMETHEUS_TIMEOUT", "10"))
+_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate-query")
+_busy: set[str] = set()
+_busy_lock = threading.Lock()
 
 
 class FileGateSource:
@@ -33,23 +45,47 @@ class FileGateSource:
 
 
 class PrometheusGateSource:
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, timeout: float = QUERY_TIMEOUT) -> None:
+        self.url, self.timeout = url, timeout
 
     def _query_all(self, gates: Gates) -> GateReadings:
         from prometheus_api_client import PrometheusConnect
+        from urllib3.util.retry import Retry
 
-        prom = PrometheusConnect(url=self.url, disable_ssl=True)
+        # No HTTP retries: the next evaluation is the retry, and one query must end within
+        # its timeout (urllib3's default retries would multiply it).
+        prom = PrometheusConnect(url=self.url, disable_ssl=True, timeout=self.timeout,
+                                 retry=Retry(total=0, raise_on_status=False))
         values: dict[str, float | None] = {}
-        for name, field in FIELDS.items():
-            result = prom.custom_query(query=gates.query(name))
-            values[field] = float(result[0]["value"][1]) if result else None
+        try:
+            for name, field in FIELDS.items():
+                result = prom.custom_query(query=gates.query(name))
+                values[field] = float(result[0]["value"][1]) if result else None
+        finally:
+            prom.close()
         return GateReadings(error_rate=values["error_rate"], p95_seconds=values["p95_seconds"],
                             mismatch_ratio=values["mismatch_ratio"], requests=values["requests"])
 
-    async def read(self, gates: Gates) -> GateReadings:
+    def _guarded(self, gates: Gates) -> GateReadings:
         try:
-            return await asyncio.wait_for(asyncio.to_thread(self._query_all, gates), 20)
+            return self._query_all(gates)
+        finally:
+            with _busy_lock:
+                _busy.discard(self.url)
+
+    async def read(self, gates: Gates) -> GateReadings:
+        with _busy_lock:
+            if self.url in _busy:
+                return GateReadings(error="the previous Prometheus query is still running")
+            _busy.add(self.url)
+        try:
+            future = asyncio.get_running_loop().run_in_executor(_EXECUTOR, self._guarded, gates)
+        except RuntimeError:
+            with _busy_lock:
+                _busy.discard(self.url)
+            raise
+        try:
+            return await asyncio.wait_for(future, self.timeout * (len(FIELDS) + 1))
         except Exception as e:  # noqa: BLE001 - any failure to read is an Error verdict
             return GateReadings(error=f"{type(e).__name__}: {str(e)[:200]}")
 
