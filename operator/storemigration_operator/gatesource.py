@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.gates import GateReadings, GateSource
+from .core.promresult import ResultShapeError, sample_value
 from .core.spec import Gates
 
 FIELDS = {"errorRate": "error_rate", "p95": "p95_seconds", "mismatchRatio": "mismatch_ratio",
@@ -59,8 +60,7 @@ class PrometheusGateSource:
         values: dict[str, float | None] = {}
         try:
             for name, field in FIELDS.items():
-                result = prom.custom_query(query=gates.query(name))
-                values[field] = float(result[0]["value"][1]) if result else None
+                values[field] = sample_value(prom.custom_query(query=gates.query(name)), name)
         finally:
             prom.close()
         return GateReadings(error_rate=values["error_rate"], p95_seconds=values["p95_seconds"],
@@ -69,6 +69,8 @@ class PrometheusGateSource:
     def _guarded(self, gates: Gates) -> GateReadings:
         try:
             return self._query_all(gates)
+        except ResultShapeError as e:
+            return GateReadings(error=str(e))
         finally:
             with _busy_lock:
                 _busy.discard(self.url)
