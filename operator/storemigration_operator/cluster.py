@@ -19,12 +19,14 @@ from .core.durations import parse_time
 from .core.jobs import container_env, secret_env, snapshot_mount
 from .core.model import DeploymentObservation, JobObservation, JobRequest
 from .core.spec import InvalidSpec, parse_spec
+from .core.statuswrite import status_json_patch
 
 # (connect, read) seconds on every call: a hung API server fails the reconcile, which kopf
 # retries, instead of blocking a thread forever.
 REQUEST_TIMEOUT = (float(os.environ.get("OPERATOR_KUBE_CONNECT_TIMEOUT", "5")),
                    float(os.environ.get("OPERATOR_KUBE_READ_TIMEOUT", "30")))
 RAW: dict[str, Any] = {"_preload_content": False, "_request_timeout": REQUEST_TIMEOUT}
+GROUP, VERSION, PLURAL = "migrations.storemigration.dev", "v1alpha1", "storemigrations"
 NAME_LABEL = "storemigration.dev/name"
 KIND_LABEL = "storemigration.dev/job-kind"
 _clients: dict[str, kubernetes.client.ApiClient] = {}
@@ -181,3 +183,11 @@ def create_job(manifest: dict[str, Any]) -> bool:
         if e.status == 409:
             return False
         raise
+
+
+def write_status(ns: str, name: str, status: dict[str, Any], resource_version: str | None
+                 ) -> None:
+    """Replace the StoreMigration's whole status (see core.statuswrite)."""
+    kubernetes.client.CustomObjectsApi(api_client()).patch_namespaced_custom_object_status(
+        GROUP, VERSION, ns, PLURAL, name, status_json_patch(status, resource_version),
+        _content_type="application/json-patch+json", **RAW)

@@ -23,7 +23,7 @@ from .core.planner import gates_due, plan
 from .core.spec import InvalidSpec, MigrationSpec, parse_spec
 from .gatesource import gate_source_for
 
-GROUP, VERSION, PLURAL = "migrations.storemigration.dev", "v1alpha1", "storemigrations"
+GROUP, VERSION, PLURAL = cluster.GROUP, cluster.VERSION, cluster.PLURAL
 TIMER_INTERVAL = float(os.environ.get("OPERATOR_TIMER_INTERVAL", "60"))
 RETRY_DELAY = float(os.environ.get("OPERATOR_RETRY_DELAY", "15"))
 _locks: dict[str, asyncio.Lock] = {}
@@ -45,11 +45,10 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
-def _status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """A merge patch from old status to new: removed keys become None."""
-    patch: dict[str, Any] = {k: None for k in old if k not in new and k != "kopf"}
-    patch.update(new)
-    return patch
+def _with_kopf(current: Any, new: dict[str, Any]) -> dict[str, Any]:
+    """The new status with kopf's own bookkeeping (status.kopf) carried over."""
+    kopf_part = dict(current or {}).get("kopf")
+    return {**new, "kopf": kopf_part} if kopf_part is not None else new
 
 
 async def _apply(p: Plan, spec: MigrationSpec, body: kopf.Body, ns: str,
@@ -81,7 +80,8 @@ async def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, patch
             if old.get("reason") != "InvalidSpec" or old.get("message") != str(e):
                 for ev in bad.events:
                     kopf.event(body, type=ev.type, reason=ev.reason, message=ev.message)
-            patch.status.update(_status_patch(old, bad.status))
+            await asyncio.to_thread(cluster.write_status, ns, name,
+                                    _with_kopf(status, bad.status), None)
             if raise_permanent:
                 raise kopf.PermanentError(f"invalid spec: {e}") from None
             return
@@ -101,7 +101,8 @@ async def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, patch
         except ApiException as e:
             raise kopf.TemporaryError(f"cannot apply the plan: {e.status} {e.reason}",
                                       delay=RETRY_DELAY) from None
-        patch.status.update(_status_patch(old, p.status))
+        await asyncio.to_thread(cluster.write_status, ns, name, _with_kopf(status, p.status),
+                                None)
         metrics.record(ns, name, old, p.status)
         logger.debug("reconciled: %s", p.status.get("message"))
 

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonpatch
 from storemigration_operator.core.gates import GateReadings
 from storemigration_operator.core.model import DeploymentObservation, JobObservation, Plan
 from storemigration_operator.core.planner import gates_due, plan
 from storemigration_operator.core.spec import parse_spec
+from storemigration_operator.core.statuswrite import status_json_patch
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HEALTHY = GateReadings(error_rate=0.001, p95_seconds=0.05, mismatch_ratio=0.0, requests=5000)
@@ -67,9 +69,16 @@ class Sim:
         for req in p.jobs:
             state, result = self.job_outcome(req.kind)
             self.jobs[req.name] = JobObservation(req.name, state, result, self.now)
-        self.status = json.loads(json.dumps(p.status, allow_nan=False))  # what kopf stores and reads back
+        self.status = self.store_status(p.status)
         self.plans.append(p)
         return p
+
+    def store_status(self, new: dict[str, Any]) -> dict[str, Any]:
+        """What the API server holds after the operator's status write, applied as the API
+        server applies it (a JSON patch), through JSON (no NaN): what every reconcile reads."""
+        doc = {"metadata": {"resourceVersion": "1"}, "status": self.status}
+        ops = status_json_patch(json.loads(json.dumps(new, allow_nan=False)), "1")
+        return dict(jsonpatch.apply_patch(doc, ops)["status"])
 
     def run_until(self, pred: Callable[[], bool], step: timedelta, limit: int = 2000) -> int:
         for i in range(limit):

@@ -94,8 +94,9 @@ async def test_a_matrix_answer_is_an_error_reading_naming_the_gate():
 
 async def test_kubernetes_calls_time_out_on_a_hung_api_server(silent_port, tmp_path,
                                                                monkeypatch):
-    from devcluster.kube import write_kubeconfig
     from storemigration_operator import cluster
+
+    from devcluster.kube import write_kubeconfig
 
     config = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{silent_port}")
     monkeypatch.setenv("KUBECONFIG", str(config))

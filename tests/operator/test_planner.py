@@ -244,3 +244,23 @@ def test_p95_infinite_counts_above_the_ceiling_and_rolls_back_only_nan_is_no_dat
     assert sim.percent == 0 and sim.status["lastGate"]["result"] == "Failed"
     assert sim.status["lastGate"]["p95Seconds"] == "+Inf"  # status stays valid JSON
     assert "p95 +Inf (above the top histogram bucket) > 0.5s" in sim.status["history"][-1]["reason"]
+
+
+def test_every_failed_verify_rolls_back_even_after_an_earlier_attempt_acted():
+    outcomes = iter(["pass", "fail", "pass", "fail"])
+
+    def job_outcome(kind: str):
+        if kind != "verify":
+            return "Succeeded", {}
+        ok = next(outcomes, "pass") == "pass"
+        return "Succeeded", {"passed": ok, "mismatch_ratio": 0.0 if ok else 0.3}
+
+    sim = Sim(dict(BASE, readStep={"interval": "1h"}, verify={"interval": "2h"},
+                   rollback={"maxRetries": 10}), job_outcome=job_outcome)
+    to_read_switchover(sim)
+    for _ in range(60 * 12):
+        sim.tick(timedelta(minutes=1))
+    failed = [h for h in sim.status["history"] if h["type"] == "Rollback"]
+    assert [h["reason"].split(" failed")[0] for h in failed] == [
+        "verify Job sm-verify-2", "verify Job sm-verify-4"]
+    assert sim.status["rollbacks"] == 2
