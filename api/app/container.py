@@ -104,24 +104,30 @@ async def _open_memory(
 
 async def _connect(settings: Settings) -> tuple[Any, asyncio.Task[None] | None]:
     """The database, connected. Where PostgreSQL is trusted for some store (phase 3 on,
-    or STORE_BACKEND=postgres) any failure stops start-up. Where memory is trusted, only
-    a schema-version mismatch does: an unreachable server must not take the service
-    down, so the pool is retried in the background while requests are served from
-    memory, failures are counted and /api/ready answers 503."""
+    or STORE_BACKEND=postgres), or memory must be rebuilt from it (REHYDRATE_ON_START),
+    any failure stops start-up. Otherwise only a schema-version mismatch does: an
+    unreachable server must not take the service down, so the pool is retried in the
+    background while requests are served from memory, failures are counted and
+    /api/ready answers 503."""
     from app.db.migrate import SchemaVersionError
     from app.db.pool import Database
+    from app.migration.startup import StartupRefused
 
     database = Database.from_settings(settings)
     modes = [settings.store_mode(s) for s in ("graph", "agent_task")]
-    postgres_trusted = any(m.write_target == "postgres" for m in modes)
+    required = settings.rehydrate_on_start or any(m.write_target == "postgres" for m in modes)
     try:
         await database.connect()
         return database, None
     except SchemaVersionError:
         raise
     except StoreUnavailableError as e:
-        if postgres_trusted:
-            raise
+        if required:
+            raise StartupRefused(
+                "PostgreSQL is unreachable at start-up and this configuration needs it "
+                "before serving (a store trusts PostgreSQL, or REHYDRATE_ON_START=true): "
+                f"{e.detail}"
+            ) from None
         log.error("PostgreSQL unavailable at start-up, retrying in background: %s", e.detail)
 
     async def retry() -> None:
@@ -138,14 +144,31 @@ async def _connect(settings: Settings) -> tuple[Any, asyncio.Task[None] | None]:
     return database, asyncio.create_task(retry())
 
 
+async def _close_all(closers: list[Callable[[], Awaitable[None]]]) -> None:
+    for closer in reversed(closers):
+        await closer()
+
+
 async def build_container(settings: Settings) -> Container:
     """The stores the settings ask for, opened, instrumented and, when PostgreSQL is
-    configured, put behind the migration router (app.migration.wiring)."""
-    from app.migration.wiring import build_migration_stores
+    configured, reconciled (app.migration.startup) and put behind the migration router
+    (app.migration.wiring). When every store is PostgreSQL-primary, memory's journal is
+    not held open, so the service can run more than one replica."""
+    from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
+    from app.adapters.memory_graph_store import MemoryGraphStore
+    from app.migration import startup
+    from app.migration.wiring import build_migration_stores, postgres_stores
 
     routing = build_routing(settings)
-    memory_graph, memory_tasks = await _open_memory(settings, routing)
-    closers: list[Callable[[], Awaitable[None]]] = [memory_graph.close, memory_tasks.close]
+    memory_needed = settings.database_url is None or any(
+        settings.store_mode(s).write_target != "postgres" for s in ("graph", "agent_task")
+    )
+    closers: list[Callable[[], Awaitable[None]]] = []
+    if memory_needed:
+        memory_graph, memory_tasks = await _open_memory(settings, routing)
+        closers += [memory_graph.close, memory_tasks.close]
+    else:
+        memory_graph, memory_tasks = MemoryGraphStore(), MemoryAgentTaskStore(routing=routing)
     graph = instrument_graph(memory_graph, "memory")
     tasks = instrument_tasks(memory_tasks, "memory")
     if settings.database_url is None:
@@ -153,8 +176,7 @@ async def build_container(settings: Settings) -> Container:
     try:
         database, retrying = await _connect(settings)
     except BaseException:
-        for closer in reversed(closers):
-            await closer()
+        await _close_all(closers)
         raise
     closers.append(database.close)
     if retrying is not None:
@@ -162,9 +184,23 @@ async def build_container(settings: Settings) -> Container:
             retrying.cancel()
 
         closers.append(stop_retrying)
+    pg_graph, pg_tasks = postgres_stores(database, settings)
+    opener = None if memory_needed else startup.MemoryOpener(settings, routing)
+    try:
+        if opener is None:
+            await startup.reconcile(settings, memory_graph, memory_tasks, pg_graph, pg_tasks,
+                                    connected=retrying is None)
+        else:
+            await opener.backfill_at_start(pg_graph, pg_tasks)
+    except BaseException:
+        await _close_all(closers)
+        raise
     routed_graph, routed_tasks, status = await build_migration_stores(
-        settings, graph, tasks, database
+        settings, graph, tasks, database, postgres_graph=pg_graph, postgres_tasks=pg_tasks
     )
+    state = getattr(status, "state", None)
+    if state is not None:
+        state.memory_opener = opener
     closers += [routed_tasks.drain, routed_graph.drain]
     return Container(
         settings,
@@ -172,6 +208,6 @@ async def build_container(settings: Settings) -> Container:
         routed_tasks,
         postgres=database,
         store_status=status,
-        migration=getattr(status, "state", None),
+        migration=state,
         closers=closers,
     )

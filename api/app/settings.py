@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     dual_write_mode: bool = False
     read_from_postgres_percent: Percent = 0
     in_memory_writes: bool = True
+    rehydrate_on_start: bool = False
     graph_store_dual_write_mode: bool | None = None
     graph_store_read_from_postgres_percent: Percent | None = None
     graph_store_in_memory_writes: bool | None = None
@@ -127,6 +128,12 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"IN_MEMORY_WRITES ({prefix}IN_MEMORY_WRITES)=false requires DUAL_WRITE_MODE"
                 )
+        if self.rehydrate_on_start and not (self.dual_write_mode and self.in_memory_writes):
+            raise ValueError(
+                "REHYDRATE_ON_START=true requires DUAL_WRITE_MODE=true and "
+                "IN_MEMORY_WRITES=true: it rebuilds memory from PostgreSQL when rolling "
+                "back from PostgreSQL-primary to memory-trusted dual-write"
+            )
         if self.database_url and self.ssl_required():
             query = parse_qs(urlsplit(self.database_url.get_secret_value()).query)
             if not SECURE_SSLMODES & set(query.get("sslmode", [])):

@@ -29,3 +29,15 @@ def test_reading_postgres_is_fine_with_dual_write_or_postgres_backend() -> None:
     assert Settings(database_url=DSN, dual_write_mode=True, read_from_postgres_percent=40)
     assert Settings(database_url=DSN, store_backend="postgres", read_from_postgres_percent=40)
     assert Settings(database_url=DSN, read_from_postgres_percent=0)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"dual_write_mode": True, "in_memory_writes": False,
+          "read_from_postgres_percent": 100}],
+)
+def test_rehydrate_on_start_needs_memory_trusted_dual_write(env: dict[str, object]) -> None:
+    with pytest.raises(SystemExit, match="REHYDRATE_ON_START"):
+        load_settings(database_url=DSN, rehydrate_on_start=True, **env)
+    assert Settings(database_url=DSN, dual_write_mode=True, rehydrate_on_start=True)
+    assert not Settings().rehydrate_on_start

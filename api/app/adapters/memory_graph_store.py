@@ -214,8 +214,21 @@ class MemoryGraphStore:
             raise TypeError(f"not a graph record: {type(m).__name__}")
 
     def _replay(self, record: dict[str, Any]) -> None:
-        for kind, data in record["ops"]:
+        for kind, data in record.get("ops", []):
             self._set(_KINDS[kind].model_validate(data))
+        if "next_project_id" in record:
+            self._next_project_id = max(self._next_project_id, int(record["next_project_id"]))
+
+    async def advance_project_ids(self, past: int) -> None:
+        """Assign project ids above `past` from now on (journaled): ids another store
+        handed out (PostgreSQL while it was primary) are never assigned again."""
+        if past < self._next_project_id:
+            return
+        self._next_project_id = past + 1
+        if self._journal is not None:
+            await self._journal.commit(
+                self._journal.append({"ops": [], "next_project_id": self._next_project_id})
+            )
 
     def snapshot_records(self) -> tuple[GraphRecords, int]:
         """Every record (a consistent copy: records are immutable) and next_project_id."""

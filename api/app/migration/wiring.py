@@ -32,6 +32,9 @@ class MigrationState:
     postgres_tasks: TaskBackend | None = None
     database: Any | None = None
     routers: list[MigratingGraphStore | MigratingAgentTaskStore] = field(default_factory=list)
+    memory_opener: Any | None = None
+    """Set when memory is not held open (every store PostgreSQL-primary): admin calls
+    that need memory open it through this (app.migration.startup.MemoryOpener)."""
 
 
 def postgres_status(database: Any | None) -> dict[str, Any]:
@@ -52,7 +55,7 @@ def postgres_status(database: Any | None) -> dict[str, Any]:
     return doc
 
 
-def _postgres_stores(database: Any, settings: Settings) -> tuple[GraphBackend, TaskBackend]:
+def postgres_stores(database: Any, settings: Settings) -> tuple[GraphBackend, TaskBackend]:
     """PostgreSQL stores on `database`, instrumented as backend="postgres"."""
     from app.container import build_routing
     from app.metrics import instrument_graph, instrument_tasks
@@ -81,7 +84,7 @@ async def build_migration_stores(
     the metrics layer). The returned callable carries `.state`, the MigrationState for
     `app.state.migration`."""
     if database is not None and (postgres_graph is None or postgres_tasks is None):
-        built_graph, built_tasks = _postgres_stores(database, settings)
+        built_graph, built_tasks = postgres_stores(database, settings)
         postgres_graph = postgres_graph or built_graph
         postgres_tasks = postgres_tasks or built_tasks
     timeout, shadow = settings.second_write_timeout, settings.shadow_read_percent

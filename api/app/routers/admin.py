@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from contextlib import AsyncExitStack
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -19,6 +20,7 @@ from app.adapters.snapshot import Snapshot, dumps, now
 from app.migration.backfill import backfill
 from app.migration.consistency import check_consistency, record_error
 from app.migration.rehydrate import rehydrate
+from app.migration.startup import MemoryLocked
 from app.migration.wiring import MigrationState
 
 log = logging.getLogger("app.migration")
@@ -55,6 +57,23 @@ def _need_postgres(state: MigrationState) -> None:
         raise HTTPException(409, "no PostgreSQL is configured (DATABASE_URL is not set)")
 
 
+async def _memory(state: MigrationState, stack: AsyncExitStack) -> tuple[Any, Any]:
+    """Memory's two stores: the ones the service holds open or, when every store is
+    PostgreSQL-primary and memory is not held, opened for this call (409 if another
+    process holds memory's journal)."""
+    if state.memory_opener is None:
+        return state.memory_graph, state.memory_tasks
+    try:
+        stores: tuple[Any, Any] = await stack.enter_async_context(state.memory_opener.open())
+    except MemoryLocked:
+        raise HTTPException(
+            409,
+            "memory's journal is locked by another process (another replica or a Job "
+            "holds it); retry when it is released",
+        ) from None
+    return stores
+
+
 def _unavailable(action: str, error: Exception) -> HTTPException:
     log.warning("admin %s failed: %s", action, type(error).__name__)
     return HTTPException(503, f"{action} failed: PostgreSQL unavailable ({type(error).__name__})")
@@ -65,19 +84,20 @@ async def snapshot(
     state: Admin, source: Literal["memory", "postgres"] = "memory"
 ) -> Response:
     """A snapshot of one store pair in the snapshot format (app.adapters.snapshot)."""
-    if source == "postgres":
-        _need_postgres(state)
-        graph_store, task_store = state.postgres_graph, state.postgres_tasks
-    else:
-        graph_store, task_store = state.memory_graph, state.memory_tasks
-    assert graph_store is not None and task_store is not None
-    try:
-        graph = await graph_store.export_graph()
-        tasks = await task_store.export_tasks()
-    except Exception as e:
-        if source == "memory":
-            raise
-        raise _unavailable("snapshot", e) from None
+    async with AsyncExitStack() as stack:
+        if source == "postgres":
+            _need_postgres(state)
+            graph_store, task_store = state.postgres_graph, state.postgres_tasks
+        else:
+            graph_store, task_store = await _memory(state, stack)
+        assert graph_store is not None and task_store is not None
+        try:
+            graph = await graph_store.export_graph()
+            tasks = await task_store.export_tasks()
+        except Exception as e:
+            if source == "memory":
+                raise
+            raise _unavailable("snapshot", e) from None
     next_id = max((p.id for p in graph.projects), default=0) + 1
     taken = Snapshot(taken_at=now(), graph=graph, next_project_id=next_id, agent_tasks=tasks)
     return Response(dumps(taken), media_type="application/json")
@@ -86,12 +106,14 @@ async def snapshot(
 @router.post("/backfill")
 async def run_backfill(state: Admin) -> dict[str, Any]:
     _need_postgres(state)
-    try:
-        report = await backfill(
-            state.memory_graph, state.memory_tasks, state.postgres_graph, state.postgres_tasks
-        )
-    except Exception as e:
-        raise _unavailable("backfill", e) from None
+    async with AsyncExitStack() as stack:
+        memory_graph, memory_tasks = await _memory(state, stack)
+        try:
+            report = await backfill(
+                memory_graph, memory_tasks, state.postgres_graph, state.postgres_tasks
+            )
+        except Exception as e:
+            raise _unavailable("backfill", e) from None
     return {"ok": True, **report.as_dict()}
 
 
@@ -103,19 +125,21 @@ async def consistency_check(
     max_mismatch: Annotated[float, Query(ge=0, le=1)] = 0.01,
 ) -> dict[str, Any]:
     _need_postgres(state)
-    try:
-        report = await check_consistency(
-            state.memory_graph,
-            state.postgres_graph,
-            state.memory_tasks,
-            state.postgres_tasks,
-            sample=sample,
-            seed=seed,
-            recheck_delay=state.settings.second_write_timeout,
-        )
-    except Exception as e:
-        record_error(["graph", "agent_task"])
-        raise _unavailable("consistency check", e) from None
+    async with AsyncExitStack() as stack:
+        memory_graph, memory_tasks = await _memory(state, stack)
+        try:
+            report = await check_consistency(
+                memory_graph,
+                state.postgres_graph,
+                memory_tasks,
+                state.postgres_tasks,
+                sample=sample,
+                seed=seed,
+                recheck_delay=state.settings.second_write_timeout,
+            )
+        except Exception as e:
+            record_error(["graph", "agent_task"])
+            raise _unavailable("consistency check", e) from None
     doc = report.as_dict()
     return {"passed": report.mismatch_ratio <= max_mismatch, "max_mismatch": max_mismatch, **doc}
 
@@ -124,10 +148,12 @@ async def consistency_check(
 async def run_rehydrate(state: Admin) -> dict[str, Any]:
     """Rebuild memory from PostgreSQL (rolling back phase 3)."""
     _need_postgres(state)
-    try:
-        report = await rehydrate(
-            state.postgres_graph, state.postgres_tasks, state.memory_graph, state.memory_tasks
-        )
-    except Exception as e:
-        raise _unavailable("rehydrate", e) from None
+    async with AsyncExitStack() as stack:
+        memory_graph, memory_tasks = await _memory(state, stack)
+        try:
+            report = await rehydrate(
+                state.postgres_graph, state.postgres_tasks, memory_graph, memory_tasks
+            )
+        except Exception as e:
+            raise _unavailable("rehydrate", e) from None
     return {"ok": True, **report.as_dict()}

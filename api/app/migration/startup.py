@@ -1,0 +1,231 @@
+"""What the service reconciles between memory and PostgreSQL before it serves a request.
+
+A dual-write copy can fail (a timeout, a blip, a request cancelled by the graceful
+shutdown of an env-patch restart) and nothing repairs it one by one; a sampled verify
+can pass with such a record missing. So whenever a store starts with PostgreSQL
+trusted, memory's journal (if there is one) is backfilled into PostgreSQL first
+(newer-wins, idempotent, total_cost only through the trigger). The Deployment uses the
+Recreate strategy while memory is written, so no dual-writing process runs meanwhile.
+
+The other way round, a rollback from PostgreSQL-primary restarts with
+REHYDRATE_ON_START=true: memory is rebuilt from PostgreSQL (the old primary is gone,
+so PostgreSQL is complete) before memory is trusted again. Whenever memory is trusted
+and PostgreSQL is connected, memory's project-id counter is moved past PostgreSQL's
+highest id, so a project PostgreSQL created is never given the same id again.
+
+When every store is PostgreSQL-primary the service scales out, so memory's journal,
+which one process locks, is opened only briefly: for the start-up backfill (waiting a
+bounded time if another pod holds it, which is then doing the same backfill) and on
+demand by the admin endpoints (`MemoryOpener`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from app.adapters.journal import JournalError
+from app.domain.tasks import Route
+from app.migration.backfill import CopyReport, backfill
+from app.migration.rehydrate import rehydrate
+from app.models import TaskType
+from app.settings import Settings
+
+log = logging.getLogger("app.migration")
+
+LOCK_WAIT_SECONDS = 30.0
+LOCK_POLL_SECONDS = 0.5
+STORES = ("graph", "agent_task")
+
+
+class StartupRefused(RuntimeError):
+    """The service must not serve: a reconciliation it needs cannot run."""
+
+
+class MemoryLocked(RuntimeError):
+    """Another process holds memory's journal."""
+
+
+def is_locked(error: JournalError) -> bool:
+    return "LOCK is held" in str(error)
+
+
+def journal_exists(data_dir: Path, subdir: str) -> bool:
+    directory = Path(data_dir) / subdir
+    return directory.is_dir() and any(p.name != "LOCK" for p in directory.iterdir())
+
+
+def _summary(report: CopyReport) -> str:
+    return " ".join(
+        f"{kind}={n}/{n + report.skipped.get(kind, 0)}" for kind, n in report.written.items()
+    ) or "nothing"
+
+
+async def backfill_trusted(
+    settings: Settings, memory_graph: Any, memory_tasks: Any, pg_graph: Any, pg_tasks: Any
+) -> CopyReport | None:
+    """Memory -> PostgreSQL for each store whose mode trusts PostgreSQL (None if none)."""
+    trusted = {s for s in STORES if settings.store_mode(s).write_target == "postgres"}  # type: ignore[arg-type]
+    graph = memory_graph if "graph" in trusted else None
+    tasks = memory_tasks if "agent_task" in trusted else None
+    if graph is None and tasks is None:
+        return None
+    try:
+        report = await backfill(graph, tasks, pg_graph if graph else None,
+                                pg_tasks if tasks else None)
+    except Exception as e:
+        raise StartupRefused(
+            f"start-up backfill of memory's journal into PostgreSQL failed "
+            f"({type(e).__name__}); refusing to serve PostgreSQL-only without it"
+        ) from None
+    log.info("start-up backfill memory -> PostgreSQL (written/offered per kind): %s",
+             _summary(report))
+    return report
+
+
+async def rehydrate_trusted(
+    settings: Settings, memory_graph: Any, memory_tasks: Any, pg_graph: Any, pg_tasks: Any
+) -> CopyReport | None:
+    """PostgreSQL -> memory for each store memory trusts under dual-write, when
+    REHYDRATE_ON_START is set (the rollback from PostgreSQL-primary)."""
+    if not settings.rehydrate_on_start:
+        return None
+    dual = {s for s in STORES if settings.store_mode(s).write_target == "dual"}  # type: ignore[arg-type]
+    graph = memory_graph if "graph" in dual else None
+    tasks = memory_tasks if "agent_task" in dual else None
+    if graph is None and tasks is None:
+        return None
+    try:
+        report = await rehydrate(pg_graph if graph else None, pg_tasks if tasks else None,
+                                 graph, tasks)
+    except Exception as e:
+        raise StartupRefused(
+            f"REHYDRATE_ON_START: rebuilding memory from PostgreSQL failed "
+            f"({type(e).__name__}); refusing to trust memory without it"
+        ) from None
+    log.info("start-up rehydrate PostgreSQL -> memory (written/offered per kind): %s",
+             _summary(report))
+    return report
+
+
+async def advance_project_ids(memory_graph: Any, pg_graph: Any) -> int:
+    """Move memory's project-id counter past PostgreSQL's highest id; returns that id."""
+    exported = await pg_graph.export_graph()
+    highest = max((p.id for p in exported.projects), default=0)
+    await memory_graph.advance_project_ids(highest)
+    return highest
+
+
+async def reconcile(
+    settings: Settings,
+    memory_graph: Any,
+    memory_tasks: Any,
+    pg_graph: Any,
+    pg_tasks: Any,
+    *,
+    connected: bool,
+) -> None:
+    """Start-up with memory open: backfill PostgreSQL-trusted stores, rehydrate on a
+    rollback, and keep memory's project ids clear of PostgreSQL's."""
+    if not connected:
+        return
+    await backfill_trusted(settings, memory_graph, memory_tasks, pg_graph, pg_tasks)
+    await rehydrate_trusted(settings, memory_graph, memory_tasks, pg_graph, pg_tasks)
+    if settings.store_mode("graph").write_target != "postgres":
+        try:
+            highest = await advance_project_ids(memory_graph, pg_graph)
+        except Exception as e:
+            if settings.rehydrate_on_start:
+                raise StartupRefused(
+                    f"reading PostgreSQL's highest project id failed ({type(e).__name__})"
+                ) from None
+            log.warning("could not read PostgreSQL's project ids: %s", type(e).__name__)
+        else:
+            log.info("memory assigns project ids above %d (PostgreSQL's highest)", highest)
+
+
+class MemoryOpener:
+    """Opens memory's durable stores for a moment (start-up backfill, admin calls) when
+    the service otherwise runs without them, releasing the journal's lock after."""
+
+    def __init__(self, settings: Settings, routing: Mapping[TaskType, Route]) -> None:
+        self.settings = settings
+        self.routing = routing
+        self._in_use = asyncio.Lock()
+
+    def exists(self) -> dict[str, bool]:
+        from app.adapters import memory_agent_task_store, memory_graph_store
+
+        return {
+            "graph": journal_exists(self.settings.data_dir, memory_graph_store.SUBDIR),
+            "agent_task": journal_exists(
+                self.settings.data_dir, memory_agent_task_store.SUBDIR
+            ),
+        }
+
+    async def _open_once(self) -> tuple[Any, Any]:
+        from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
+        from app.adapters.memory_graph_store import MemoryGraphStore
+
+        s = self.settings
+        durability: dict[str, Any] = {
+            "fsync": s.journal_fsync,
+            "fsync_interval_ms": s.journal_fsync_interval_ms,
+            "snapshot_every": s.snapshot_every,
+        }
+        try:
+            graph = await MemoryGraphStore.open(s.data_dir, **durability)
+        except JournalError as e:
+            if is_locked(e):
+                raise MemoryLocked(str(e)) from None
+            raise
+        try:
+            tasks = await MemoryAgentTaskStore.open(s.data_dir, routing=self.routing, **durability)
+        except BaseException as e:
+            await graph.close()
+            if isinstance(e, JournalError) and is_locked(e):
+                raise MemoryLocked(str(e)) from None
+            raise
+        return graph, tasks
+
+    @asynccontextmanager
+    async def open(self, wait: float = 0.0) -> AsyncIterator[tuple[Any, Any]]:
+        """Both memory stores, open for the block; MemoryLocked if another process
+        still holds the journal after `wait` seconds."""
+        async with self._in_use:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    graph, tasks = await self._open_once()
+                    break
+                except MemoryLocked:
+                    if time.monotonic() >= deadline:
+                        raise
+                    await asyncio.sleep(LOCK_POLL_SECONDS)
+            try:
+                yield graph, tasks
+            finally:
+                await tasks.close()
+                await graph.close()
+
+    async def backfill_at_start(self, pg_graph: Any, pg_tasks: Any) -> CopyReport | None:
+        """The start-up backfill when every store is PostgreSQL-primary: only if a
+        journal exists; skipped with a warning if another pod keeps it locked."""
+        if not any(self.exists().values()):
+            log.info("no memory journal in %s: nothing to backfill", self.settings.data_dir)
+            return None
+        try:
+            async with self.open(wait=LOCK_WAIT_SECONDS) as (graph, tasks):
+                return await backfill_trusted(self.settings, graph, tasks, pg_graph, pg_tasks)
+        except MemoryLocked:
+            log.warning(
+                "memory's journal stayed locked by another process for %.0fs: skipping the "
+                "start-up backfill (the process holding it runs the same backfill)",
+                LOCK_WAIT_SECONDS,
+            )
+            return None
