@@ -51,6 +51,16 @@ class Outcome:
     p95_by_phase: dict[str, tuple[int, float]] = field(default_factory=dict)
     prometheus: str | None = None
     error: str | None = None
+    phases: list[tuple[float, str]] = field(default_factory=list)
+
+    def phase_at(self, moment: float) -> str:
+        """The phase the StoreMigration was in at monotonic time `moment`."""
+        current = "Preparation"
+        for at, phase in self.phases:
+            if at > moment:
+                break
+            current = phase
+        return current
 
 
 def _p95(values: list[float]) -> float:
@@ -116,7 +126,8 @@ async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
             except ValueError:
                 result = None
             outcome.jobs.append({"name": run.name, "kind": run.kind, "exit": run.exit_code,
-                                 "seconds": round(run.seconds, 2), "result": result})
+                                 "seconds": round(run.seconds, 2), "result": result,
+                                 "phase": outcome.phase_at(run.started)})
     outcome.elapsed = time.monotonic() - started
     return outcome
 
@@ -132,6 +143,8 @@ async def _watch(lc: LocalCluster, opts: Options, outcome: Outcome, traffic: Tra
             return
         st = lc.status()
         phase = st.get("phase") or "Preparation"
+        if not outcome.phases or outcome.phases[-1][1] != phase:
+            outcome.phases.append((time.monotonic(), phase))
         traffic.tag = f"{phase} (fault)" if outcome.fault_at is not None else phase
         progress(time.monotonic() - started, st, traffic)
         if not opts.faults and phase == "Complete":

@@ -133,9 +133,9 @@ class LocalCluster:
 
     async def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.workdir.chmod(0o711)  # PostgreSQL runs as `postgres` when we are root
         self.on_event("starting PostgreSQL")
-        self.pg = await asyncio.to_thread(start_postgres, self.workdir / "postgres")
+        # its own temp dir: as root PostgreSQL runs as `postgres`, which may not enter ours
+        self.pg = await asyncio.to_thread(start_postgres)
         self._stack.callback(self.pg.stop)
         await create_migrated_database(self.pg.dsn, DATABASE)
         self.owner_dsn = with_database(self.pg.dsn, DATABASE)

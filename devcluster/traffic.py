@@ -179,35 +179,52 @@ class Traffic:
             await self._call(c, "GET", "/api/agent/tasks", params={"limit": 20})
 
 
-async def verify_acknowledged(base_url: str, ledger: Ledger) -> dict[str, Any]:
+async def verify_acknowledged(base_url: str, ledger: Ledger,
+                              concurrency: int = 8) -> dict[str, Any]:
     """Read back every acknowledged write; report what is missing or stale."""
     lost: list[str] = []
+    gate = asyncio.Semaphore(concurrency)
+    rank = TASK_ORDER.index
+
     async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as c:
-        for (eco, name), (version, updated) in ledger.projects.items():
-            r = await c.get(f"/api/projects/{eco}/{name}")
-            doc = r.json() if r.status_code == 200 else {}
+        async def get(path: str) -> tuple[int, dict[str, Any]]:
+            async with gate:
+                r = await c.get(path)
+            return r.status_code, (r.json() if r.status_code == 200 else {})
+
+        async def project(eco: str, name: str, version: str, updated: str) -> None:
+            _, doc = await get(f"/api/projects/{eco}/{name}")
             same = doc.get("updated_at") == updated and doc.get("version") == version
             if not same and not _newer(doc.get("updated_at"), updated):
                 lost.append(f"project {eco}/{name}@{version}")
-        for (eco, name), sources in ledger.dependents.items():
-            r = await c.get(f"/api/projects/{eco}/{name}/dependents")
-            if r.status_code != 200 or int(r.json().get("count", 0)) < len(sources):
+
+        async def dependents(eco: str, name: str, sources: set[tuple[str, str]]) -> None:
+            _, doc = await get(f"/api/projects/{eco}/{name}/dependents")
+            if int(doc.get("count", 0)) < len(sources):
                 lost.append(f"dependencies of {eco}/{name}: {len(sources)} acknowledged")
-        for cid in ledger.contributors:
-            if (await c.get(f"/v1/contributors/{cid}")).status_code != 200:
-                lost.append(f"contributor {cid}")
-        for cid in ledger.contributions:
-            if (await c.get(f"/v1/contributions/{cid}")).status_code != 200:
-                lost.append(f"contribution {cid}")
-        for aid, cost in ledger.assets.items():
-            r = await c.get(f"/v1/assets/{aid}")
-            if r.status_code != 200 or Decimal(r.json()["total_cost"]) < cost:
+
+        async def exists(path: str, label: str) -> None:
+            if (await get(path))[0] != 200:
+                lost.append(label)
+
+        async def asset(aid: str, cost: Decimal) -> None:
+            code, doc = await get(f"/v1/assets/{aid}")
+            if code != 200 or Decimal(doc["total_cost"]) < cost:
                 lost.append(f"asset {aid} total_cost {cost}")
-        for tid, status in ledger.tasks.items():
-            r = await c.get(f"/api/agent/tasks/{tid}")
-            rank = TASK_ORDER.index
-            if r.status_code != 200 or rank(r.json()["status"]) < rank(status):
+
+        async def task(tid: str, status: str) -> None:
+            code, doc = await get(f"/api/agent/tasks/{tid}")
+            if code != 200 or rank(doc["status"]) < rank(status):
                 lost.append(f"task {tid} {status}")
+
+        await asyncio.gather(
+            *(project(e, n, v, u) for (e, n), (v, u) in ledger.projects.items()),
+            *(dependents(e, n, s) for (e, n), s in ledger.dependents.items()),
+            *(exists(f"/v1/contributors/{i}", f"contributor {i}") for i in ledger.contributors),
+            *(exists(f"/v1/contributions/{i}", f"contribution {i}")
+              for i in ledger.contributions),
+            *(asset(a, cost) for a, cost in ledger.assets.items()),
+            *(task(t, st) for t, st in ledger.tasks.items()))
     return {"checked": ledger.count(), "lost": len(lost), "lost_examples": lost[:10]}
 
 
