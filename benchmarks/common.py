@@ -7,7 +7,6 @@ other processes put on the 2 shared cores, ratios measured in one run do not.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -16,14 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-for _p in (str(ROOT), str(ROOT / "api")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+from app.models import Project
 
-from app.models import Project  # noqa: E402
-
-from devcluster.postgres import (  # noqa: E402
+from devcluster.postgres import (
     APP_PASSWORD,
     create_migrated_database,
     drop_database,
@@ -31,6 +25,7 @@ from devcluster.postgres import (  # noqa: E402
     with_database,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 WORDS = ["http", "json", "yaml", "data", "flask", "react", "test", "core", "util", "net"]
@@ -63,7 +58,7 @@ def projects(n: int, offset: int = 0, ecosystem: str | None = None) -> list[Proj
 
 @asynccontextmanager
 async def database() -> AsyncIterator[tuple[str, str]]:
-    """(admin_dsn, app_dsn) of a fresh migrated database on a durable server (default
+    """(owner_dsn, app_dsn) of a fresh migrated database on a durable server (default
     fsync/synchronous_commit, for honest numbers) started here, or on DATABASE_URL's."""
     server = None
     url = os.environ.get("DATABASE_URL")
@@ -74,7 +69,8 @@ async def database() -> AsyncIterator[tuple[str, str]]:
     try:
         await create_migrated_database(url, name)
         try:
-            yield url, with_database(url, name, "storemigration_app", APP_PASSWORD)
+            yield (with_database(url, name),
+                   with_database(url, name, "storemigration_app", APP_PASSWORD))
         finally:
             await drop_database(url, name)
     finally:

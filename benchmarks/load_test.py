@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-seconds", type=int, default=None)
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=None, help="result file (JSON)")
     args = parser.parse_args(argv)
     fixed, most = (5, 5) if args.quick else (600, 60) if args.full else (30, 20)
     args.fixed_seconds = fixed if args.fixed_seconds is None else args.fixed_seconds
@@ -190,8 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     result = asyncio.run(run(args))
     show(result)
     suffix = "-quick" if args.quick else "-full" if args.full else ""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"load{suffix}.json"
+    out = args.out or RESULTS / f"load{suffix}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 
