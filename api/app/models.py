@@ -21,7 +21,9 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_serializer,
+    field_validator,
     model_validator,
 )
 
@@ -54,13 +56,39 @@ def _bounded_metadata(value: dict[str, Any]) -> dict[str, Any]:
 Metadata = Annotated[dict[str, Any], AfterValidator(_bounded_metadata)]
 
 
+def reject_nul(value: Any, where: str) -> None:
+    """PostgreSQL refuses \\x00 in text and jsonb: a record holding one could be stored
+    in memory but never copied, so every backend refuses it at the door (keys and
+    values, nested), naming where it was found."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where} contains a NUL character (\\x00), which cannot be stored")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul(key, f"{where} key {str(key)[:50]!r}")
+            reject_nul(item, f"{where}.{str(key)[:50]}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            reject_nul(item, f"{where}[{i}]")
+
+
+class NoNul:
+    """Mixin for request bodies: no string anywhere in them may hold \\x00."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
+        reject_nul(value, info.field_name or "value")
+        return value
+
+
 class Record(BaseModel):
     """Base of stored records: immutable once built; copies are made with model_copy."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Body(BaseModel):
+class Body(NoNul, BaseModel):
     """Base of request bodies: unknown fields are rejected so typos surface as 422."""
 
     model_config = ConfigDict(extra="forbid")
@@ -82,7 +110,7 @@ class Project(Record):
     updated_at: AwareDatetime
 
 
-class ProjectUpsert(BaseModel):
+class ProjectUpsert(NoNul, BaseModel):
     """Body of PUT /api/projects/{ecosystem}/{name}. The key comes from the path;
     a key or dependency_count in the body is accepted and ignored (clients of the
     original sent whole Project documents)."""

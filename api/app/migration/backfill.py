@@ -5,20 +5,29 @@ overwrites a row PostgreSQL holds at a newer updated_at; an asset's total_cost i
 written (PostgreSQL's contribution trigger counts each contribution once), so running
 the backfill twice, or after dual-write already copied some rows, changes nothing.
 Records are imported kind by kind in foreign-key order, in chunks, so a caller can show
-progress and a large import never holds one huge transaction.
+progress and a large import never holds one huge transaction. A chunk the target refuses
+as data (a NUL character PostgreSQL cannot store, a uniqueness rule it folds
+differently) is retried row by row: the refused records are skipped and reported by id,
+and the rest of the chunk, and the Job, go on.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.adapters.agent_task_store import AgentTaskReplica
 from app.adapters.graph_store import GraphRecords, GraphReplica, ImportStats
+from app.errors import ConflictError, InvalidDataError
+
+RefusedError = (InvalidDataError, ConflictError)
+MAX_LISTED = 1000
 
 GRAPH_ORDER = ("projects", "contributors", "assets", "dependencies", "contributions")
+log = logging.getLogger("app.migration")
 CHUNK = 20_000
 Progress = Callable[[int, int], None]
 
@@ -28,6 +37,7 @@ class CopyReport:
     records: int = 0
     written: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, list[str]] = field(default_factory=dict)
     duration_seconds: float = 0.0
 
     def add(self, stats: ImportStats) -> None:
@@ -43,8 +53,49 @@ class CopyReport:
             "skipped": self.skipped,
             "written_total": sum(self.written.values()),
             "skipped_total": sum(self.skipped.values()),
+            "rejected": {kind: len(ids) for kind, ids in self.rejected.items()},
+            "rejected_ids": {kind: ids[:MAX_LISTED] for kind, ids in self.rejected.items()},
+            "rejected_total": sum(len(ids) for ids in self.rejected.values()),
             "duration_seconds": round(self.duration_seconds, 3),
         }
+
+
+def _record_id(kind: str, record: Any) -> str:
+    if kind == "projects":
+        return f"{record.ecosystem}/{record.name}"
+    if kind == "dependencies":
+        return f"{record.from_ecosystem}/{record.from_name}->{record.to_ecosystem}/{record.to_name}"
+    return str(record.id)
+
+
+async def _import(
+    kind: str,
+    part: list[Any],
+    put: Callable[[list[Any]], Awaitable[ImportStats]],
+    report: CopyReport,
+) -> None:
+    """One chunk; if the target refuses it as data, halves of it down to single rows,
+    skipping (and reporting) only the refused rows."""
+    try:
+        report.add(await put(part))
+        return
+    except RefusedError:
+        if len(part) == 1:
+            report.rejected.setdefault(kind, []).append(_record_id(kind, part[0]))
+            log.warning("copy refused a record: kind=%s id=%s", kind, _record_id(kind, part[0]))
+            return
+    half = len(part) // 2
+    await _import(kind, part[:half], put, report)
+    await _import(kind, part[half:], put, report)
+
+
+def _graph_put(
+    target: GraphReplica, kind: str
+) -> Callable[[list[Any]], Awaitable[ImportStats]]:
+    async def put(rows: list[Any]) -> ImportStats:
+        return await target.import_graph(GraphRecords(**{kind: rows}))
+
+    return put
 
 
 async def copy_records(
@@ -67,16 +118,17 @@ async def copy_records(
     if graph is not None and graph_target is not None:
         for kind in GRAPH_ORDER:
             rows = getattr(graph, kind)
+            put_graph = _graph_put(graph_target, kind)
             for start in range(0, len(rows), chunk):
                 part = rows[start : start + chunk]
-                report.add(await graph_target.import_graph(GraphRecords(**{kind: part})))
+                await _import(kind, part, put_graph, report)
                 done += len(part)
                 if progress:
                     progress(done, total)
     if tasks is not None and task_target is not None:
         for start in range(0, len(tasks), chunk):
             part = tasks[start : start + chunk]
-            report.add(await task_target.import_tasks(part))
+            await _import("tasks", part, task_target.import_tasks, report)
             done += len(part)
             if progress:
                 progress(done, total)
