@@ -185,6 +185,17 @@ def create_job(manifest: dict[str, Any]) -> bool:
         raise
 
 
+def read_migration(ns: str, name: str) -> dict[str, Any] | None:
+    """The StoreMigration as the API server holds it now (None once it is gone)."""
+    try:
+        return _json(kubernetes.client.CustomObjectsApi(api_client()).get_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, name, **RAW))
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
 def write_status(ns: str, name: str, status: dict[str, Any], resource_version: str | None
                  ) -> None:
     """Replace the StoreMigration's whole status (see core.statuswrite)."""

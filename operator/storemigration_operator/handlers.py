@@ -1,8 +1,13 @@
 """Thin kopf handlers: every entry point runs the same reconcile.
 
-observe (Deployment, Jobs and their pods, gate readings when due) -> plan (pure core) ->
-apply (env patch, Jobs, events) -> one status patch through kopf's `patch`. Kubernetes calls
-run in threads; a per-object lock keeps a timer and a change handler from interleaving.
+read (the StoreMigration as the API server holds it now) -> observe (Deployment, Jobs and
+their pods, gate readings when due) -> plan (pure core) -> apply (env patch, Jobs) -> one
+status write guarded by the resourceVersion that was read -> events. Kopf hands each handler
+the body of the event that woke it, which a timer and a change handler may share; planning
+from it would let whichever writes second undo the other (a rollback vanishing, an unpause
+sending reads back to PostgreSQL). So the body is only a wake-up call: the object is re-read
+inside a per-object lock, and a write that finds a newer resourceVersion fails and becomes a
+kopf.TemporaryError, so kopf runs the reconcile again from the fresh object.
 """
 
 from __future__ import annotations
@@ -11,14 +16,15 @@ import asyncio
 import datetime
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 import kopf
+import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from . import cluster, metrics
 from .core.invalid import invalid_spec_plan
-from .core.model import Plan
+from .core.model import Event, Plan
 from .core.planner import gates_due, plan
 from .core.spec import InvalidSpec, MigrationSpec, parse_spec
 from .gatesource import gate_source_for
@@ -26,6 +32,8 @@ from .gatesource import gate_source_for
 GROUP, VERSION, PLURAL = cluster.GROUP, cluster.VERSION, cluster.PLURAL
 TIMER_INTERVAL = float(os.environ.get("OPERATOR_TIMER_INTERVAL", "60"))
 RETRY_DELAY = float(os.environ.get("OPERATOR_RETRY_DELAY", "15"))
+CONFLICT_DELAY = float(os.environ.get("OPERATOR_CONFLICT_DELAY", "1"))
+TRANSIENT = (ApiException, urllib3.exceptions.HTTPError, OSError)
 _locks: dict[str, asyncio.Lock] = {}
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
@@ -51,45 +59,70 @@ def _with_kopf(current: Any, new: dict[str, Any]) -> dict[str, Any]:
     return {**new, "kopf": kopf_part} if kopf_part is not None else new
 
 
-async def _apply(p: Plan, spec: MigrationSpec, body: kopf.Body, ns: str,
+async def write_status(obj: dict[str, Any], status: dict[str, Any]) -> None:
+    """Replace status if nobody changed the object since `obj` was read; else TemporaryError."""
+    meta = obj["metadata"]
+    ns, name, version = meta["namespace"], meta["name"], meta["resourceVersion"]
+    try:
+        await asyncio.to_thread(cluster.write_status, ns, name,
+                                _with_kopf(obj.get("status"), status), version)
+    except ApiException as e:
+        conflict = e.status == 409
+        if e.status == 422:  # a failed JSON-patch `test`: was it our resourceVersion?
+            now = await asyncio.to_thread(cluster.read_migration, ns, name)
+            conflict = now is not None and now["metadata"]["resourceVersion"] != version
+        if conflict:
+            raise kopf.TemporaryError("the StoreMigration changed while it was reconciled; "
+                                      "planning again from the new version",
+                                      delay=CONFLICT_DELAY) from None
+        raise
+
+
+def _post(obj: dict[str, Any], events: list[Event]) -> None:
+    for ev in events:
+        kopf.event(cast(kopf.Body, obj), type=ev.type, reason=ev.reason, message=ev.message[:1000])
+
+
+async def _apply(p: Plan, spec: MigrationSpec, owner: dict[str, Any], ns: str,
                  dep: dict[str, Any] | None, logger: Logger) -> None:
     if p.env_changed and dep is not None:
         await asyncio.to_thread(cluster.patch_env, dep, spec.container, p.env_set, p.env_remove)
         logger.info("env of %s: set %s, removed %s", spec.deployment, p.env_set, p.env_remove)
     for req in p.jobs:
-        manifest = cluster.job_manifest(req, ns, dict(body))
+        manifest = cluster.job_manifest(req, ns, owner)
         if await asyncio.to_thread(cluster.create_job, manifest):
             logger.info("created %s Job %s", req.kind, req.name)
-    for ev in p.events:
-        kopf.event(body, type=ev.type, reason=ev.reason, message=ev.message[:1000])
 
 
-async def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, patch: kopf.Patch,
-                    logger: Logger, raise_permanent: bool) -> None:
-    meta = body["metadata"]
-    ns, name = meta["namespace"], meta["name"]
-    lock = _locks.setdefault(meta["uid"], asyncio.Lock())
+async def reconcile(ns: str, name: str, uid: str, logger: Logger,
+                    raise_permanent: bool) -> None:
+    lock = _locks.setdefault(uid, asyncio.Lock())
     async with lock:
-        now = datetime.datetime.now(tz=datetime.UTC)
-        old = {k: v for k, v in dict(status).items() if k != "kopf"}
-        generation = int(meta.get("generation") or 0)
         try:
-            parsed = parse_spec(dict(spec))
+            obj = await asyncio.to_thread(cluster.read_migration, ns, name)
+        except TRANSIENT as e:
+            raise kopf.TemporaryError(f"cannot read the StoreMigration: {e}",
+                                      delay=RETRY_DELAY) from None
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            return
+        now = datetime.datetime.now(tz=datetime.UTC)
+        old = {k: v for k, v in (obj.get("status") or {}).items() if k != "kopf"}
+        generation = int(obj["metadata"].get("generation") or 0)
+        try:
+            parsed = parse_spec(obj.get("spec") or {})
         except InvalidSpec as e:
             bad = invalid_spec_plan(old, str(e), now, generation)
+            await write_status(obj, bad.status)
             if old.get("reason") != "InvalidSpec" or old.get("message") != str(e):
-                for ev in bad.events:
-                    kopf.event(body, type=ev.type, reason=ev.reason, message=ev.message)
-            await asyncio.to_thread(cluster.write_status, ns, name,
-                                    _with_kopf(status, bad.status), None)
+                _post(obj, bad.events)
             if raise_permanent:
                 raise kopf.PermanentError(f"invalid spec: {e}") from None
             return
         try:
             dep = await asyncio.to_thread(cluster.read_deployment, ns, parsed.deployment)
             jobs = await asyncio.to_thread(cluster.observe_jobs, ns, name)
-        except ApiException as e:
-            raise kopf.TemporaryError(f"cannot observe the cluster: {e.status} {e.reason}",
+        except TRANSIENT as e:
+            raise kopf.TemporaryError(f"cannot observe the cluster: {e}",
                                       delay=RETRY_DELAY) from None
         readings = None
         if gates_due(parsed, old, now):
@@ -97,25 +130,27 @@ async def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, patch
         p = plan(parsed, old, readings, jobs, cluster.observe_deployment(dep, parsed.container),
                  now, name=name, generation=generation)
         try:
-            await _apply(p, parsed, body, ns, dep, logger)
-        except ApiException as e:
-            raise kopf.TemporaryError(f"cannot apply the plan: {e.status} {e.reason}",
-                                      delay=RETRY_DELAY) from None
-        await asyncio.to_thread(cluster.write_status, ns, name, _with_kopf(status, p.status),
-                                None)
+            await _apply(p, parsed, obj, ns, dep, logger)
+        except TRANSIENT as e:
+            raise kopf.TemporaryError(f"cannot apply the plan: {e}", delay=RETRY_DELAY) from None
+        await write_status(obj, p.status)
+        _post(obj, p.events)
         metrics.record(ns, name, old, p.status)
         logger.debug("reconciled: %s", p.status.get("message"))
+
+
+def _identity(body: kopf.Body) -> tuple[str, str, str]:
+    meta = body["metadata"]
+    return meta["namespace"], meta["name"], meta["uid"]
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def on_change(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, patch: kopf.Patch,
-                    logger: Logger, **_: Any) -> None:
-    await reconcile(body, spec, status, patch, logger, raise_permanent=True)
+async def on_change(body: kopf.Body, logger: Logger, **_: Any) -> None:
+    await reconcile(*_identity(body), logger, raise_permanent=True)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=TIMER_INTERVAL, initial_delay=TIMER_INTERVAL)
-async def on_timer(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, patch: kopf.Patch,
-                   logger: Logger, **_: Any) -> None:
-    await reconcile(body, spec, status, patch, logger, raise_permanent=False)
+async def on_timer(body: kopf.Body, logger: Logger, **_: Any) -> None:
+    await reconcile(*_identity(body), logger, raise_permanent=False)
