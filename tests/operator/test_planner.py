@@ -13,7 +13,9 @@ from storemigration_operator.core.spec import InvalidSpec, parse_spec
 from .sim import HEALTHY, T0, Sim
 
 H = timedelta(hours=1)
-BASE = {"deployment": "api", "targetPhase": "Cleanup"}
+# gates.window 1h: an hourly tick evaluates gates hourly, and each evaluation must cover the
+# whole hour since the previous one (see test_gate_coverage_*).
+BASE = {"deployment": "api", "targetPhase": "Cleanup", "gates": {"window": "1h"}}
 
 
 def to_read_switchover(sim: Sim) -> None:
@@ -48,7 +50,8 @@ def test_default_schedule_reaches_100_in_ten_daily_steps_then_primary_hold_and_c
     entered = sim.now
     sim.run_until(lambda: sim.status["reason"] == "CleanupApprovalRequired", H, limit=60)
     assert sim.now - entered == timedelta(hours=48)
-    sim.tick(timedelta(days=5))
+    for _ in range(5 * 24):
+        sim.tick(H)
     assert sim.phase == "PostgresPrimary"  # never cleans up unapproved
     sim.spec_doc["cleanup"] = {"approved": True, "archive": "s3://bucket/final.json"}
     sim.run_until(lambda: sim.phase == "Complete", H, limit=5)
@@ -104,7 +107,8 @@ def test_restart_mid_interval_keeps_the_schedule():
     to_read_switchover(sim)
     sim.run_until(lambda: sim.percent == 30, H, limit=100)
     stepped = sim.now
-    sim.tick(timedelta(hours=13))
+    for _ in range(13):
+        sim.tick(H)
     restarted = Sim(dict(BASE), now=sim.now, env=dict(sim.env), status=dict(sim.status),
                     jobs=dict(sim.jobs))  # a new operator process reads the stored status
     restarted.tick(timedelta(minutes=30))
@@ -151,7 +155,9 @@ def test_pause_holds_everything_and_resume_continues():
         assert not p.env_changed and not p.jobs
     assert sim.percent == 10 and sim.condition("Paused")["status"] == "True"
     sim.spec_doc["paused"] = False
-    sim.run_until(lambda: sim.percent == 20, H, limit=3)  # a fresh verify runs first
+    resumed = sim.now
+    sim.run_until(lambda: sim.percent == 20, H, limit=30)
+    assert sim.now - resumed == timedelta(hours=24)  # nobody watched the gates while paused
     assert sim.condition("Paused")["status"] == "False"
 
 
@@ -264,3 +270,33 @@ def test_every_failed_verify_rolls_back_even_after_an_earlier_attempt_acted():
     assert [h["reason"].split(" failed")[0] for h in failed] == [
         "verify Job sm-verify-2", "verify Job sm-verify-4"]
     assert sim.status["rollbacks"] == 2
+
+
+def test_gate_coverage_a_success_after_an_outage_restarts_the_window():
+    sim = Sim({"deployment": "api"})  # gates every minute over a 5m window
+    to_read_switchover(sim)
+    sim.tick(timedelta(minutes=1))
+    sim.tick(timedelta(hours=24))  # the operator was down; Prometheus is healthy again
+    sim.tick(timedelta(minutes=1))
+    assert sim.percent == 10  # two evaluations cannot vouch for 24 hours
+    back = sim.now - timedelta(minutes=1)
+    assert parse_time(sim.status["gateWindowStart"]) == back - timedelta(minutes=5)
+    sim.run_until(lambda: sim.percent == 20, timedelta(minutes=1), limit=2000)
+    assert sim.now == back - timedelta(minutes=5) + timedelta(hours=24)
+
+
+def test_gate_coverage_errors_and_no_data_neither_count_nor_restart_the_window():
+    sim = Sim({"deployment": "api", "gates": {"interval": "5m", "window": "10m"}})
+    to_read_switchover(sim)
+    entered = sim.now
+    blip = lambda now: (now - entered) % timedelta(hours=24) == timedelta(hours=23)  # noqa: E731
+    sim.readings = lambda now: GateReadings(error="timeout") if blip(now) else (
+        GateReadings() if (now - entered) % timedelta(hours=24) == timedelta(hours=22)
+        else HEALTHY)
+    results = []
+    for _ in range(3 * 24 * 12):
+        sim.tick(timedelta(minutes=5))
+        results.append(sim.status["lastGate"]["result"])
+    assert sim.percent == 40  # one step a day despite a daily Error and a no-data reading
+    assert results.count("Error") == 3 and results.count("Inconclusive") == 3
+

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .conditions import append_history, get_condition, set_condition
-from .durations import format_time, parse_time
+from .durations import format_time, parse_duration, parse_time
 from .env import desired_env, env_diff
 from .gates import GateReadings, GateResult, evaluate, json_number
 from .jobs import job_parts
@@ -64,6 +64,7 @@ class _Run:
         st.setdefault("retryToken", spec.retry_token)
         st["observedGeneration"] = generation
         self.st = st
+        self.window = parse_duration(spec.gates.window)
         self.plan = Plan()
         self.degraded: tuple[str, str] | None = None
         self.progress: tuple[bool, str, str] = (True, "Reconciling", "")
@@ -277,10 +278,20 @@ class _Run:
         counts = self.st["gateCounts"]
         counts[verdict.result.value] = int(counts.get(verdict.result.value, 0)) + 1
         if verdict.result == GateResult.Successful:
-            self.st["gateSuccessesInWindow"] = int(self.st.get("gateSuccessesInWindow", 0)) + 1
+            # Each evaluation covers [now - window, now]: successes at most one window apart
+            # cover the time between them. After a longer gap (an outage, a pause, a run of
+            # Errors) nobody saw what happened, so the window restarts at now - window.
+            last = parse_time(self.st.get("lastGateSuccessTime"))
+            if last is None or self.now - last > self.window:
+                self.st["gateWindowStart"] = format_time(self.now - self.window)
+                self.st["gateSuccessesInWindow"] = 1
+            else:
+                self.st["gateSuccessesInWindow"] = int(self.st.get("gateSuccessesInWindow", 0)) + 1
+            self.st["lastGateSuccessTime"] = self.nows
             return
-        self.st["gateWindowStart"] = self.nows
-        self.st["gateSuccessesInWindow"] = 0
+        if verdict.result == GateResult.Failed:
+            self.st["gateWindowStart"] = self.nows
+            self.st["gateSuccessesInWindow"] = 0
         if verdict.result != GateResult.Failed:
             self.wait(f"Gate{verdict.result.value}", f"holding: {verdict.reason}")
         elif self.phase == Phase.ReadSwitchover:
@@ -289,6 +300,13 @@ class _Run:
             self.event("Warning", "GateFailed", f"in PostgresPrimary: {verdict.reason}; hold "
                        "restarted (lower targetPhase to roll back)")
             self.degrade("GateFailed", verdict.reason)
+
+    def gates_holding(self) -> bool:
+        """The latest evaluation succeeded and is recent enough to cover up to now."""
+        last = parse_time(self.st.get("lastGateSuccessTime"))
+        latest = (self.st.get("lastGate") or {}).get("result")
+        return latest == GateResult.Successful.value and last is not None and \
+            self.now - last <= self.window
 
     def rollback_reads(self, reason: str) -> None:
         self.st["gateWindowStart"] = self.nows
@@ -371,8 +389,10 @@ class _Run:
                 self.wait("WaitingForInterval", f"reads at {percent}%; next step at "
                           f"{format_time(due)} if every gate holds until then")
             return
-        if not int(self.st.get("gateSuccessesInWindow", 0)):
-            self.wait("WaitingForGates", "no successful gate evaluation since the window began")
+        if not self.gates_holding():
+            if self.progress[1] == "Reconciling":
+                self.wait("WaitingForGates", "the latest gate evaluation did not succeed or is "
+                          "older than gates.window")
             return
         if not self.verify_fresh():
             self.wait("WaitingForVerify", "no passing verify Job within spec.verify.interval")
@@ -404,6 +424,11 @@ class _Run:
         if self.now < hold_end:
             if self.progress[1] == "Reconciling":
                 self.wait("Holding", f"PostgreSQL primary; hold ends {format_time(hold_end)}")
+            return
+        if not self.gates_holding():
+            if self.progress[1] == "Reconciling":
+                self.wait("WaitingForGates", "hold passed; waiting for a current successful "
+                          "gate evaluation")
             return
         if not self.spec.cleanup.approved:
             self.progress = (False, "CleanupApprovalRequired",
