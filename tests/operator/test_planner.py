@@ -300,3 +300,14 @@ def test_gate_coverage_errors_and_no_data_neither_count_nor_restart_the_window()
     assert sim.percent == 40  # one step a day despite a daily Error and a no-data reading
     assert results.count("Error") == 3 and results.count("Inconclusive") == 3
 
+
+def test_a_clock_that_went_back_does_not_stop_the_gates():
+    sim = Sim({"deployment": "api"})
+    to_read_switchover(sim)
+    sim.tick(timedelta(minutes=1))
+    sim.now -= timedelta(hours=1)  # restarted on a node whose clock is an hour behind
+    sim.readings = lambda now: GateReadings(error_rate=0.2, p95_seconds=0.05, requests=5000)
+    p = sim.tick(timedelta(minutes=1))
+    assert sim.percent == 0 and ("Warning", "ClockWentBack") in [
+        (e.type, e.reason) for e in p.events]
+    assert parse_time(sim.status["lastStepTime"]) <= sim.now

@@ -26,12 +26,17 @@ TERMINAL = ("Succeeded", "Failed")
 VERIFY_EARLY = 0.9  # re-verify at 90% of the interval so a fresh result is ready at step time
 
 
+CLOCK_KEYS = ("lastStepTime", "gateWindowStart", "phaseEnteredTime", "lastGateSuccessTime",
+              "lastVerifySuccessTime", "retryTokenTime", "promoteRequestedAt")
+
+
 def gates_due(spec: MigrationSpec, status: Mapping[str, Any], now: datetime) -> bool:
-    """Whether this reconcile should read Prometheus (phases 2-3, not paused, interval up)."""
+    """Whether this reconcile should read Prometheus (phases 2-3, not paused, interval up).
+    A nextGateTime more than one interval ahead means the clock went back: due now."""
     if spec.paused or status.get("phase") not in ("ReadSwitchover", "PostgresPrimary"):
         return False
     due = parse_time(status.get("nextGateTime"))
-    return due is None or now >= due
+    return due is None or now >= due or due > now + spec.gates.interval
 
 
 def plan(spec: MigrationSpec, status: Mapping[str, Any], readings: GateReadings | None,
@@ -69,6 +74,26 @@ class _Run:
         self.degraded: tuple[str, str] | None = None
         self.progress: tuple[bool, str, str] = (True, "Reconciling", "")
         self.evented: set[str] = set()
+        self.clamp_clock()
+
+    def clamp_clock(self) -> None:
+        """Times stored more than one gate interval in the future (the clock went back, or a
+        new node's clock is behind) would stop gates and steps until the clock caught up:
+        they are reset to now, so gates keep running and intervals restart from now."""
+        limit = self.now + self.spec.gates.interval
+        late = [k for k in CLOCK_KEYS if (parse_time(self.st.get(k)) or EPOCH) > limit]
+        for key in late:
+            self.st[key] = self.nows
+        if (parse_time(self.st.get("nextGateTime")) or EPOCH) > limit:
+            self.st.pop("nextGateTime")
+            late.append("nextGateTime")
+        for entry in self.st["jobs"].values():
+            if (parse_time(entry.get("createdAt")) or EPOCH) > limit:
+                entry["createdAt"] = self.nows
+                late.append(f"jobs.{entry.get('name')}.createdAt")
+        if late:
+            self.event("Warning", "ClockWentBack", f"{', '.join(late)} lay in the future; "
+                       "reset to now")
 
     # ---- helpers ----
     @property
