@@ -311,3 +311,27 @@ def test_a_clock_that_went_back_does_not_stop_the_gates():
     assert sim.percent == 0 and ("Warning", "ClockWentBack") in [
         (e.type, e.reason) for e in p.events]
     assert parse_time(sim.status["lastStepTime"]) <= sim.now
+
+
+def test_a_malformed_verify_result_is_a_failed_check_not_a_crash():
+    sim = Sim(dict(BASE, verify={"interval": "1h"}))
+    to_read_switchover(sim)
+    sim.job_outcome = lambda kind: ("Succeeded", {"passed": True, "mismatch_ratio": "n/a"})
+    sim.run_until(lambda: sim.percent == 0, timedelta(minutes=1), limit=120)
+    assert "unreadable mismatch_ratio 'n/a'" in sim.status["history"][-1]["reason"]
+
+
+@pytest.mark.parametrize("result", [None, {"passed": False, "error": "API unreachable"}])
+def test_a_verify_job_that_could_not_run_holds_without_rolling_back(result):
+    sim = Sim(dict(BASE, verify={"interval": "2h"}, readStep={"interval": "3h"}))
+    to_read_switchover(sim)
+    sim.job_outcome = lambda kind: ("Failed", result)  # exit 3, OOM-killed: no verdict
+    for _ in range(6 * 6):
+        sim.tick(timedelta(minutes=10))
+    assert sim.percent == 10 and sim.status["rollbacks"] == 0
+    assert sim.condition("Degraded")["reason"] == "VerifyError"
+    assert sim.status["reason"] == "WaitingForVerify"
+    assert len([n for n in sim.created if "verify" in n]) > 6  # retried every 10 minutes
+    sim.job_outcome = lambda kind: ("Succeeded", {"passed": True, "mismatch_ratio": 0.0})
+    sim.run_until(lambda: sim.percent == 20, timedelta(minutes=10), limit=10)
+    assert sim.condition("Degraded")["status"] == "False"

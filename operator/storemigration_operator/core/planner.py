@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .conditions import append_history, get_condition, set_condition
@@ -24,6 +24,36 @@ from .spec import MigrationSpec, Phase
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TERMINAL = ("Succeeded", "Failed")
 VERIFY_EARLY = 0.9  # re-verify at 90% of the interval so a fresh result is ready at step time
+VERIFY_KINDS = ("verify",)
+ERROR_RETRY = timedelta(minutes=10)  # a verify that could not run is tried again this soon
+
+
+def verify_outcome(state: str, result: Mapping[str, Any] | None, ceiling: float
+                   ) -> tuple[str, str]:
+    """("passed" | "failed" | "error", why) from a finished verify Job.
+
+    failed: the check ran and found the stores apart (rolls reads back). error: the check did
+    not run -- exit 2/3 (API or PostgreSQL unreachable), OOM, a pod killed before it wrote a
+    summary: nothing is known about the data, so it holds and is retried, never rolls back.
+    A summary that cannot be read as a check result counts as failed, never as a crash."""
+    ran = isinstance(result, Mapping) and "mismatch_ratio" in result and "error" not in result
+    if state != "Succeeded" and not ran:
+        error = result.get("error") if isinstance(result, Mapping) else None
+        return "error", f"the check did not run ({error or 'no result in the termination message'})"
+    if result is None:
+        return "passed", ""
+    if not isinstance(result, Mapping):
+        return "failed", f"unreadable result {str(result)[:100]!r}"
+    raw = result.get("mismatch_ratio")
+    try:
+        ratio = None if raw is None else float(raw)
+    except (TypeError, ValueError):
+        return "failed", f"unreadable mismatch_ratio {str(raw)[:50]!r}"
+    if ratio is not None and not ratio <= ceiling:  # NaN fails too
+        return "failed", f"mismatch ratio {ratio} > {ceiling}"
+    if result.get("passed") is False or state != "Succeeded":
+        return "failed", f"the check reported a failure: {str(dict(result))[:200]}"
+    return "passed", ""
 
 
 CLOCK_KEYS = ("lastStepTime", "gateWindowStart", "phaseEnteredTime", "lastGateSuccessTime",
@@ -150,6 +180,8 @@ class _Run:
     def job(self, kind: str, fresh_after: datetime) -> dict[str, Any]:
         """The current attempt of a Job kind; a new attempt if the last predates fresh_after."""
         entry: dict[str, Any] | None = self.st["jobs"].get(kind)
+        if entry is not None and entry.get("outcome") == "error":
+            fresh_after = max(fresh_after, self.now - ERROR_RETRY)
         created = parse_time(entry.get("createdAt")) if entry else None
         if entry is None or created is None or created < fresh_after:
             attempt = int((entry or {}).get("attempt", 0)) + 1
@@ -164,10 +196,14 @@ class _Run:
         """True when the Job succeeded; otherwise records why we wait or are degraded."""
         if entry["state"] == "Succeeded" and entry.get("passed", True):
             return True
-        if entry["state"] in TERMINAL:
+        if entry.get("outcome") == "error":
+            self.degrade("VerifyError", f"{kind} Job {entry['name']}: {entry.get('why')}; "
+                         f"holding, tried again within {ERROR_RETRY}")
+        elif entry["state"] in TERMINAL:
             self.degrade(f"{kind.capitalize()}Failed",
                          f"{kind} Job {entry['name']} {entry['state'].lower()}: "
-                         f"{entry.get('message') or entry.get('result')}; fix the cause and "
+                         f"{entry.get('why') or entry.get('message') or entry.get('result')}; "
+                         "fix the cause and "
                          "change spec.retryToken to retry")
         else:
             self.wait("WaitingForJob", f"waiting for {kind} Job {entry['name']}")
@@ -220,22 +256,19 @@ class _Run:
                 entry["result"] = dict(obs.result)
             if obs.message:
                 entry["message"] = obs.message[:300]
-            if kind == "verify":
-                entry["passed"] = obs.state == "Succeeded" and self.verify_passed(obs.result)
-                if entry["passed"]:
+            if kind in VERIFY_KINDS:
+                outcome, why = verify_outcome(obs.state, obs.result,
+                                              self.spec.gates.mismatch_ratio_ceiling)
+                entry.update(outcome=outcome, passed=outcome == "passed")
+                if why:
+                    entry["why"] = why
+                if entry["passed"] and kind == "verify":
                     self.st["lastVerifySuccessTime"] = entry["finishedAt"]
             ok = obs.state == "Succeeded" and entry.get("passed", True)
             self.event("Normal" if ok else "Warning", "JobSucceeded" if ok else "JobFailed",
                        f"{kind} Job {entry['name']} {'passed' if ok else 'failed'}"
-                       + (f": {entry.get('result') or entry.get('message')}" if not ok else ""))
-
-    def verify_passed(self, result: Mapping[str, Any] | None) -> bool:
-        if result is None:
-            return True
-        if result.get("passed") is False:
-            return False
-        ratio = result.get("mismatch_ratio")
-        return ratio is None or float(ratio) <= self.spec.gates.mismatch_ratio_ceiling
+                       + (f": {entry.get('why') or entry.get('result') or entry.get('message')}"
+                          if not ok else ""))
 
     def rollback_to_target(self) -> bool:
         """Walk back toward a lowered targetPhase. True when nothing else should happen now."""
@@ -384,16 +417,23 @@ class _Run:
 
     def schedule_verify(self) -> None:
         early = self.spec.verify_interval * VERIFY_EARLY
+        last = self.st["jobs"].get("verify") or {}
+        if last.get("outcome") == "error":
+            early = min(early, ERROR_RETRY)
         self.job("verify", max(self.now - early, self.token_time()))
         entry = self.st["jobs"]["verify"]
-        if entry.get("passed") is False and not entry.get("acted"):
+        if entry.get("outcome") == "failed" and not entry.get("acted"):
             entry["acted"] = True
-            self.rollback_reads(f"verify Job {entry['name']} failed: {entry.get('result')}")
+            self.rollback_reads(f"verify Job {entry['name']} failed: {entry.get('why')}")
+        elif entry.get("outcome") == "error":
+            self.degrade("VerifyError", f"verify Job {entry['name']}: {entry.get('why')}; "
+                         f"holding, tried again within {early}")
 
     def verify_fresh(self) -> bool:
         last_ok = self.t("lastVerifySuccessTime")
         entry = self.st["jobs"].get("verify", {})
-        failed_since = entry.get("passed") is False and self.t_of(entry, "finishedAt") > last_ok
+        failed_since = entry.get("outcome") == "failed" and \
+            self.t_of(entry, "finishedAt") > last_ok
         return not failed_since and last_ok >= self.now - self.spec.verify_interval
 
     def read_switchover(self) -> None:
