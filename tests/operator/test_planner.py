@@ -335,3 +335,15 @@ def test_a_verify_job_that_could_not_run_holds_without_rolling_back(result):
     sim.job_outcome = lambda kind: ("Succeeded", {"passed": True, "mismatch_ratio": 0.0})
     sim.run_until(lambda: sim.percent == 20, timedelta(minutes=10), limit=10)
     assert sim.condition("Degraded")["status"] == "False"
+
+
+def test_multiple_replicas_are_reported_at_once_mid_interval_not_when_the_step_is_due():
+    sim = Sim(dict(BASE))
+    to_read_switchover(sim)
+    sim.tick(H)
+    sim.replicas = 2
+    p = sim.tick(H)
+    assert sim.condition("Degraded")["reason"] == "MultipleReplicas"
+    assert ("Warning", "MultipleReplicas") in [(e.type, e.reason) for e in p.events]
+    sim.tick(H)
+    assert sim.condition("Degraded")["reason"] == "MultipleReplicas"

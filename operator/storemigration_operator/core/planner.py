@@ -165,6 +165,7 @@ class _Run:
         self.history(kind, reason, **{"from": old, "to": percent}, **extra)
 
     def replicas_block(self) -> bool:
+        """Degraded (and no forward move) while memory is written by more than one replica."""
         assert self.dep is not None
         if self.phase <= Phase.ReadSwitchover and self.dep.replicas > 1:
             self.degrade("MultipleReplicas",
@@ -234,6 +235,7 @@ class _Run:
         if self.readings is not None and self.phase in (Phase.ReadSwitchover,
                                                         Phase.PostgresPrimary):
             self.evaluate_gates(self.readings)
+        self.replicas_block()  # reported on every reconcile, not only when a step is due
         step = {Phase.Preparation: self.preparation, Phase.DualWrite: self.dual_write,
                 Phase.ReadSwitchover: self.read_switchover,
                 Phase.PostgresPrimary: self.postgres_primary, Phase.Cleanup: self.cleanup,
