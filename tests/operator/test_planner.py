@@ -347,3 +347,16 @@ def test_multiple_replicas_are_reported_at_once_mid_interval_not_when_the_step_i
     assert ("Warning", "MultipleReplicas") in [(e.type, e.reason) for e in p.events]
     sim.tick(H)
     assert sim.condition("Degraded")["reason"] == "MultipleReplicas"
+
+
+def test_gate_failed_events_only_on_transitions():
+    sim = Sim(dict(BASE, targetPhase="PostgresPrimary", readStep={"interval": "1h"},
+                   verify={"interval": "2h"}))
+    sim.tick()
+    sim.run_until(lambda: sim.phase == "PostgresPrimary", H, limit=60)
+    failing = GateReadings(error_rate=0.2, p95_seconds=0.05, requests=5000)
+    reasons = []
+    for readings in [failing] * 5 + [HEALTHY] * 2 + [failing] * 3:
+        sim.readings = lambda now, r=readings: r
+        reasons += [e.reason for e in sim.tick(timedelta(minutes=1)).events]
+    assert reasons.count("GateFailed") == 2

@@ -323,6 +323,7 @@ class _Run:
     def evaluate_gates(self, readings: GateReadings) -> None:
         gates = self.spec.gates
         verdict = evaluate(readings, gates)
+        previous = (self.st.get("lastGate") or {}).get("result")
         self.st["nextGateTime"] = format_time(self.now + gates.interval)
         self.st["lastGate"] = {
             "time": self.nows, "errorRate": json_number(readings.error_rate),
@@ -357,8 +358,9 @@ class _Run:
         elif self.phase == Phase.ReadSwitchover:
             self.rollback_reads(f"gate failed: {verdict.reason}")
         else:
-            self.event("Warning", "GateFailed", f"in PostgresPrimary: {verdict.reason}; hold "
-                       "restarted (lower targetPhase to roll back)")
+            if previous != GateResult.Failed.value:  # an event per transition, not per minute
+                self.event("Warning", "GateFailed", f"in PostgresPrimary: {verdict.reason}; "
+                           "hold restarted (lower targetPhase to roll back)")
             self.degrade("GateFailed", verdict.reason)
 
     def gates_holding(self) -> bool:
