@@ -23,10 +23,10 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from . import cluster, metrics
-from .core.invalid import invalid_spec_plan
+from .core.invalid import effective_spec, invalid_spec_plan
 from .core.model import Event, Plan
 from .core.planner import gates_due, plan
-from .core.spec import InvalidSpec, MigrationSpec, parse_spec
+from .core.spec import MigrationSpec
 from .gatesource import gate_source_for
 
 GROUP, VERSION, PLURAL = cluster.GROUP, cluster.VERSION, cluster.PLURAL
@@ -108,15 +108,15 @@ async def reconcile(ns: str, name: str, uid: str, logger: Logger,
         now = datetime.datetime.now(tz=datetime.UTC)
         old = {k: v for k, v in (obj.get("status") or {}).items() if k != "kopf"}
         generation = int(obj["metadata"].get("generation") or 0)
-        try:
-            parsed = parse_spec(obj.get("spec") or {})
-        except InvalidSpec as e:
-            bad = invalid_spec_plan(old, str(e), now, generation)
+        spec_doc = obj.get("spec") or {}
+        parsed, error = effective_spec(spec_doc, old)
+        if parsed is None:
+            bad = invalid_spec_plan(old, error or "", now, generation)
             await write_status(obj, bad.status)
-            if old.get("reason") != "InvalidSpec" or old.get("message") != str(e):
+            if old.get("reason") != "InvalidSpec" or old.get("message") != error:
                 _post(obj, bad.events)
             if raise_permanent:
-                raise kopf.PermanentError(f"invalid spec: {e}") from None
+                raise kopf.PermanentError(f"invalid spec: {error}")
             return
         try:
             dep = await asyncio.to_thread(cluster.read_deployment, ns, parsed.deployment)
@@ -128,7 +128,7 @@ async def reconcile(ns: str, name: str, uid: str, logger: Logger,
         if gates_due(parsed, old, now):
             readings = await gate_source_for(parsed.gates).read(parsed.gates)
         p = plan(parsed, old, readings, jobs, cluster.observe_deployment(dep, parsed.container),
-                 now, name=name, generation=generation)
+                 now, name=name, generation=generation, spec_doc=spec_doc, invalid=error)
         try:
             await _apply(p, parsed, obj, ns, dep, logger)
         except TRANSIENT as e:
@@ -137,6 +137,9 @@ async def reconcile(ns: str, name: str, uid: str, logger: Logger,
         _post(obj, p.events)
         metrics.record(ns, name, old, p.status)
         logger.debug("reconciled: %s", p.status.get("message"))
+        if error is not None and raise_permanent:
+            raise kopf.PermanentError(f"invalid spec: {error}; the last valid spec still "
+                                      "drives the gates")
 
 
 def _identity(body: kopf.Body) -> tuple[str, str, str]:

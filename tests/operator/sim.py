@@ -12,9 +12,9 @@ from typing import Any
 
 import jsonpatch
 from storemigration_operator.core.gates import GateReadings
+from storemigration_operator.core.invalid import effective_spec, invalid_spec_plan
 from storemigration_operator.core.model import DeploymentObservation, JobObservation, Plan
 from storemigration_operator.core.planner import gates_due, plan
-from storemigration_operator.core.spec import parse_spec
 from storemigration_operator.core.statuswrite import status_json_patch
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -52,11 +52,15 @@ class Sim:
 
     def tick(self, advance: timedelta = timedelta(0)) -> Plan:
         self.now += advance
-        spec = parse_spec(self.spec_doc)
-        readings = self.readings(self.now) if gates_due(spec, self.status, self.now) else None
+        spec, error = effective_spec(self.spec_doc, self.status)
         self.observed_generation = self.generation  # the controller caught up since last tick
-        p = plan(spec, self.status, readings, dict(self.jobs), self.deployment(), self.now,
-                 name="sm", generation=1)
+        if spec is None:
+            p = invalid_spec_plan(self.status, error or "", self.now, 1)
+        else:
+            due = gates_due(spec, self.status, self.now)
+            p = plan(spec, self.status, self.readings(self.now) if due else None,
+                     dict(self.jobs), self.deployment(), self.now, name="sm", generation=1,
+                     spec_doc=self.spec_doc, invalid=error)
         self.env.update(p.env_set)
         for name in p.env_remove:
             self.env.pop(name, None)

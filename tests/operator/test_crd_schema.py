@@ -7,6 +7,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from storemigration_operator.core.spec import InvalidSpec, parse_spec
 
 CRD = yaml.safe_load((Path(__file__).resolve().parents[2] / "crds/storemigrations.yaml")
                      .read_text())
@@ -42,9 +43,30 @@ def test_a_full_valid_spec_passes():
     {"gates": {"p95CeilingSeconds": 0}},
     {"cleanup": {"archive": "relative/path"}},
     {"paused": "yes"},
+    {"readStep": {"interval": "0s"}},
+    {"primaryHold": "0h"},
+    {"gates": {"window": "0m"}},
+    {"gates": {"interval": "00s"}},
+    {"rollback": {"retryAfter": "0s0m"}},
+    {"verify": {"interval": "0d"}},
 ])
 def test_bad_values_are_rejected(spec):
     assert errors(spec)
+    with pytest.raises(InvalidSpec):  # the parser agrees with admission
+        parse_spec({"deployment": "api", **spec})
+
+
+@pytest.mark.parametrize("duration", ["90s", "5m", "1h30m", "2d", "1500ms", "10m", "0h5m"])
+def test_non_zero_durations_pass_both(duration):
+    assert errors({"readStep": {"interval": duration}}) == []
+    parse_spec({"deployment": "api", "readStep": {"interval": duration}})
+
+
+def test_duplicate_stores_are_a_set_for_the_api_server_and_rejected_by_the_parser():
+    stores = SCHEMA["properties"]["spec"]["properties"]["stores"]
+    assert stores["x-kubernetes-list-type"] == "set"  # kube-apiserver rejects duplicates
+    with pytest.raises(InvalidSpec, match="distinct"):
+        parse_spec({"deployment": "api", "stores": ["graph", "graph"]})
 
 
 def test_deployment_is_required_and_printer_columns_are_declared():

@@ -146,7 +146,7 @@ def test_more_than_one_replica_blocks_advancing_while_memory_is_written():
     assert sim.percent == 10 and sim.condition("Degraded")["reason"] == "MultipleReplicas"
 
 
-def test_pause_holds_everything_and_resume_continues():
+def test_pause_stops_forward_moves_only_and_resume_continues():
     sim = Sim(dict(BASE))
     to_read_switchover(sim)
     sim.spec_doc["paused"] = True
@@ -154,11 +154,40 @@ def test_pause_holds_everything_and_resume_continues():
         p = sim.tick(H)
         assert not p.env_changed and not p.jobs
     assert sim.percent == 10 and sim.condition("Paused")["status"] == "True"
+    assert sim.status["reason"] == "Paused" and sim.status["lastGate"]["result"] == "Successful"
     sim.spec_doc["paused"] = False
-    resumed = sim.now
-    sim.run_until(lambda: sim.percent == 20, H, limit=30)
-    assert sim.now - resumed == timedelta(hours=24)  # nobody watched the gates while paused
+    sim.run_until(lambda: sim.percent == 20, H, limit=3)  # gates held all along; fresh verify
     assert sim.condition("Paused")["status"] == "False"
+
+
+def test_a_failed_gate_still_rolls_back_while_paused():
+    sim = Sim(dict(BASE))
+    to_read_switchover(sim)
+    sim.run_until(lambda: sim.percent == 30, H, limit=60)
+    sim.spec_doc["paused"] = True
+    sim.tick(H)
+    sim.readings = lambda now: GateReadings(error_rate=0.3, p95_seconds=0.05, requests=5000)
+    p = sim.tick(timedelta(minutes=1))
+    assert sim.percent == 0 and p.env_set == {"READ_FROM_POSTGRES_PERCENT": "0"}
+    assert sim.condition("Degraded")["reason"] == "RolledBack"
+
+
+def test_an_invalid_spec_keeps_the_gates_running_with_the_last_valid_spec():
+    sim = Sim(dict(BASE))
+    to_read_switchover(sim)
+    sim.run_until(lambda: sim.percent == 20, H, limit=60)
+    sim.spec_doc["readStep"] = {"interval": "tomorrow"}  # admitted by a lax API server
+    for _ in range(48):
+        p = sim.tick(H)
+        assert not p.jobs
+    assert sim.percent == 20 and sim.condition("Degraded")["reason"] == "InvalidSpec"
+    assert sim.events().count(("Warning", "InvalidSpec")) == 1
+    sim.readings = lambda now: GateReadings(error_rate=0.3, p95_seconds=0.05, requests=5000)
+    sim.tick(timedelta(minutes=1))
+    assert sim.percent == 0 and sim.env["READ_FROM_POSTGRES_PERCENT"] == "0"
+    sim.readings = lambda now: HEALTHY
+    del sim.spec_doc["readStep"]
+    sim.run_until(lambda: sim.percent == 10, H, limit=30)
 
 
 def test_lowering_target_from_postgres_primary_rehydrates_before_memory_writes_return():

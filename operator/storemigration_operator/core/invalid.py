@@ -10,6 +10,7 @@ from typing import Any
 from .conditions import set_condition
 from .durations import format_time
 from .model import Event, Plan
+from .spec import InvalidSpec, MigrationSpec, parse_spec
 
 
 def invalid_spec_plan(status: Mapping[str, Any], error: str, now: datetime,
@@ -24,3 +25,23 @@ def invalid_spec_plan(status: Mapping[str, Any], error: str, now: datetime,
     set_condition(conds, "Progressing", False, "InvalidSpec", "fix the spec to continue", nows)
     st.update(observedGeneration=generation, reason="InvalidSpec", message=error)
     return Plan(status=st, events=[Event("Warning", "InvalidSpec", error)])
+
+
+def effective_spec(doc: Mapping[str, Any], status: Mapping[str, Any]
+                   ) -> tuple[MigrationSpec | None, str | None]:
+    """(the spec to plan with, the error of the current spec or None).
+
+    An invalid spec must not blind the operator: while it is being fixed, the last valid spec
+    (kept in status.lastValidSpec) still drives the gates and their rollbacks. None as the spec
+    means there has never been a valid one: only the InvalidSpec plan applies."""
+    try:
+        return parse_spec(doc), None
+    except InvalidSpec as e:
+        error = str(e)
+    last = status.get("lastValidSpec")
+    if isinstance(last, Mapping):
+        try:
+            return parse_spec(last), error
+        except InvalidSpec:
+            pass
+    return None, error

@@ -61,9 +61,10 @@ CLOCK_KEYS = ("lastStepTime", "gateWindowStart", "phaseEnteredTime", "lastGateSu
 
 
 def gates_due(spec: MigrationSpec, status: Mapping[str, Any], now: datetime) -> bool:
-    """Whether this reconcile should read Prometheus (phases 2-3, not paused, interval up).
-    A nextGateTime more than one interval ahead means the clock went back: due now."""
-    if spec.paused or status.get("phase") not in ("ReadSwitchover", "PostgresPrimary"):
+    """Whether this reconcile should read Prometheus (phases 2-3, interval up; paused too:
+    pause stops forward moves, never the gates). A nextGateTime more than one interval ahead
+    means the clock went back: due now."""
+    if status.get("phase") not in ("ReadSwitchover", "PostgresPrimary"):
         return False
     due = parse_time(status.get("nextGateTime"))
     return due is None or now >= due or due > now + spec.gates.interval
@@ -71,9 +72,17 @@ def gates_due(spec: MigrationSpec, status: Mapping[str, Any], now: datetime) -> 
 
 def plan(spec: MigrationSpec, status: Mapping[str, Any], readings: GateReadings | None,
          jobs: Mapping[str, JobObservation], deployment: DeploymentObservation | None,
-         now: datetime, *, name: str, generation: int = 0) -> Plan:
+         now: datetime, *, name: str, generation: int = 0,
+         spec_doc: Mapping[str, Any] | None = None, invalid: str | None = None) -> Plan:
+    """One reconcile's decision. With `invalid` (the error of a spec that failed to parse),
+    `spec` is the last valid one kept in status: gates are still evaluated and a Failed gate
+    still rolls back, but nothing moves forward. A valid `spec_doc` is kept in status as
+    lastValidSpec for that purpose."""
     run = _Run(spec, status, readings, jobs, deployment, now, name, generation)
+    run.invalid = invalid
     run.run()
+    if spec_doc is not None and invalid is None:
+        run.st["lastValidSpec"] = copy.deepcopy(dict(spec_doc))
     return run.finish()
 
 
@@ -104,6 +113,7 @@ class _Run:
         self.degraded: tuple[str, str] | None = None
         self.progress: tuple[bool, str, str] = (True, "Reconciling", "")
         self.evented: set[str] = set()
+        self.invalid: str | None = None
         self.clamp_clock()
 
     def clamp_clock(self) -> None:
@@ -227,15 +237,24 @@ class _Run:
             self.degrade("ContainerNotFound",
                          f"container {self.spec.container} not in Deployment {self.dep.name}")
             return
-        if self.spec.paused:
-            self.progress = (False, "Paused", "spec.paused is true: holding everything")
-            return
+        if self.invalid is not None:
+            self.degrade("InvalidSpec", f"{self.invalid}; gates still run with the last valid "
+                         "spec, nothing moves forward until the spec is fixed")
         if self.rollback_to_target():
             return
         if self.readings is not None and self.phase in (Phase.ReadSwitchover,
                                                         Phase.PostgresPrimary):
             self.evaluate_gates(self.readings)
         self.replicas_block()  # reported on every reconcile, not only when a step is due
+        if self.spec.paused or self.invalid is not None:
+            # Holding stops forward moves only: gates above still roll back, and so does a
+            # verify Job that failed; no new Job starts and no step is taken.
+            if self.phase == Phase.ReadSwitchover:
+                self.act_on_verify()
+            if self.degraded is None:
+                self.progress = (False, "Paused", "spec.paused is true: no forward move; "
+                                 "gates are still evaluated and a failure still rolls back")
+            return
         step = {Phase.Preparation: self.preparation, Phase.DualWrite: self.dual_write,
                 Phase.ReadSwitchover: self.read_switchover,
                 Phase.PostgresPrimary: self.postgres_primary, Phase.Cleanup: self.cleanup,
@@ -425,7 +444,11 @@ class _Run:
         if last.get("outcome") == "error":
             early = min(early, ERROR_RETRY)
         self.job("verify", max(self.now - early, self.token_time()))
-        entry = self.st["jobs"]["verify"]
+        self.act_on_verify()
+
+    def act_on_verify(self) -> None:
+        entry = self.st["jobs"].get("verify") or {}
+        early = min(self.spec.verify_interval * VERIFY_EARLY, ERROR_RETRY)
         if entry.get("outcome") == "failed" and not entry.get("acted"):
             entry["acted"] = True
             self.rollback_reads(f"verify Job {entry['name']} failed: {entry.get('why')}")
@@ -523,7 +546,7 @@ class _Run:
     # ---- output ----
     def finish(self) -> Plan:
         st, nows = self.st, self.nows
-        if self.dep is not None and self.dep.container_found and not self.spec.paused:
+        if self.dep is not None and self.dep.container_found:
             to_set, to_remove = self.desired()
             self.plan.env_set, self.plan.env_remove = env_diff(self.dep.env, to_set, to_remove)
             st["ownedEnv"] = sorted(set(st["ownedEnv"]) | set(to_set) | set(to_remove))
