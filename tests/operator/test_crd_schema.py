@@ -75,3 +75,9 @@ def test_deployment_is_required_and_printer_columns_are_declared():
     assert names == ["Phase", "Read%", "ErrorRate", "P95", "Reason", "Age"]
     assert CRD["spec"]["names"]["shortNames"] == ["sm"]
     assert CRD["spec"]["versions"][0]["subresources"] == {"status": {}}
+
+
+def test_deployment_and_stores_carry_an_immutability_rule():
+    props = SCHEMA["properties"]["spec"]["properties"]
+    for field in ("deployment", "stores"):
+        assert props[field]["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"

@@ -389,3 +389,26 @@ def test_gate_failed_events_only_on_transitions():
         sim.readings = lambda now, r=readings: r
         reasons += [e.reason for e in sim.tick(timedelta(minutes=1)).events]
     assert reasons.count("GateFailed") == 2
+
+
+@pytest.mark.parametrize("change", [{"stores": ["graph"]}, {"deployment": "api-v2"}])
+def test_deployment_and_stores_are_immutable_after_creation(change):
+    sim = Sim(dict(BASE))
+    to_read_switchover(sim)
+    env = dict(sim.env)
+    sim.spec_doc.update(change)
+    sim.tick(H)
+    assert sim.condition("Degraded")["reason"] == "InvalidSpec"
+    assert "immutable after creation" in sim.condition("Degraded")["message"]
+    assert sim.env == env and sim.percent == 10  # the old names and Deployment, untouched
+
+
+def test_owned_env_that_is_no_longer_wanted_is_removed():
+    sim = Sim(dict(BASE, targetPhase="DualWrite"))
+    sim.run_until(lambda: sim.phase == "DualWrite", H, limit=3)
+    assert sim.env["IN_MEMORY_WRITES"] == "true"
+    sim.spec_doc["targetPhase"] = "Preparation"
+    sim.tick(H)
+    assert "IN_MEMORY_WRITES" not in sim.env  # the API's default again, as before migration
+    sim.tick(H)  # owned until the removal is seen in the Deployment
+    assert sim.status["ownedEnv"] == ["DUAL_WRITE_MODE", "READ_FROM_POSTGRES_PERCENT"]

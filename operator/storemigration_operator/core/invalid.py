@@ -34,14 +34,29 @@ def effective_spec(doc: Mapping[str, Any], status: Mapping[str, Any]
     An invalid spec must not blind the operator: while it is being fixed, the last valid spec
     (kept in status.lastValidSpec) still drives the gates and their rollbacks. None as the spec
     means there has never been a valid one: only the InvalidSpec plan applies."""
+    last = status.get("lastValidSpec")
     try:
-        return parse_spec(doc), None
+        spec = parse_spec(doc)
+        if isinstance(last, Mapping):
+            check_immutable(spec, parse_spec(last))
+        return spec, None
     except InvalidSpec as e:
         error = str(e)
-    last = status.get("lastValidSpec")
     if isinstance(last, Mapping):
         try:
             return parse_spec(last), error
         except InvalidSpec:
             pass
     return None, error
+
+
+def check_immutable(spec: MigrationSpec, first: MigrationSpec) -> None:
+    """spec.deployment and spec.stores name what the migration moves; changing them midway
+    would leave the old Deployment or store half-migrated. The CRD refuses the change with a
+    CEL rule; this is the same rule for API servers that do not run CEL."""
+    if spec.deployment != first.deployment:
+        raise InvalidSpec(f"deployment: immutable after creation (was {first.deployment!r}); "
+                          "create a new StoreMigration instead")
+    if set(spec.stores) != set(first.stores):
+        raise InvalidSpec(f"stores: immutable after creation (was {list(first.stores)}); "
+                          "create a new StoreMigration instead")

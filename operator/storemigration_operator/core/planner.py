@@ -548,8 +548,10 @@ class _Run:
         st, nows = self.st, self.nows
         if self.dep is not None and self.dep.container_found:
             to_set, to_remove = self.desired()
+            stale = [n for n in st["ownedEnv"] if n not in to_set and n not in to_remove]
+            to_remove = [*to_remove, *stale]  # ours once, not wanted now: back to the default
             self.plan.env_set, self.plan.env_remove = env_diff(self.dep.env, to_set, to_remove)
-            st["ownedEnv"] = sorted(set(st["ownedEnv"]) | set(to_set) | set(to_remove))
+            st["ownedEnv"] = sorted(set(to_set) | {n for n in to_remove if n in self.dep.env})
         conds: list[dict[str, Any]] = st["conditions"]
         degraded = self.degraded
         if degraded is None and st.get("rolledBack"):
