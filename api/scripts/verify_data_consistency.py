@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Compare a sample (default 10%) of the in-memory records with PostgreSQL's and report
 the records PostgreSQL is missing and those it holds with other values (by id and
-field). Exits 1 when the mismatch ratio is above --max-mismatch (default 1%).
+field). Exits 1 when the mismatch ratio is above --max-mismatch (default 1%), or when
+more than --max-missing records are missing (default: no limit; promotion runs with
+--sample 1.0 --max-missing 0, since a sampled ratio can pass with records lost).
 With --stores only those stores are judged (the API checks both; the other's kinds are
 left out of the ratio). The summary carries `passed` and `mismatch_ratio`, the keys the
 operator reads from the verify Job's termination message.
@@ -29,6 +31,8 @@ def build_parser() -> Any:
     p.add_argument("--seed", type=int, default=None, help="seed the sample (repeatable)")
     p.add_argument("--max-mismatch", type=float, default=0.01,
                    help="highest acceptable mismatch ratio (default 0.01)")
+    p.add_argument("--max-missing", type=int, default=None,
+                   help="most records PostgreSQL may be missing (default: no limit)")
     c.add_stores(p)
     return p
 
@@ -48,6 +52,8 @@ def scope(report: dict[str, Any], stores: tuple[str, ...]) -> dict[str, Any]:
     different = sum(v["different_count"] for v in kinds.values())
     return {**report, "kinds": kinds, "checked": checked, "mismatches": missing + different,
             "missing_count": missing, "different_count": different,
+            "in_flight_count": sum(v.get("in_flight_count", 0) for v in kinds.values()),
+            "mismatch_ratio_by_kind": {k: v.get("mismatch_ratio") for k, v in kinds.items()},
             "mismatch_ratio": round((missing + different) / checked, 6) if checked else 0.0}
 
 
@@ -76,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not 0 < args.sample <= 1 or not 0 <= args.max_mismatch <= 1:
         p.error("--sample must be in (0, 1] and --max-mismatch in [0, 1]")
+    if args.max_missing is not None and args.max_missing < 0:
+        p.error("--max-missing must be 0 or more")
     summary: dict[str, Any] = {"script": "verify_data_consistency",
                                "stores": list(args.stores)}
     progress = c.Progress("verify", not args.quiet)
@@ -84,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.api_url:
             summary["mode"] = "api"
             params: dict[str, Any] = {"sample": args.sample, "max_mismatch": args.max_mismatch}
+            if args.max_missing is not None:
+                params["max_missing"] = args.max_missing
             if args.seed is not None:
                 params["seed"] = args.seed
             summary |= scope(
@@ -97,12 +107,16 @@ def main(argv: list[str] | None = None) -> int:
         summary |= {"passed": False, "error": e.message}
         sys.stderr.write(f"verify failed: {e.message}\n")
         return c.finish(summary, e.code, args.termination_log)
-    passed = summary["mismatch_ratio"] <= args.max_mismatch
-    summary |= {"passed": passed, "max_mismatch": args.max_mismatch}
+    too_many_missing = args.max_missing is not None and summary["missing_count"] > args.max_missing
+    passed = summary["mismatch_ratio"] <= args.max_mismatch and not too_many_missing
+    summary |= {"passed": passed, "max_mismatch": args.max_mismatch,
+                "max_missing": args.max_missing}
     if not passed:
+        limit = (f"more than {args.max_missing} missing" if too_many_missing
+                 else f"mismatch ratio {summary['mismatch_ratio']} above {args.max_mismatch}")
         sys.stderr.write(
-            f"mismatch ratio {summary['mismatch_ratio']} above {args.max_mismatch}: "
-            f"{summary['missing_count']} missing, {summary['different_count']} different\n"
+            f"{limit}: {summary['missing_count']} missing, "
+            f"{summary['different_count']} different\n"
         )
     return c.finish(summary, c.EXIT_OK if passed else c.EXIT_FAILED, args.termination_log)
 

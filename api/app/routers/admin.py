@@ -123,7 +123,11 @@ async def consistency_check(
     sample: Annotated[float, Query(gt=0, le=1)] = 0.10,
     seed: int | None = None,
     max_mismatch: Annotated[float, Query(ge=0, le=1)] = 0.01,
+    max_missing: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
+    """Compare memory with PostgreSQL. Passes when the pooled mismatch ratio is at most
+    `max_mismatch` and, if `max_missing` is given, at most that many records are missing
+    from PostgreSQL (promotion runs it with sample=1 and max_missing=0)."""
     _need_postgres(state)
     async with AsyncExitStack() as stack:
         memory_graph, memory_tasks = await _memory(state, stack)
@@ -141,7 +145,12 @@ async def consistency_check(
             record_error(["graph", "agent_task"])
             raise _unavailable("consistency check", e) from None
     doc = report.as_dict()
-    return {"passed": report.mismatch_ratio <= max_mismatch, "max_mismatch": max_mismatch, **doc}
+    return {
+        "passed": report.passed(max_mismatch, max_missing),
+        "max_mismatch": max_mismatch,
+        "max_missing": max_missing,
+        **doc,
+    }
 
 
 @router.post("/rehydrate")
