@@ -190,20 +190,49 @@ def test_an_invalid_spec_keeps_the_gates_running_with_the_last_valid_spec():
     sim.run_until(lambda: sim.percent == 10, H, limit=30)
 
 
-def test_lowering_target_from_postgres_primary_rehydrates_before_memory_writes_return():
-    sim = Sim(dict(BASE, targetPhase="PostgresPrimary",
-                   readStep={"interval": "1h"}, verify={"interval": "1h"}))
+def primary(sim: Sim) -> Sim:
     sim.tick()
     sim.run_until(lambda: sim.phase == "PostgresPrimary", H, limit=60)
     assert sim.env["IN_MEMORY_WRITES"] == "false"
+    return sim
+
+
+def test_lowering_target_from_postgres_primary_rehydrates_at_start_up_then_reads_memory():
+    sim = primary(Sim(dict(BASE, targetPhase="PostgresPrimary",
+                           readStep={"interval": "1h"}, verify={"interval": "1h"})))
     sim.spec_doc["targetPhase"] = "DualWrite"
-    p = sim.tick(H)
-    assert [j.kind for j in p.jobs] == ["rehydrate"] and not p.env_changed
-    sim.tick(H)  # rehydrate done: memory writes back on, reads still all on PostgreSQL
-    assert sim.env["IN_MEMORY_WRITES"] == "true" and sim.env["READ_FROM_POSTGRES_PERCENT"] == "100"
+    p = sim.tick(timedelta(minutes=1))
+    assert p.env_set == {"IN_MEMORY_WRITES": "true", "REHYDRATE_ON_START": "true"} and not p.jobs
+    assert sim.env["READ_FROM_POSTGRES_PERCENT"] == "100"  # one env change, reads stay put
+    sim.pods_ready = False  # the new pod is still rebuilding memory from PostgreSQL
+    for _ in range(3):
+        p = sim.tick(timedelta(minutes=1))
+        assert not p.env_changed and sim.status["reason"] == "WaitingForRehydrate"
+    sim.pods_ready = True
+    p = sim.tick(timedelta(minutes=1))
+    assert p.env_set == {"READ_FROM_POSTGRES_PERCENT": "0"}
+    assert p.env_remove == ["REHYDRATE_ON_START"]
+    assert sim.status["history"][-1]["type"] == "Rollback"
     sim.run_until(lambda: sim.phase == "DualWrite", H, limit=5)
-    assert sim.env["READ_FROM_POSTGRES_PERCENT"] == "0"
-    assert [n for n in sim.created if "rehydrate" in n] == ["sm-rehydrate-1", "sm-rehydrate-2"]
+    assert not [n for n in sim.created if "rehydrate" in n]
+    assert "REHYDRATE_ON_START" not in sim.env and "REHYDRATE_ON_START" not in \
+        sim.status["ownedEnv"]
+
+
+def test_rollback_from_postgres_primary_needs_one_replica_and_does_not_scale():
+    sim = primary(Sim(dict(BASE, targetPhase="PostgresPrimary",
+                           readStep={"interval": "1h"}, verify={"interval": "1h"})))
+    sim.replicas = 3  # scaled out in phase 3, as it may be
+    sim.spec_doc["targetPhase"] = "ReadSwitchover"
+    for _ in range(3):
+        p = sim.tick(timedelta(minutes=1))
+        assert not p.env_changed and sim.phase == "PostgresPrimary"
+    degraded = sim.condition("Degraded")
+    assert degraded["reason"] == "MultipleReplicas" and "scale it to 1" in degraded["message"]
+    assert sim.replicas == 3
+    sim.replicas = 1
+    sim.tick(timedelta(minutes=1))
+    assert sim.phase == "ReadSwitchover" and sim.env["IN_MEMORY_WRITES"] == "true"
 
 
 def test_only_owned_env_per_store_names_and_reads_lowering_is_instant():

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 from .spec import STORES, Phase
 
-FLAGS = ("DUAL_WRITE_MODE", "READ_FROM_POSTGRES_PERCENT", "IN_MEMORY_WRITES")
+FLAGS = ("DUAL_WRITE_MODE", "READ_FROM_POSTGRES_PERCENT", "IN_MEMORY_WRITES",
+         "REHYDRATE_ON_START")
 BACKEND = "STORE_BACKEND"
 _STORE_BACKEND_SUFFIX = "BACKEND"
 
@@ -33,9 +34,15 @@ def owned_names(stores: tuple[str, ...]) -> list[str]:
     return [n for names in env_names(stores).values() for n in names]
 
 
-def desired_env(phase: Phase, read_percent: int, stores: tuple[str, ...]
-                ) -> tuple[dict[str, str], list[str]]:
-    """(names to set with values, names that must be absent) for a phase."""
+def desired_env(phase: Phase, read_percent: int, stores: tuple[str, ...],
+                rehydrate: bool = False) -> tuple[dict[str, str], list[str]]:
+    """(names to set with values, names that must be absent) for a phase.
+
+    `rehydrate` is the rollback from PostgresPrimary: one env change turns memory writes back
+    on, keeps every read on PostgreSQL and sets REHYDRATE_ON_START, so the new pod rebuilds
+    memory from PostgreSQL before it serves (under the Recreate strategy the phase-3 pod is
+    already gone, so there is no window). Once that pod runs, reads return to memory and
+    REHYDRATE_ON_START is removed (an owned name no phase sets)."""
     logical: dict[str, str]
     absent: list[str] = []
     if phase == Phase.Preparation:
@@ -43,6 +50,9 @@ def desired_env(phase: Phase, read_percent: int, stores: tuple[str, ...]
     elif phase == Phase.DualWrite:
         logical = {"DUAL_WRITE_MODE": "true", "READ_FROM_POSTGRES_PERCENT": "0",
                    "IN_MEMORY_WRITES": "true"}
+    elif phase == Phase.ReadSwitchover and rehydrate:
+        logical = {"DUAL_WRITE_MODE": "true", "READ_FROM_POSTGRES_PERCENT": "100",
+                   "IN_MEMORY_WRITES": "true", "REHYDRATE_ON_START": "true"}
     elif phase == Phase.ReadSwitchover:
         logical = {"DUAL_WRITE_MODE": "true", "READ_FROM_POSTGRES_PERCENT": str(read_percent),
                    "IN_MEMORY_WRITES": "true"}

@@ -294,33 +294,37 @@ class _Run:
     def rollback_to_target(self) -> bool:
         """Walk back toward a lowered targetPhase. True when nothing else should happen now."""
         target = self.spec.target_phase
-        rehydrating = self.st.get("rehydrate")
         if self.phase >= Phase.Cleanup and target < Phase.Cleanup:
             self.degrade("CleanupIrreversible",
                          "cleanup has begun and cannot be undone; targetPhase is ignored")
             return self.phase == Phase.Complete
         if self.phase == Phase.PostgresPrimary and target < Phase.PostgresPrimary:
-            state = self.st.setdefault("rehydrate", {"startedAt": self.nows})
-            entry = self.job("rehydrate", max(self.t_of(state, "startedAt"), self.token_time()))
-            if self.job_gate("rehydrate", entry):
-                state["catchUpAfter"] = self.nows
-                self.enter(Phase.ReadSwitchover, "memory rebuilt from PostgreSQL; memory writes "
-                           "back on, reads stay on PostgreSQL until a catch-up rehydrate")
-                self.st["readPercent"] = 100
-            return True
-        if rehydrating and self.phase == Phase.ReadSwitchover and "catchUpAfter" in rehydrating:
-            to_set, to_remove = self.desired()
+            # Memory writes come back on: that needs one replica, as in phases 0-2.
             assert self.dep is not None
-            if not self.dep.rolled_out(to_set, to_remove):
-                self.wait("WaitingForRollout", "waiting for memory writes to be back on")
+            if self.dep.replicas > 1:
+                self.degrade("MultipleReplicas",
+                             f"rolling back from PostgresPrimary turns memory writes back on, "
+                             f"which needs Deployment {self.dep.name} at 1 replica (it has "
+                             f"{self.dep.replicas}): scale it to 1; the operator does not")
                 return True
-            fresh = max(self.t_of(rehydrating, "catchUpAfter"), self.token_time())
-            if not self.job_gate("rehydrate", self.job("rehydrate", fresh)):
+            self.enter(Phase.ReadSwitchover, "rolling back: memory writes on, rebuilt from "
+                       "PostgreSQL at start-up (REHYDRATE_ON_START); reads stay on PostgreSQL "
+                       "until the new pods run")
+            self.st["readPercent"] = 100
+            self.st["rehydrate"] = {"startedAt": self.nows}
+            return True
+        if self.st.get("rehydrate") and self.phase == Phase.ReadSwitchover:
+            assert self.dep is not None
+            if self.replicas_block():
+                return True
+            if not self.dep.rolled_out(*self.desired()):
+                self.wait("WaitingForRehydrate", "waiting for the pods that rebuild memory "
+                          "from PostgreSQL before they serve")
                 return True
             self.st.pop("rehydrate")
             self.set_percent(0, "Rollback", "rolled back from PostgresPrimary: memory rebuilt "
-                             "and caught up, reads back on memory")
-            self.event("Warning", "RolledBack", "reads returned to memory after rehydrate")
+                             "from PostgreSQL, reads back on memory")
+            self.event("Warning", "RolledBack", "reads returned to memory after the rehydrate")
             if target == Phase.ReadSwitchover:
                 self.st["rolledBack"] = True
             return True
@@ -337,7 +341,8 @@ class _Run:
         return parse_time(doc.get(key)) or EPOCH
 
     def desired(self) -> tuple[dict[str, str], list[str]]:
-        return desired_env(self.phase, int(self.st["readPercent"]), self.spec.stores)
+        return desired_env(self.phase, int(self.st["readPercent"]), self.spec.stores,
+                           rehydrate=bool(self.st.get("rehydrate")))
 
     def evaluate_gates(self, readings: GateReadings) -> None:
         gates = self.spec.gates
@@ -390,6 +395,10 @@ class _Run:
             self.now - last <= self.window
 
     def rollback_reads(self, reason: str) -> None:
+        if self.st.get("rehydrate"):
+            self.degrade("GateFailed", f"{reason}; reads stay on PostgreSQL until memory is "
+                         "rebuilt, then return to memory")
+            return
         self.st["gateWindowStart"] = self.nows
         self.st["gateSuccessesInWindow"] = 0
         self.st.pop("snapshotRequestedAt", None)
