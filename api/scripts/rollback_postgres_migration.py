@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
 """Roll the PostgreSQL migration back from a phase, as the spec's Rollback Strategy says:
 
-  phase 1 (dual-write):        DUAL_WRITE_MODE=false
+  phase 1 (dual-write):        DUAL_WRITE_MODE=false, READ_FROM_POSTGRES_PERCENT=0,
+                               REHYDRATE_ON_START=false
   phase 2 (read switchover):   READ_FROM_POSTGRES_PERCENT=0
-  phase 3 (PostgreSQL primary): first rebuild memory from PostgreSQL through the API
-                               (POST /api/admin/rehydrate; nothing else changes unless it
-                               succeeds), then IN_MEMORY_WRITES=true and
-                               READ_FROM_POSTGRES_PERCENT=0
+  phase 3 (PostgreSQL primary): IN_MEMORY_WRITES=true, READ_FROM_POSTGRES_PERCENT=0 and
+                               REHYDRATE_ON_START=true: the restarted API rebuilds memory
+                               from PostgreSQL before it serves a request, so no write made
+                               while PostgreSQL was primary can be missed. With --api-url
+                               the running API is asked to rehydrate first as well
+                               (POST /api/admin/rehydrate; nothing changes unless it
+                               succeeds), which proves PostgreSQL is readable. Once the API
+                               is back, set REHYDRATE_ON_START=false (or roll back phase 1),
+                               or every restart will require PostgreSQL.
 
 Phase 3 rebuilds memory from PostgreSQL, the newest truth, not from the snapshot taken
 when phase 3 began, which would lose every write made since (DESIGN.md, correction 2).
@@ -28,10 +34,13 @@ from typing import Any
 import _common as c
 
 PHASE_ENV: dict[int, dict[str, str]] = {
-    1: {"DUAL_WRITE_MODE": "false"},
+    1: {"DUAL_WRITE_MODE": "false", "READ_FROM_POSTGRES_PERCENT": "0",
+        "REHYDRATE_ON_START": "false"},
     2: {"READ_FROM_POSTGRES_PERCENT": "0"},
-    3: {"IN_MEMORY_WRITES": "true", "READ_FROM_POSTGRES_PERCENT": "0"},
+    3: {"IN_MEMORY_WRITES": "true", "READ_FROM_POSTGRES_PERCENT": "0",
+        "REHYDRATE_ON_START": "true"},
 }
+GLOBAL_ONLY = {"REHYDRATE_ON_START"}
 STORE_PREFIX = {"graph": "GRAPH_STORE_", "agent_task": "AGENT_TASK_STORE_"}
 
 
@@ -52,7 +61,9 @@ def build_parser() -> Any:
 def planned_env(phase: int, store: str, present: set[str]) -> dict[str, str]:
     changes: dict[str, str] = {}
     for name, value in PHASE_ENV[phase].items():
-        if store == "all":
+        if name in GLOBAL_ONLY:
+            changes[name] = value
+        elif store == "all":
             changes[name] = value
             for prefix in STORE_PREFIX.values():
                 if prefix + name in present:
@@ -169,8 +180,6 @@ def patch_deployment(api: Any, name: str, namespace: str, container: str,
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    if args.from_phase == 3 and not args.api_url:
-        p.error("--from-phase 3 needs --api-url: memory is rebuilt from PostgreSQL first")
     summary: dict[str, Any] = {
         "script": "rollback_postgres_migration", "from_phase": args.from_phase,
         "store": args.store, "dry_run": args.dry_run,
@@ -190,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "container": container}
         changes = planned_env(args.from_phase, args.store, present)
         steps = []
-        if args.from_phase == 3:
+        if args.from_phase == 3 and args.api_url:
             steps.append(f"POST {args.api_url.rstrip('/')}/api/admin/rehydrate")
         steps.append("set " + " ".join(f"{k}={v}" for k, v in changes.items()))
         summary |= {"plan": steps, "env": changes}
@@ -201,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             return c.finish(summary, c.EXIT_OK, args.termination_log)
         progress = c.Progress("rollback", not args.quiet)
         progress(0, len(steps))
-        if args.from_phase == 3:
+        if args.from_phase == 3 and args.api_url:
             summary["rehydrate"] = c.call_admin(args.api_url, "POST", "/api/admin/rehydrate")
             progress(1, len(steps))
         if args.env_file:

@@ -138,9 +138,18 @@ def test_rollback_script_against_an_env_file(tmp_path: Path) -> None:
     assert "UNRELATED=keep me" in env_file.read_text()
     assert json.loads((tmp_path / "term").read_text())["ok"] is True
     assert "secret" not in one.stdout + one.stderr
+    text = env_file.read_text()
+    assert "READ_FROM_POSTGRES_PERCENT=0\n" in text and "REHYDRATE_ON_START=false\n" in text
     three = run("rollback_postgres_migration.py", "--from-phase", "3", "--env-file",
                 str(env_file))
-    assert three.returncode == 2  # phase 3 needs --api-url
+    assert three.returncode == 0, three.stderr
+    assert summary(three)["env"] == {
+        "IN_MEMORY_WRITES": "true",
+        "READ_FROM_POSTGRES_PERCENT": "0",
+        "GRAPH_STORE_READ_FROM_POSTGRES_PERCENT": "0",
+        "REHYDRATE_ON_START": "true",
+    }
+    assert "REHYDRATE_ON_START=true\n" in env_file.read_text()
 
 
 async def test_phase_3_rollback_script_rehydrates_before_changing_anything(

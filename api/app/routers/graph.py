@@ -17,8 +17,9 @@ from app.routers.deps import Graph, model_response
 
 router = APIRouter(tags=["projects"])
 
-EcosystemPath = Annotated[str, Path(min_length=1, max_length=100)]
-NamePath = Annotated[str, Path(min_length=1, max_length=255)]
+NO_NUL = r"^[^\x00]*$"
+EcosystemPath = Annotated[str, Path(min_length=1, max_length=100, pattern=NO_NUL)]
+NamePath = Annotated[str, Path(min_length=1, max_length=255, pattern=NO_NUL)]
 PROJECT_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Project not found"}}
 
 
