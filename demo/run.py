@@ -22,7 +22,8 @@ from devcluster.traffic import Traffic, verify_acknowledged
 
 DEFAULT = Timing()
 FAST = Timing(read_start=10, read_step=30, read_interval="5s", gate_interval="1s",
-              window="8s", min_requests=10.0, verify_interval="20s", primary_hold="4s")
+              window="15s", min_requests=50.0, verify_interval="20s", primary_hold="4s")
+MAX_RETRIES = 3
 FAULT_AT_PERCENT = 20
 WARMUP_SECONDS = 4.0
 
@@ -137,6 +138,7 @@ async def _watch(lc: LocalCluster, opts: Options, outcome: Outcome, traffic: Tra
                  progress: Callable[[float, dict[str, Any], Traffic], None]) -> None:
     deadline = started + opts.limit
     fault_iso = ""
+    retried = 0
     while time.monotonic() < deadline:
         if not lc.operator_alive():
             outcome.error = f"the operator exited; see {lc.logs / 'operator.log'}"
@@ -150,6 +152,12 @@ async def _watch(lc: LocalCluster, opts: Options, outcome: Outcome, traffic: Tra
         if not opts.faults and phase == "Complete":
             outcome.reached = True
             return
+        if opts.faults and outcome.fault_at is None and st.get("retriesExhausted") \
+                and retried < MAX_RETRIES:
+            retried += 1
+            show(f"the operator rolled back on its own before the fault ({st.get('message')}); "
+                 f"retrying as a user would: spec.retryToken=retry-{retried}")
+            await lc.patch_migration({"retryToken": f"retry-{retried}"})
         if opts.faults and outcome.fault_at is None and phase == "ReadSwitchover" \
                 and int(st.get("readPercent") or 0) >= FAULT_AT_PERCENT:
             await revoke_app_access(lc.owner_dsn)

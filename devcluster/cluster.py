@@ -66,9 +66,9 @@ class Timing:
     read_step: int = 10
     read_interval: str = "10s"
     gate_interval: str = "2s"
-    window: str = "10s"
-    min_requests: float = 20.0
-    p95_ceiling: float = 1.0
+    window: str = "20s"
+    min_requests: float = 100.0
+    p95_ceiling: float = 2.0
     verify_interval: str = "30s"
     primary_hold: str = "10s"
     target_phase: str = "Cleanup"
@@ -223,6 +223,10 @@ class LocalCluster:
                     "spec": {"containers": [{
                         "name": CONTAINER, "image": "storemigration-api:local",
                         "env": [{"name": "APP_ENV", "value": "development"}, *secret_env]}]}}}}
+
+    async def patch_migration(self, spec: dict[str, Any], name: str = MIGRATION) -> None:
+        assert self.kube is not None
+        await self.kube.request("PATCH", f"{GROUP_PATH}/{name}", {"spec": spec})
 
     async def create_migration(self, spec: dict[str, Any], name: str = MIGRATION) -> None:
         assert self.kube is not None

@@ -21,7 +21,7 @@ from devcluster.faults import restore_app_access, revoke_app_access
 from devcluster.traffic import Traffic, verify_acknowledged
 
 TIMING = Timing(read_start=10, read_step=10, read_interval="10m", gate_interval="2s",
-                window="6s", min_requests=10.0, verify_interval="10m", primary_hold="10m",
+                window="15s", min_requests=50.0, verify_interval="10m", primary_hold="10m",
                 target_phase="ReadSwitchover", retry=False)
 
 
