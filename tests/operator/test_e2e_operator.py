@@ -23,7 +23,7 @@ from tests.harness.kube import ClusterSimulator, KubeCluster
 os.environ.setdefault("OPERATOR_TIMER_INTERVAL", "0.5")
 ROOT = Path(__file__).resolve().parents[2]
 SM = "/apis/migrations.storemigration.dev/v1alpha1/namespaces/default/storemigrations"
-KINDS = ("backfill", "verify", "snapshot", "rehydrate", "archive")
+KINDS = ("backfill", "verify", "verify-full", "snapshot", "rehydrate", "archive")
 pytestmark = pytest.mark.slow
 
 
@@ -105,7 +105,7 @@ async def test_operator_drives_the_migration_to_postgres_primary(kube_cluster, t
     assert [h["to"] for h in status["history"] if h["type"] == "Step"] == [50, 100]
     kinds = {j["metadata"]["labels"]["storemigration.dev/job-kind"]
              for j in kube_cluster.emulator.objs("batch/v1/jobs")}
-    assert {"backfill", "verify", "snapshot"} <= kinds
+    assert {"backfill", "verify", "verify-full", "snapshot"} <= kinds
     assert status["jobs"]["verify"]["result"]["checked"] == 42
     assert status["observedGeneration"] == 1
     header, row = out.decode().splitlines()[:2]

@@ -441,3 +441,48 @@ def test_owned_env_that_is_no_longer_wanted_is_removed():
     assert "IN_MEMORY_WRITES" not in sim.env  # the API's default again, as before migration
     sim.tick(H)  # owned until the removal is seen in the Deployment
     assert sim.status["ownedEnv"] == ["DUAL_WRITE_MODE", "READ_FROM_POSTGRES_PERCENT"]
+
+
+def fast(**extra) -> dict:
+    return dict(BASE, targetPhase="PostgresPrimary", readStep={"interval": "1h"},
+                verify={"interval": "1h"}, **extra)
+
+
+def test_postgres_primary_needs_a_full_verify_with_nothing_missing_first():
+    sim = Sim(fast())
+    sim.tick()
+    sim.run_until(lambda: sim.percent == 100, H, limit=40)
+    sim.run_until(lambda: sim.phase == "PostgresPrimary", H, limit=5)
+    full = [j for p in sim.plans for j in p.jobs if j.kind == "verify-full"]
+    assert full and full[0].args[-4:] == ("--sample", "1.0", "--max-missing", "0")
+    assert full[0].command == ("python", "api/scripts/verify_data_consistency.py")
+    order = [n.rsplit("-", 1)[0] for n in sim.created]
+    assert order.index("sm-verify-full") < order.index("sm-snapshot")
+
+
+def test_a_failed_full_verify_rolls_reads_back_and_stays_off_postgres_primary():
+    sim = Sim(fast())
+    sim.tick()
+    sim.run_until(lambda: sim.percent == 100, H, limit=40)
+    sim.job_outcome = lambda kind: ("Failed", {"passed": False, "mismatch_ratio": 0.0,
+                                               "missing_count": 3}) if kind == "verify-full" \
+        else ("Succeeded", {"mismatch_ratio": 0.0})
+    sim.run_until(lambda: sim.percent == 0, H, limit=5)
+    assert sim.phase == "ReadSwitchover" and sim.env["IN_MEMORY_WRITES"] == "true"
+    assert "full verify Job sm-verify-full-1 failed" in sim.status["history"][-1]["reason"]
+    assert not any("snapshot" in n for n in sim.created)
+
+
+def test_a_full_verify_that_could_not_run_holds_at_100_percent_and_retries():
+    sim = Sim(fast())
+    sim.tick()
+    sim.run_until(lambda: sim.percent == 100, H, limit=40)
+    sim.job_outcome = lambda kind: ("Failed", None) if kind == "verify-full" else (
+        "Succeeded", {"mismatch_ratio": 0.0})
+    for _ in range(6):
+        sim.tick(timedelta(minutes=15))
+    assert sim.percent == 100 and sim.phase == "ReadSwitchover"
+    assert sim.condition("Degraded")["reason"] == "VerifyError"
+    assert len([n for n in sim.created if "verify-full" in n]) >= 2
+    sim.job_outcome = lambda kind: ("Succeeded", {"mismatch_ratio": 0.0})
+    sim.run_until(lambda: sim.phase == "PostgresPrimary", timedelta(minutes=15), limit=5)

@@ -25,11 +25,14 @@ from .spec import JobTemplate, MigrationSpec
 SCRIPTS: dict[str, str] = {
     "backfill": "backfill_postgres.py",
     "verify": "verify_data_consistency.py",
+    "verify-full": "verify_data_consistency.py",
     "snapshot": "snapshot_memory.py",
     "rehydrate": "rehydrate_memory.py",
     "archive": "archive_snapshot.py",
 }
 ADMIN_TOKEN_ENV = "ADMIN_TOKEN"
+# Before PostgreSQL becomes the only store: every record compared, none may be missing.
+FULL_VERIFY_FLAGS = ("--sample", "1.0", "--max-missing", "0")
 
 
 def default_command(kind: str) -> tuple[str, ...]:
@@ -41,6 +44,8 @@ def default_args(kind: str, spec: MigrationSpec) -> tuple[str, ...]:
     base = ("--api-url", spec.api_url, "--stores", stores)
     if kind == "verify":
         return (*base, "--max-mismatch", str(spec.gates.mismatch_ratio_ceiling))
+    if kind == "verify-full":
+        return (*default_args("verify", spec), *FULL_VERIFY_FLAGS)
     if kind == "snapshot":
         return (*base, "--output", spec.snapshot_path)
     if kind == "archive":
@@ -51,9 +56,14 @@ def default_args(kind: str, spec: MigrationSpec) -> tuple[str, ...]:
 def job_parts(kind: str, spec: MigrationSpec, image: str | None
               ) -> tuple[str | None, tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
     """(image, command, args, plain env) of a Job kind; secrets come from secret_env."""
-    template = spec.jobs.get(kind, JobTemplate())
+    template = spec.jobs.get(kind)
+    inherited = template is None and kind == "verify-full" and "verify" in spec.jobs
+    if template is None:  # verify-full runs the verify template, with the full-check flags
+        template = spec.jobs.get("verify", JobTemplate()) if inherited else JobTemplate()
     command = template.command or default_command(kind)
     args = template.args if template.command or template.args else default_args(kind, spec)
+    if inherited and (template.command or template.args):
+        args = (*args, *FULL_VERIFY_FLAGS)
     env = (
         ("API_URL", spec.api_url),
         ("STORES", ",".join(spec.stores)),

@@ -24,7 +24,7 @@ from .spec import MigrationSpec, Phase
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TERMINAL = ("Succeeded", "Failed")
 VERIFY_EARLY = 0.9  # re-verify at 90% of the interval so a fresh result is ready at step time
-VERIFY_KINDS = ("verify",)
+VERIFY_KINDS = ("verify", "verify-full")
 ERROR_RETRY = timedelta(minutes=10)  # a verify that could not run is tried again this soon
 
 
@@ -196,8 +196,12 @@ class _Run:
         created = parse_time(entry.get("createdAt")) if entry else None
         if entry is None or created is None or created < fresh_after:
             attempt = int((entry or {}).get("attempt", 0)) + 1
+            previous = entry or {}
+            retrying = previous.get("why") if previous.get("outcome") == "error" else None
             entry = {"name": f"{self.name}-{kind}-{attempt}", "attempt": attempt,
                      "state": "Pending", "createdAt": self.nows}
+            if retrying:
+                entry["retrying"] = retrying  # the previous attempt could not run
             self.st["jobs"][kind] = entry
             self.plan.jobs.append(self.request(kind, entry["name"]))
             self.event("Normal", "JobCreated", f"{kind} Job {entry['name']} created")
@@ -216,6 +220,9 @@ class _Run:
                          f"{entry.get('why') or entry.get('message') or entry.get('result')}; "
                          "fix the cause and "
                          "change spec.retryToken to retry")
+        elif entry.get("retrying"):
+            self.degrade("VerifyError", f"{kind} Job {entry['name']} retries a check that "
+                         f"could not run ({entry['retrying']})")
         else:
             self.wait("WaitingForJob", f"waiting for {kind} Job {entry['name']}")
         return False
@@ -401,7 +408,7 @@ class _Run:
             return
         self.st["gateWindowStart"] = self.nows
         self.st["gateSuccessesInWindow"] = 0
-        self.st.pop("snapshotRequestedAt", None)
+        self.st.pop("promoteRequestedAt", None)
         if not self.st["readPercent"]:
             self.degrade("GateFailed", f"{reason} (reads already at 0%)")
             return
@@ -509,11 +516,25 @@ class _Run:
             self.event("Normal", "ReadStep", f"reads {percent}% -> {new}%")
             self.wait("Stepped", f"reads {percent}% -> {new}%")
             return
-        self.st.setdefault("snapshotRequestedAt", self.nows)
-        fresh = max(self.t("snapshotRequestedAt"), self.token_time())
-        if self.job_gate("snapshot", self.job("snapshot", fresh)):
-            self.st.pop("snapshotRequestedAt")
-            self.enter(Phase.PostgresPrimary, "final snapshot taken; memory writes off")
+        self.promote()
+
+    def promote(self) -> None:
+        """Into PostgresPrimary: a full verify (every record, none missing) must pass, then
+        the final snapshot is taken; only then are memory writes turned off."""
+        self.st.setdefault("promoteRequestedAt", self.nows)
+        fresh = max(self.t("promoteRequestedAt"), self.token_time())
+        full = self.job("verify-full", fresh)
+        if full.get("outcome") == "failed":
+            self.rollback_reads(f"full verify Job {full['name']} failed before PostgresPrimary:"
+                                f" {full.get('why')}")
+            return
+        if not self.job_gate("verify-full", full):
+            return
+        snapshot = self.job("snapshot", max(fresh, self.t_of(full, "finishedAt")))
+        if self.job_gate("snapshot", snapshot):
+            self.st.pop("promoteRequestedAt")
+            self.enter(Phase.PostgresPrimary, "full verify passed and final snapshot taken; "
+                       "memory writes off")
             self.reset_window()
 
     def postgres_primary(self) -> None:

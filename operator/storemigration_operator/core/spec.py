@@ -16,7 +16,7 @@ from typing import Any
 from .durations import parse_duration
 
 STORES = ("graph", "agent_task")
-JOB_KINDS = ("backfill", "verify", "snapshot", "rehydrate", "archive")
+JOB_KINDS = ("backfill", "verify", "verify-full", "snapshot", "rehydrate", "archive")
 
 
 class Phase(enum.IntEnum):
