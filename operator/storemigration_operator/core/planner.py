@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from .conditions import append_history, get_condition, set_condition
@@ -20,42 +20,11 @@ from .gates import GateReadings, GateResult, evaluate, json_number
 from .jobs import job_parts
 from .model import DeploymentObservation, Event, JobObservation, JobRequest, Plan
 from .spec import MigrationSpec, Phase
+from .verify import ERROR_RETRY, VERIFY_KINDS, verify_outcome
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TERMINAL = ("Succeeded", "Failed")
 VERIFY_EARLY = 0.9  # re-verify at 90% of the interval so a fresh result is ready at step time
-VERIFY_KINDS = ("verify", "verify-full")
-ERROR_RETRY = timedelta(minutes=10)  # a verify that could not run is tried again this soon
-
-
-def verify_outcome(state: str, result: Mapping[str, Any] | None, ceiling: float
-                   ) -> tuple[str, str]:
-    """("passed" | "failed" | "error", why) from a finished verify Job.
-
-    failed: the check ran and found the stores apart (rolls reads back). error: the check did
-    not run -- exit 2/3 (API or PostgreSQL unreachable), OOM, a pod killed before it wrote a
-    summary: nothing is known about the data, so it holds and is retried, never rolls back.
-    A summary that cannot be read as a check result counts as failed, never as a crash."""
-    ran = isinstance(result, Mapping) and "mismatch_ratio" in result and "error" not in result
-    if state != "Succeeded" and not ran:
-        error = result.get("error") if isinstance(result, Mapping) else None
-        return "error", f"the check did not run ({error or 'no result in the termination message'})"
-    if result is None:
-        return "passed", ""
-    if not isinstance(result, Mapping):
-        return "failed", f"unreadable result {str(result)[:100]!r}"
-    raw = result.get("mismatch_ratio")
-    try:
-        ratio = None if raw is None else float(raw)
-    except (TypeError, ValueError):
-        return "failed", f"unreadable mismatch_ratio {str(raw)[:50]!r}"
-    if ratio is not None and not ratio <= ceiling:  # NaN fails too
-        return "failed", f"mismatch ratio {ratio} > {ceiling}"
-    if result.get("passed") is False or state != "Succeeded":
-        return "failed", f"the check reported a failure: {str(dict(result))[:200]}"
-    return "passed", ""
-
-
 CLOCK_KEYS = ("lastStepTime", "gateWindowStart", "phaseEnteredTime", "lastGateSuccessTime",
               "lastVerifySuccessTime", "retryTokenTime", "promoteRequestedAt")
 
