@@ -100,6 +100,8 @@ class Traffic:
                 r = await c.request(method, url, **kw)
             except httpx.ConnectError:
                 self.stats.refused += 1
+                if self._stop.is_set():
+                    return None  # never arrived, so never acknowledged: nothing to remember
                 await asyncio.sleep(0.2)
                 continue
             except httpx.HTTPError:
