@@ -486,3 +486,13 @@ def test_a_full_verify_that_could_not_run_holds_at_100_percent_and_retries():
     assert len([n for n in sim.created if "verify-full" in n]) >= 2
     sim.job_outcome = lambda kind: ("Succeeded", {"mismatch_ratio": 0.0})
     sim.run_until(lambda: sim.phase == "PostgresPrimary", timedelta(minutes=15), limit=5)
+
+
+def test_a_one_store_rollback_from_primary_uses_the_global_rehydrate_switch():
+    sim = primary(Sim(fast(stores=["graph"])))
+    sim.spec_doc["targetPhase"] = "ReadSwitchover"
+    p = sim.tick(timedelta(minutes=1))
+    assert p.env_set == {"GRAPH_STORE_IN_MEMORY_WRITES": "true", "REHYDRATE_ON_START": "true"}
+    sim.tick(timedelta(minutes=1))
+    assert "REHYDRATE_ON_START" not in sim.env
+    assert sim.env["GRAPH_STORE_READ_FROM_POSTGRES_PERCENT"] == "0"

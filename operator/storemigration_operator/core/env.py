@@ -13,6 +13,8 @@ from .spec import STORES, Phase
 
 FLAGS = ("DUAL_WRITE_MODE", "READ_FROM_POSTGRES_PERCENT", "IN_MEMORY_WRITES",
          "REHYDRATE_ON_START")
+# The API reads these under their global name only, whichever stores move.
+GLOBAL_ONLY = ("REHYDRATE_ON_START",)
 BACKEND = "STORE_BACKEND"
 _STORE_BACKEND_SUFFIX = "BACKEND"
 
@@ -25,7 +27,10 @@ def env_names(stores: tuple[str, ...]) -> dict[str, list[str]]:
     for store in stores:
         prefix = f"{store.upper()}_STORE_"
         for flag in FLAGS:
-            names[flag].append(prefix + flag)
+            if flag not in GLOBAL_ONLY:
+                names[flag].append(prefix + flag)
+    for flag in GLOBAL_ONLY:
+        names[flag] = [flag]
         names[BACKEND].append(prefix + _STORE_BACKEND_SUFFIX)
     return names
 
