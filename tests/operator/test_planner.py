@@ -497,3 +497,9 @@ def test_a_one_store_rollback_from_primary_uses_the_global_rehydrate_switch():
     sim.tick(timedelta(minutes=1))
     assert "REHYDRATE_ON_START" not in sim.env
     assert sim.env["GRAPH_STORE_READ_FROM_POSTGRES_PERCENT"] == "0"
+
+
+def test_a_gate_interval_longer_than_the_window_is_an_invalid_spec():
+    with pytest.raises(InvalidSpec, match="must not exceed gates.window"):
+        parse_spec({"deployment": "api", "gates": {"interval": "10m", "window": "5m"}})
+    parse_spec({"deployment": "api", "gates": {"interval": "5m", "window": "5m"}})

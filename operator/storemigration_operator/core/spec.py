@@ -241,6 +241,10 @@ def parse_spec(doc: Mapping[str, Any]) -> MigrationSpec:
     )
     if gates.p95_ceiling_seconds <= 0 or gates.min_requests < 0:
         raise InvalidSpec("gates: p95CeilingSeconds must be > 0 and minRequests >= 0")
+    if gates.interval > _duration(g, "window", timedelta(minutes=5), "gates."):
+        raise InvalidSpec(f"gates.interval ({g.get('interval')}) must not exceed gates.window "
+                          f"({window}): each evaluation covers one window, and time between "
+                          "windows would go unseen (a step needs its whole interval covered)")
     rb = _section(doc, "rollback")
     rollback = Rollback(
         retry=_get(rb, "retry", bool, True, "rollback."),
