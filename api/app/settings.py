@@ -128,11 +128,15 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"IN_MEMORY_WRITES ({prefix}IN_MEMORY_WRITES)=false requires DUAL_WRITE_MODE"
                 )
-        if self.rehydrate_on_start and not (self.dual_write_mode and self.in_memory_writes):
+        memory_trusted_dual = any(
+            self.store_mode(s).write_target == "dual" for s in ("graph", "agent_task")
+        )
+        if self.rehydrate_on_start and not memory_trusted_dual:
             raise ValueError(
-                "REHYDRATE_ON_START=true requires DUAL_WRITE_MODE=true and "
-                "IN_MEMORY_WRITES=true: it rebuilds memory from PostgreSQL when rolling "
-                "back from PostgreSQL-primary to memory-trusted dual-write"
+                "REHYDRATE_ON_START=true requires a store in dual-write with memory writes "
+                "on (DUAL_WRITE_MODE=true and IN_MEMORY_WRITES=true, globally or through "
+                "GRAPH_STORE_/AGENT_TASK_STORE_ overrides): it rebuilds memory from "
+                "PostgreSQL when rolling back from PostgreSQL-primary"
             )
         if self.database_url and self.ssl_required():
             query = parse_qs(urlsplit(self.database_url.get_secret_value()).query)

@@ -41,3 +41,17 @@ def test_rehydrate_on_start_needs_memory_trusted_dual_write(env: dict[str, objec
         load_settings(database_url=DSN, rehydrate_on_start=True, **env)
     assert Settings(database_url=DSN, dual_write_mode=True, rehydrate_on_start=True)
     assert not Settings().rehydrate_on_start
+
+
+def test_rehydrate_on_start_accepts_a_one_store_rollback() -> None:
+    """A one-store migration sets only the per-store switches; the operator's rollback
+    still uses the global REHYDRATE_ON_START, which must then be accepted."""
+    settings = Settings(
+        database_url=DSN,
+        graph_store_dual_write_mode=True,
+        graph_store_in_memory_writes=True,
+        graph_store_read_from_postgres_percent=100,
+        rehydrate_on_start=True,
+    )
+    assert settings.store_mode("graph").write_target == "dual"
+    assert settings.store_mode("agent_task").write_target == "in-memory"
