@@ -20,7 +20,7 @@ def main() -> None:
     kopf.configure(verbose=os.environ.get("OPERATOR_VERBOSE") == "1")
     kopf.run(
         standalone=not peering,
-        peering_name=peering or "default",
+        peering_name=peering or None,
         namespaces=[namespace] if namespace else (),
         clusterwide=not namespace,
         liveness_endpoint=os.environ.get("OPERATOR_LIVENESS"),
