@@ -7,7 +7,6 @@ other processes put on the 2 shared cores, ratios measured in one run do not.
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -63,7 +62,7 @@ async def database() -> AsyncIterator[tuple[str, str]]:
     server = None
     url = os.environ.get("DATABASE_URL")
     if not url:
-        server = start_postgres(Path(tempfile.mkdtemp(prefix="sm-bench-")), durable=True)
+        server = start_postgres(durable=True)  # owns its temp dir and removes it on stop
         url = server.dsn
     name = f"sm_bench_{uuid.uuid4().hex[:8]}"
     try:
