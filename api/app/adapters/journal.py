@@ -4,21 +4,8 @@ Why: patching the Deployment's env restarts the pod at every migration step, so 
 in-memory stores must survive a restart without losing an acknowledged write, and a
 crash in the middle of a write must never damage what was stored before it.
 
-Files in the store's directory (one directory per store):
-- ``snapshot-<K>.json``: the whole state covering every journal with a sequence < K,
-  in the versioned format of snapshot.py. Only the latest is kept.
-- ``journal-<N>.log``: records appended after that state, one per line:
-  ``<payload length, hex> <CRC32 of payload, 8 hex> <JSON payload>\\n``.
-  Length, checksum and newline make each record self-delimiting: a torn tail (the
-  process died mid-write) or a flipped byte is detected on the first bad record.
-
-Start-up (`recover`): load the latest snapshot K, replay every journal with sequence
->= K in order, delete older files and leftover ``*.tmp``. At the first incomplete or
-corrupt record the rest of that journal is cut away: the dropped bytes are kept in
-``journal-<N>.log.dropped-<offset>`` for forensics, the journal is truncated to its
-last complete record, and the loss is returned (`RecoveryReport`) and logged as a
-WARNING naming file, offset, bytes and records. Every complete record before it is
-kept.
+The files, their framing and start-up recovery are in journal_files.py; this module is the
+writer that appends, fsyncs by policy and compacts.
 
 Compaction (every `snapshot_every` records): the writer switches to journal N+1 at
 once (the old one is fsynced first), the store's state is captured by reference
@@ -47,205 +34,46 @@ completes. If writing or fsyncing fails the journal refuses every later write
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import json
-import logging
 import os
-import re
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from app.adapters.journal_files import (
+    JOURNAL_FILE,
+    SNAPSHOT_FILE,
+    Dropped,
+    JournalError,
+    RecoveryReport,
+    Replay,
+    Restore,
+    atomic_write,
+    encode,
+    fsync_dir,
+    journal_name,
+    lock_directory,
+    log,
+    recover,
+    snapshot_name,
+)
 from app.errors import StoreUnavailableError
 
-log = logging.getLogger("app.journal")
+__all__ = [
+    "FSYNC_POLICIES",
+    "Capture",
+    "Dropped",
+    "FsyncPolicy",
+    "Journal",
+    "JournalError",
+    "RecoveryReport",
+    "atomic_write",
+    "journal_name",
+    "snapshot_name",
+]
 
 FsyncPolicy = Literal["always", "interval", "never"]
 FSYNC_POLICIES = ("always", "interval", "never")
-_JOURNAL = re.compile(r"^journal-(\d{12})\.log$")
-_SNAPSHOT = re.compile(r"^snapshot-(\d{12})\.json$")
-
-Restore = Callable[[bytes], None]
-Replay = Callable[[dict[str, Any]], None]
 Capture = Callable[[], Callable[[], bytes]]
-
-
-class JournalError(Exception):
-    """The directory holds something recovery must not guess about."""
-
-
-def journal_name(seq: int) -> str:
-    return f"journal-{seq:012d}.log"
-
-
-def snapshot_name(seq: int) -> str:
-    return f"snapshot-{seq:012d}.json"
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so a crash leaves either the old file or the new one:
-    temp file, fsync, rename, fsync of the directory."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def encode(record: dict[str, Any]) -> bytes:
-    payload = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
-    return b"%x %08x " % (len(payload), zlib.crc32(payload)) + payload + b"\n"
-
-
-def _decode(line: bytes) -> dict[str, Any] | None:
-    """The record on `line` (without its newline), or None when it is damaged."""
-    parts = line.split(b" ", 2)
-    if len(parts) != 3:
-        return None
-    try:
-        length, crc = int(parts[0], 16), int(parts[1], 16)
-    except ValueError:
-        return None
-    payload = parts[2]
-    if len(payload) != length or zlib.crc32(payload) != crc:
-        return None
-    try:
-        record = json.loads(payload)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
-
-
-@dataclass
-class Dropped:
-    file: str
-    offset: int
-    bytes: int
-    records: int
-    kept_in: str
-
-
-@dataclass
-class RecoveryReport:
-    """What start-up found: the snapshot used, records replayed, and any loss."""
-
-    snapshot_seq: int | None = None
-    journals: list[str] = field(default_factory=list)
-    records_replayed: int = 0
-    dropped: list[Dropped] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-    @property
-    def lost_bytes(self) -> int:
-        return sum(d.bytes for d in self.dropped)
-
-    @property
-    def lost_records(self) -> int:
-        return sum(d.records for d in self.dropped)
-
-
-def _sequences(directory: Path, pattern: re.Pattern[str]) -> list[int]:
-    found = (pattern.match(p.name) for p in directory.iterdir())
-    return sorted(int(m.group(1)) for m in found if m)
-
-
-def _replay_journal(path: Path, replay: Replay, report: RecoveryReport) -> None:
-    data = path.read_bytes()
-    pos = 0
-    while pos < len(data):
-        end = data.find(b"\n", pos)
-        record = None if end < 0 else _decode(data[pos:end])
-        if record is None:
-            break
-        replay(record)
-        report.records_replayed += 1
-        pos = end + 1
-    if pos == len(data):
-        return
-    tail = data[pos:]
-    kept = path.with_name(f"{path.name}.dropped-{pos}")
-    atomic_write(kept, tail)
-    with open(path, "r+b") as f:
-        f.truncate(pos)
-        f.flush()
-        os.fsync(f.fileno())
-    records = tail.count(b"\n") + (0 if tail.endswith(b"\n") else 1)
-    drop = Dropped(path.name, pos, len(tail), records, kept.name)
-    report.dropped.append(drop)
-    log.warning(
-        "journal %s: dropped a damaged tail of %d bytes (%d record(s), the first "
-        "incomplete or corrupt) at offset %d; every complete record before it was "
-        "replayed; the dropped bytes are kept in %s",
-        drop.file, drop.bytes, drop.records, drop.offset, drop.kept_in,
-    )
-
-
-def _lock(directory: Path) -> int:
-    """An exclusive lock on `directory/LOCK`, so two processes never append to one
-    journal (the kernel drops it when the holder dies, even by SIGKILL)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise JournalError(f"{directory} is in use by another process (LOCK is held)") from None
-    return fd
-
-
-def recover(directory: Path, restore: Restore, replay: Replay) -> tuple[RecoveryReport, int]:
-    """Rebuild a store from `directory` (see the module docstring). Returns the report
-    and the sequence of the journal to append to."""
-    directory.mkdir(parents=True, exist_ok=True)
-    report = RecoveryReport()
-    for tmp in directory.glob("*.tmp"):
-        tmp.unlink()
-        report.removed.append(tmp.name)
-    snapshots = _sequences(directory, _SNAPSHOT)
-    base = snapshots[-1] if snapshots else 0
-    if snapshots:
-        path = directory / snapshot_name(base)
-        try:
-            restore(path.read_bytes())
-        except Exception as e:
-            raise JournalError(f"snapshot {path} cannot be loaded: {e}") from e
-        report.snapshot_seq = base
-    journals = _sequences(directory, _JOURNAL)
-    for seq in journals:
-        path = directory / journal_name(seq)
-        if seq < base:
-            continue
-        _replay_journal(path, replay, report)
-        report.journals.append(path.name)
-    for stale in [journal_name(s) for s in journals if s < base] + [
-        snapshot_name(s) for s in snapshots[:-1]
-    ]:
-        (directory / stale).unlink()
-        report.removed.append(stale)
-    if report.removed:
-        fsync_dir(directory)
-    current = max([base, *(s for s in journals if s >= base)])
-    log.info(
-        "store %s recovered: snapshot %s, %d journal record(s) replayed, %d dropped",
-        directory, report.snapshot_seq, report.records_replayed, report.lost_records,
-    )
-    return report, current
 
 
 class Journal:
@@ -297,7 +125,7 @@ class Journal:
     ) -> Journal:
         if fsync not in FSYNC_POLICIES:
             raise ValueError(f"fsync policy must be one of {FSYNC_POLICIES}, not {fsync!r}")
-        lock = _lock(directory)
+        lock = lock_directory(directory)
         try:
             report, seq = recover(directory, restore, replay)
         except BaseException:
@@ -422,7 +250,7 @@ class Journal:
     def _write_snapshot(self, snapshot_seq: int, serialize: Callable[[], bytes]) -> None:
         atomic_write(self.directory / snapshot_name(snapshot_seq), serialize())
         for name in os.listdir(self.directory):
-            for pattern in (_JOURNAL, _SNAPSHOT):
+            for pattern in (JOURNAL_FILE, SNAPSHOT_FILE):
                 m = pattern.match(name)
                 if m and int(m.group(1)) < snapshot_seq:
                     os.unlink(self.directory / name)
