@@ -48,6 +48,10 @@ class JournalError(Exception):
 
 
 
+class JournalLockedError(JournalError):
+    """Another process holds the directory's LOCK (it is running on the same data)."""
+
+
 def journal_name(seq: int) -> str:
     return f"journal-{seq:012d}.log"
 
@@ -177,7 +181,9 @@ def lock_directory(directory: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise JournalError(f"{directory} is in use by another process (LOCK is held)") from None
+        raise JournalLockedError(
+            f"{directory} is in use by another process (LOCK is held)"
+        ) from None
     return fd
 
 

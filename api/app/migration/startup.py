@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from app.adapters.journal import JournalError
+from app.adapters.journal import JournalError, JournalLockedError
 from app.domain.tasks import Route
 from app.migration.backfill import CopyReport, backfill
 from app.migration.rehydrate import rehydrate
@@ -52,7 +52,7 @@ class MemoryLocked(RuntimeError):
 
 
 def is_locked(error: JournalError) -> bool:
-    return "LOCK is held" in str(error)
+    return isinstance(error, JournalLockedError)
 
 
 def journal_exists(data_dir: Path, subdir: str) -> bool:
