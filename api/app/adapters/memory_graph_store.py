@@ -5,15 +5,8 @@ between, so concurrent requests on the event loop can never interleave a check w
 another's write (email uniqueness, total_cost). Each operation is ONE journal record
 listing the whole records it produced (a contribution together with its asset), so a
 replay applies all of it or, for a torn record, none of it. Replay and live calls go
-through the same `_set_*` functions, which also keep the derived values
-(dependency_count, total_cost) and the indexes:
-- projects by (ecosystem, name); edges by their four-part key plus per-key in/out
-  counts, so get_project, count_dependents and count_projects are O(1);
-- contributors, assets and contributions by id, with sorted (created_at, id) keys
-  (`SortedKeys`, appends are O(1) because new records are the newest) so a listing
-  costs O(limit), and per-asset / per-contributor contribution keys by (timestamp, id);
-- search is a linear scan of a lowercased "name NUL description" string per project (a
-  superset filter), each candidate then confirmed and ranked by app.domain.graph.
+through the same `_set_*` functions of memory_index.GraphIndex, which also keep the
+derived values (dependency_count, total_cost) and the indexes (described there).
 
 `MemoryGraphStore()` is volatile (tests); `await MemoryGraphStore.open(data_dir)` keeps
 its journal and snapshots in `data_dir/graph/` (the task store uses
@@ -23,21 +16,27 @@ its journal and snapshots in `data_dir/graph/` (the task store uses
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, insort
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from app.adapters import snapshot as snap
 from app.adapters.graph_store import GraphRecords, ImportStats
 from app.adapters.journal import Journal, RecoveryReport
+from app.adapters.memory_index import (
+    KIND_OF,
+    RECORD_KINDS,
+    ZERO,
+    GraphIndex,
+    SortedKeys,
+    build,
+    project_key,
+    tick,
+)
 from app.domain.graph import hit, matches, normalize_query, rank_key
-from app.errors import ConflictError, InvalidDataError, NotFoundError
+from app.errors import ConflictError, NotFoundError
 from app.models import (
     Asset,
     AssetCreate,
@@ -51,97 +50,16 @@ from app.models import (
     SearchResult,
 )
 
-K = TypeVar("K", bound=tuple[Any, ...])
-M = TypeVar("M", bound=BaseModel)
+__all__ = ["SUBDIR", "MemoryGraphStore", "SortedKeys", "tick"]  # SortedKeys, tick: task store
+
 SUBDIR = "graph"
-ZERO = Decimal("0.00")
-Key = tuple[str, str]
-EdgeKey = tuple[str, str, str, str]
 
 
-class SortedKeys(Generic[K]):
-    """A sorted list of keys; adding the largest key (the common case) is an append."""
-
-    def __init__(self) -> None:
-        self._keys: list[K] = []
-
-    def add(self, key: K) -> None:
-        if not self._keys or self._keys[-1] < key:
-            self._keys.append(key)
-        else:
-            insort(self._keys, key)
-
-    def discard(self, key: K) -> None:
-        i = bisect_left(self._keys, key)
-        if i < len(self._keys) and self._keys[i] == key:
-            del self._keys[i]
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def newest(self, limit: int, offset: int = 0) -> list[K]:
-        end = max(0, len(self._keys) - max(0, offset))
-        return self._keys[max(0, end - max(0, limit)) : end][::-1]
-
-    def oldest(self, limit: int | None = None) -> list[K]:
-        return self._keys[:] if limit is None else self._keys[: max(0, limit)]
-
-    def descending(self) -> Iterator[K]:
-        for i in range(len(self._keys) - 1, -1, -1):
-            yield self._keys[i]
-
-
-def tick(previous: datetime | None = None) -> datetime:
-    """Now, strictly after `previous`, so updated_at always moves forward."""
-    now = datetime.now(UTC)
-    if previous is not None and now <= previous:
-        return previous + timedelta(microseconds=1)
-    return now
-
-
-def build(model: type[M], **fields: Any) -> M:
-    try:
-        return model(**fields)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidDataError(f"{where}: {first['msg']}") from None
-
-
-def _key(ecosystem: str, name: str) -> Key:
-    return (ecosystem.strip().lower(), name.strip().lower())
-
-
-_KINDS: dict[str, type[BaseModel]] = {
-    "project": Project,
-    "dependency": Dependency,
-    "contributor": Contributor,
-    "asset": Asset,
-    "contribution": Contribution,
-}
-_KIND_OF: dict[type[BaseModel], str] = {v: k for k, v in _KINDS.items()}
-
-
-class MemoryGraphStore:
+class MemoryGraphStore(GraphIndex):
     """GraphStore and GraphReplica in memory; durable when opened on a directory."""
 
     def __init__(self) -> None:
-        self._projects: dict[Key, Project] = {}
-        self._haystacks: dict[Key, str] = {}
-        self._next_project_id = 1
-        self._edges: dict[EdgeKey, Dependency] = {}
-        self._out: dict[Key, int] = {}
-        self._in: dict[Key, int] = {}
-        self._contributors: dict[UUID, Contributor] = {}
-        self._emails: dict[str, UUID] = {}
-        self._assets: dict[UUID, Asset] = {}
-        self._costs: dict[UUID, Decimal] = {}
-        self._contributions: dict[UUID, Contribution] = {}
-        self._by_asset: dict[UUID, SortedKeys[tuple[datetime, UUID]]] = {}
-        self._by_contributor: dict[UUID, SortedKeys[tuple[datetime, UUID]]] = {}
-        self._contributor_order: SortedKeys[tuple[datetime, UUID]] = SortedKeys()
-        self._asset_order: SortedKeys[tuple[datetime, UUID]] = SortedKeys()
-        self._contribution_order: SortedKeys[tuple[datetime, UUID]] = SortedKeys()
+        super().__init__()
         self._journal: Journal | None = None
         self.recovery: RecoveryReport | None = None
 
@@ -186,7 +104,7 @@ class MemoryGraphStore:
         if self._journal is None:
             return None
         return self._journal.append(
-            {"ops": [[_KIND_OF[type(m)], m.model_dump(mode="json")] for m in ops]}
+            {"ops": [[KIND_OF[type(m)], m.model_dump(mode="json")] for m in ops]}
         )
 
     async def _durable(self, position: int | None) -> None:
@@ -199,23 +117,10 @@ class MemoryGraphStore:
             self._set(m)
         return position
 
-    def _set(self, m: BaseModel) -> None:
-        if isinstance(m, Project):
-            self._set_project(m)
-        elif isinstance(m, Dependency):
-            self._set_dependency(m)
-        elif isinstance(m, Contributor):
-            self._set_contributor(m)
-        elif isinstance(m, Asset):
-            self._set_asset(m)
-        elif isinstance(m, Contribution):
-            self._set_contribution(m)
-        else:
-            raise TypeError(f"not a graph record: {type(m).__name__}")
 
     def _replay(self, record: dict[str, Any]) -> None:
         for kind, data in record.get("ops", []):
-            self._set(_KINDS[kind].model_validate(data))
+            self._set(RECORD_KINDS[kind].model_validate(data))
         if "next_project_id" in record:
             self._next_project_id = max(self._next_project_id, int(record["next_project_id"]))
 
@@ -275,69 +180,13 @@ class MemoryGraphStore:
 
     # ------------------------------------------------------------------ state setters
 
-    def _set_project(self, p: Project) -> None:
-        key = (p.ecosystem, p.name)
-        count = self._out.get(key, 0)
-        if p.dependency_count != count:
-            p = p.model_copy(update={"dependency_count": count})
-        self._projects[key] = p
-        self._haystacks[key] = f"{p.name}\x00{(p.description or '').lower()}"
-        self._next_project_id = max(self._next_project_id, p.id + 1)
-
-    def _set_dependency(self, d: Dependency) -> None:
-        ek = (d.from_ecosystem, d.from_name, d.to_ecosystem, d.to_name)
-        if ek in self._edges:
-            return
-        self._edges[ek] = d
-        src, dst = (d.from_ecosystem, d.from_name), (d.to_ecosystem, d.to_name)
-        self._out[src] = self._out.get(src, 0) + 1
-        self._in[dst] = self._in.get(dst, 0) + 1
-        source = self._projects.get(src)
-        if source is not None:
-            self._projects[src] = source.model_copy(update={"dependency_count": self._out[src]})
-
-    def _set_contributor(self, c: Contributor) -> None:
-        old = self._contributors.get(c.id)
-        if old is not None:
-            if old.email:
-                self._emails.pop(old.email.lower(), None)
-            self._contributor_order.discard((old.created_at, old.id))
-        self._contributors[c.id] = c
-        if c.email:
-            self._emails[c.email.lower()] = c.id
-        self._contributor_order.add((c.created_at, c.id))
-
-    def _set_asset(self, a: Asset) -> None:
-        total = self._costs.get(a.id, ZERO)
-        if a.total_cost != total:
-            a = a.model_copy(update={"total_cost": total})
-        old = self._assets.get(a.id)
-        if old is not None:
-            self._asset_order.discard((old.created_at, old.id))
-        self._assets[a.id] = a
-        self._asset_order.add((a.created_at, a.id))
-
-    def _set_contribution(self, c: Contribution) -> None:
-        if c.id in self._contributions:
-            return
-        self._contributions[c.id] = c
-        key = (c.timestamp, c.id)
-        self._contribution_order.add(key)
-        self._by_asset.setdefault(c.asset_id, SortedKeys()).add(key)
-        self._by_contributor.setdefault(c.contributor_id, SortedKeys()).add(key)
-        total = self._costs.get(c.asset_id, ZERO) + c.cost_amount
-        self._costs[c.asset_id] = total
-        asset = self._assets.get(c.asset_id)
-        if asset is not None:
-            self._assets[c.asset_id] = asset.model_copy(update={"total_cost": total})
-
     # ------------------------------------------------------------------ projects
 
     async def get_project(self, ecosystem: str, name: str) -> Project | None:
-        return self._projects.get(_key(ecosystem, name))
+        return self._projects.get(project_key(ecosystem, name))
 
     async def upsert_project(self, ecosystem: str, name: str, data: ProjectUpsert) -> Project:
-        key = _key(ecosystem, name)
+        key = project_key(ecosystem, name)
         fields = data.model_dump(
             include={"version", "description", "homepage_url", "repository_url"}
         )
@@ -376,7 +225,7 @@ class MemoryGraphStore:
     async def add_dependency(
         self, from_ecosystem: str, from_name: str, to_ecosystem: str, to_name: str
     ) -> Dependency:
-        src, dst = _key(from_ecosystem, from_name), _key(to_ecosystem, to_name)
+        src, dst = project_key(from_ecosystem, from_name), project_key(to_ecosystem, to_name)
         source = self._projects.get(src)
         if source is None:
             raise NotFoundError("Project not found")
@@ -398,7 +247,7 @@ class MemoryGraphStore:
         return edge
 
     async def count_dependents(self, ecosystem: str, name: str) -> int:
-        return self._in.get(_key(ecosystem, name), 0)
+        return self._in.get(project_key(ecosystem, name), 0)
 
     # ------------------------------------------------------------------ contributors
 
@@ -499,28 +348,6 @@ class MemoryGraphStore:
             if holder is not None and holder != m.id:
                 raise ConflictError("Contributor with this email already exists")
         return True, self._write([m])
-
-    def _is_news(self, m: BaseModel) -> bool:
-        if isinstance(m, Dependency):
-            return (m.from_ecosystem, m.from_name, m.to_ecosystem, m.to_name) not in self._edges
-        if isinstance(m, Contribution):
-            return m.id not in self._contributions
-        held: Project | Contributor | Asset | None
-        if isinstance(m, Project):
-            held = self._projects.get((m.ecosystem, m.name))
-            if held is not None:
-                m = m.model_copy(update={"dependency_count": held.dependency_count})
-        elif isinstance(m, Asset):
-            held = self._assets.get(m.id)
-            if held is not None:
-                m = m.model_copy(update={"total_cost": held.total_cost})
-        elif isinstance(m, Contributor):
-            held = self._contributors.get(m.id)
-        else:
-            raise TypeError(f"not a graph record: {type(m).__name__}")
-        if held is None:
-            return True
-        return held.updated_at <= m.updated_at and held != m
 
     async def put_project(self, project: Project) -> None:
         await self._durable(self._put(project)[1])
