@@ -85,8 +85,10 @@ class PostgresAgentTaskStore:
         t = None if task_type is None else task_type.value
         async with self.db.acquire() as conn:
             rows = await conn.fetch(q.LIST_TASKS, s, t, limit, offset)
-            total = await conn.fetchval(q.COUNT_TASKS, s, t)
-        return [_task(r) for r in rows], int(total)
+            total = rows[0]["total"] if rows else await conn.fetchval(q.COUNT_TASKS, s, t)
+        tasks = [AgentTask.model_validate({k: v for k, v in r.items() if k != "total"})
+                 for r in rows]
+        return tasks, int(total)
 
     async def update_task(self, task_id: str, data: AgentTaskUpdate) -> AgentTask:
         async with self.db.transaction(CONSTRAINTS) as conn:

@@ -25,11 +25,17 @@ UPDATE agent_tasks SET status = $2::task_status, output = $3, progress_pct = $4,
     current_step = $5, decision_prompt = $6, decision = $7, started_at = $8, updated_at = $9
 WHERE id = $1"""
 
-# $1/$2 are NULL for "any": one statement serves every filter combination.
+# $1/$2 are NULL for "any": one statement serves every filter combination. The page
+# carries the filter's total (an InitPlan counted once, in the page's snapshot), so a
+# listing is one round trip; COUNT_TASKS answers only for a page past the end.
 LIST_TASKS = """
 SELECT id, direction, task_type::text AS task_type, status::text AS status, model,
     command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
-    started_at, created_at, updated_at FROM agent_tasks
+    started_at, created_at, updated_at,
+    (SELECT count(*) FROM agent_tasks
+     WHERE ($1::task_status IS NULL OR status = $1::task_status)
+       AND ($2::task_type IS NULL OR task_type = $2::task_type)) AS total
+FROM agent_tasks
 WHERE ($1::task_status IS NULL OR status = $1::task_status)
   AND ($2::task_type IS NULL OR task_type = $2::task_type)
 ORDER BY created_at DESC, id COLLATE "C" DESC
