@@ -15,7 +15,10 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -161,7 +164,7 @@ def call_admin(
     return body
 
 
-def raise_for_answer(response: Any) -> None:
+def raise_for_answer(response: httpx.Response) -> None:
     """401/403 -> exit 2 (configuration), 503 -> exit 3 (unreachable), other >= 400 -> 1."""
     if response.status_code in (401, 403):
         raise ScriptError(EXIT_USAGE, f"API refused the admin token ({response.status_code}): "
@@ -172,7 +175,7 @@ def raise_for_answer(response: Any) -> None:
         raise ScriptError(EXIT_FAILED, f"API answered {response.status_code}: {_detail(response)}")
 
 
-def _detail(response: Any) -> str:
+def _detail(response: httpx.Response) -> str:
     try:
         return str(response.json().get("detail", ""))[:300]
     except ValueError:
@@ -207,9 +210,12 @@ async def open_postgres(dsn: str) -> tuple[Any, Any, Any]:
     from app.adapters.postgres_graph_store import PostgresGraphStore
     from app.db.pool import Database
     from app.settings import Settings
+    from pydantic import SecretStr
 
     try:
-        settings = Settings(database_url=dsn, postgres_pool_size=2, postgres_max_overflow=2)
+        settings = Settings(
+            database_url=SecretStr(dsn), postgres_pool_size=2, postgres_max_overflow=2
+        )
         database = Database.from_settings(settings)
     except ValueError as e:
         raise ScriptError(EXIT_USAGE, f"invalid database settings ({type(e).__name__})") from None

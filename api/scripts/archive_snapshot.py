@@ -70,7 +70,7 @@ def to_s3(source: Path, dest: str, checksum: str) -> dict[str, Any]:
     if not key or key.endswith("/"):
         key += source.name
     try:
-        import boto3  # type: ignore[import-not-found]
+        import boto3
     except ImportError:
         raise c.ScriptError(
             c.EXIT_USAGE, "s3:// archives need the boto3 package, which is not installed in "

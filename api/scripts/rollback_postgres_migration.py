@@ -128,10 +128,10 @@ def _apps_api() -> Any:
     from kubernetes import client, config
 
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         try:
-            config.load_kube_config()
+            config.load_kube_config()  # type: ignore[no-untyped-call]
         except Exception as e:  # noqa: BLE001 - no usable kubeconfig
             raise _error(c.EXIT_USAGE, f"no Kubernetes config ({type(e).__name__})") from None
     return client.AppsV1Api()
