@@ -85,13 +85,12 @@ class PostgresPrimarySteps(GateWindow):
             self.spec.primary_hold
         self.st["nextStepTime"] = format_time(max(hold_end, self.now))
         if self.now < hold_end:
-            if self.progress[1] == "Reconciling":
-                self.wait("Holding", f"PostgreSQL primary; hold ends {format_time(hold_end)}")
+            self.wait_unless_said("Holding",
+                                  f"PostgreSQL primary; hold ends {format_time(hold_end)}")
             return
         if not self.gates_holding():
-            if self.progress[1] == "Reconciling":
-                self.wait("WaitingForGates", "hold passed; waiting for a current successful "
-                          "gate evaluation")
+            self.wait_unless_said("WaitingForGates", "hold passed; waiting for a current "
+                                  "successful gate evaluation")
             return
         if not self.spec.cleanup.approved:
             self.progress = (False, "CleanupApprovalRequired",

@@ -54,14 +54,12 @@ class ReadSwitchoverSteps(PostgresPrimarySteps):
         due = window + interval
         self.st["nextStepTime"] = format_time(max(due, self.now))
         if self.now < due:
-            if self.progress[1] == "Reconciling":
-                self.wait("WaitingForInterval", f"reads at {percent}%; next step at "
-                          f"{format_time(due)} if every gate holds until then")
+            self.wait_unless_said("WaitingForInterval", f"reads at {percent}%; next step at "
+                                  f"{format_time(due)} if every gate holds until then")
             return
         if not self.gates_holding():
-            if self.progress[1] == "Reconciling":
-                self.wait("WaitingForGates", "the latest gate evaluation did not succeed or is "
-                          "older than gates.window")
+            self.wait_unless_said("WaitingForGates", "the latest gate evaluation did not "
+                                  "succeed or is older than gates.window")
             return
         if not self.verify_fresh():
             self.wait("WaitingForVerify", "no passing verify Job within spec.verify.interval")

@@ -96,6 +96,11 @@ class RunState:
     def wait(self, reason: str, message: str) -> None:
         self.progress = (True, reason, message)
 
+    def wait_unless_said(self, reason: str, message: str) -> None:
+        """Wait for this reason unless this reconcile already said why it waits."""
+        if self.progress[1] == "Reconciling":
+            self.wait(reason, message)
+
     def degrade(self, reason: str, message: str) -> None:
         self.degraded = (reason, message)
         self.progress = (False, reason, message)
