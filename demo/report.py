@@ -71,6 +71,8 @@ def summarize(o: Outcome, logs: str) -> dict[str, Any]:
                         for j in verifies],
         "p95_ms_by_phase": {tag: {"requests": n, "p95_ms": round(p * 1000, 1)}
                             for tag, (n, p) in o.p95_by_phase.items()},
+        "server_p95_ms_by_phase": {tag: round(v * 1000, 1)
+                                   for tag, v in o.server_p95_by_phase.items()},
         "rollbacks": [h for h in history if h.get("type") == "Rollback"],
         "history": history,
         "api_restarts": o.api_restarts,
@@ -105,9 +107,14 @@ def print_summary(p: Printer, s: dict[str, Any]) -> None:
         if v["phase"] in ("PostgresPrimary", "Cleanup", "Complete") and not v["passed"]:
             p.out("      ^ ran after memory writes were turned off, so memory is stale by "
                   "design; not a gate in this phase")
-    p.out("  client-side p95 per phase (every request the traffic made):")
+    p.out("  p95 per phase: client side (every request, including the wait through API "
+          "restarts)")
+    p.out("                 and server side (worst reading of the operator's Prometheus gate)")
     for tag, v in s["p95_ms_by_phase"].items():
-        p.out(f"    {tag:<24} {v['requests']:>6} requests   p95 {v['p95_ms']:>7.1f} ms")
+        server = s["server_p95_ms_by_phase"].get(tag)
+        shown = f"{server:>7.1f} ms" if server is not None else "      -"
+        p.out(f"    {tag:<24} {v['requests']:>6} requests   client {v['p95_ms']:>7.1f} ms"
+              f"   server {shown}")
     p.out(f"  rollbacks: {len(s['rollbacks'])}")
     for h in s["rollbacks"]:
         readings = h.get("readings") or {}

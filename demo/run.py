@@ -50,6 +50,7 @@ class Outcome:
     api_restarts: int = 0
     traffic: dict[str, Any] = field(default_factory=dict)
     p95_by_phase: dict[str, tuple[int, float]] = field(default_factory=dict)
+    server_p95_by_phase: dict[str, float] = field(default_factory=dict)
     prometheus: str | None = None
     error: str | None = None
     phases: list[tuple[float, str]] = field(default_factory=list)
@@ -148,6 +149,7 @@ async def _watch(lc: LocalCluster, opts: Options, outcome: Outcome, traffic: Tra
         if not outcome.phases or outcome.phases[-1][1] != phase:
             outcome.phases.append((time.monotonic(), phase))
         traffic.tag = f"{phase} (fault)" if outcome.fault_at is not None else phase
+        _note_server_p95(outcome, traffic.tag, st)
         progress(time.monotonic() - started, st, traffic)
         if not opts.faults and phase == "Complete":
             outcome.reached = True
@@ -176,6 +178,14 @@ async def _watch(lc: LocalCluster, opts: Options, outcome: Outcome, traffic: Tra
                 return
         await asyncio.sleep(0.5)
     outcome.error = f"the goal ({outcome.goal}) was not reached within {opts.limit:.0f}s"
+
+
+def _note_server_p95(outcome: Outcome, tag: str, status: dict[str, Any]) -> None:
+    """The worst p95 the operator's gate read from Prometheus (server side, PostgreSQL
+    path) while in this phase."""
+    p95 = (status.get("lastGate") or {}).get("p95Seconds")
+    if isinstance(p95, int | float):
+        outcome.server_p95_by_phase[tag] = max(outcome.server_p95_by_phase.get(tag, 0.0), p95)
 
 
 def _rolled_out(lc: LocalCluster) -> bool:
