@@ -46,6 +46,13 @@ def _task(row: asyncpg.Record) -> AgentTask:
     return AgentTask.model_validate(dict(row))
 
 
+_PART_COLUMNS = ("part", "ord", "n")
+
+
+def _task_of_part(row: asyncpg.Record) -> AgentTask:
+    return AgentTask.model_validate({k: v for k, v in row.items() if k not in _PART_COLUMNS})
+
+
 def _stamp(t: AgentTask) -> datetime:
     return t.updated_at or t.created_at
 
@@ -132,18 +139,21 @@ class PostgresAgentTaskStore:
         )
 
     async def get_pipeline_status(self, now: datetime | None = None) -> dict[str, Any]:
-        async with self.db.transaction() as conn:
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            running = [_task(r) for r in await conn.fetch(q.PIPELINE_RUNNING)]
-            pending = [_task(r) for r in await conn.fetch(q.PIPELINE_PENDING)]
-            finished = [_task(r) for r in await conn.fetch(q.PIPELINE_FINISHED)]
-            by_phase = {r["task_type"]: int(r["n"]) for r in await conn.fetch(q.PIPELINE_BY_PHASE)}
-            latest = await conn.fetchrow(q.PIPELINE_LATEST)
-            with_output = await conn.fetchrow(q.PIPELINE_LATEST_OUTPUT)
+        async with self.db.acquire() as conn:
+            rows = await conn.fetch(q.PIPELINE_STATUS)
+        parts: list[list[AgentTask]] = [[], [], [], [], [], []]
+        by_phase: dict[str, int] = {}
+        for r in rows:
+            part = r["part"]
+            if part == 3:
+                by_phase[r["task_type"]] = int(r["n"])
+            else:
+                parts[part].append(_task_of_part(r))
+        running, pending, finished, _, latest, with_output = parts
         return rules.pipeline_document(
             running, pending, finished, by_phase,
-            None if latest is None else _task(latest),
-            None if with_output is None else _task(with_output),
+            latest[0] if latest else None,
+            with_output[0] if with_output else None,
             now or _now(),
         )
 

@@ -62,41 +62,57 @@ SELECT model, status::text AS status, count(*) AS n,
     max(COALESCE(updated_at, created_at)) AS last_used
 FROM agent_tasks GROUP BY model, status"""
 
-PIPELINE_RUNNING = """
-SELECT id, direction, task_type::text AS task_type, status::text AS status, model,
-    command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
-    started_at, created_at, updated_at FROM agent_tasks WHERE status = 'running'
-ORDER BY COALESCE(started_at, created_at), id COLLATE "C"
-LIMIT 10"""
-PIPELINE_PENDING = """
-SELECT id, direction, task_type::text AS task_type, status::text AS status, model,
-    command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
-    started_at, created_at, updated_at FROM agent_tasks WHERE status = 'pending'
-ORDER BY created_at, id COLLATE "C"
-LIMIT 20"""
-PIPELINE_FINISHED = """
-SELECT id, direction, task_type::text AS task_type, status::text AS status, model,
-    command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
-    started_at, created_at, updated_at FROM agent_tasks
-WHERE status IN ('completed', 'failed', 'needs_decision')
-ORDER BY COALESCE(updated_at, created_at) DESC, id COLLATE "C" DESC
-LIMIT 10"""
-PIPELINE_BY_PHASE = """
-SELECT task_type::text AS task_type, count(*) AS n FROM agent_tasks
-WHERE status IN ('running', 'pending') GROUP BY task_type"""
-PIPELINE_LATEST = """
-SELECT id, direction, task_type::text AS task_type, status::text AS status, model,
-    command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
-    started_at, created_at, updated_at FROM agent_tasks
-ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT 1"""
-PIPELINE_LATEST_OUTPUT = """
-SELECT id, direction, task_type::text AS task_type, status::text AS status, model,
-    command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
-    started_at, created_at, updated_at FROM agent_tasks
-WHERE status IN ('completed', 'failed', 'needs_decision') AND output IS NOT NULL
-    AND output <> ''
-ORDER BY COALESCE(updated_at, created_at) DESC, id COLLATE "C" DESC
-LIMIT 1"""
+# The pipeline document in one statement (one round trip, one snapshot: a single
+# statement sees one snapshot even in READ COMMITTED). Each part keeps its own order
+# as `ord`; part 3 is the per-phase count (task_type, n) with the task columns NULL.
+# Parts: 0 running (10 oldest started), 1 pending (20 oldest), 2 finished (10 newest by
+# updated_at), 3 by phase, 4 latest task, 5 latest finished task with output.
+PIPELINE_STATUS = """
+SELECT part, ord, id, direction, task_type, status, model, command, output, context,
+    progress_pct, current_step, decision_prompt, decision, tier, started_at, created_at,
+    updated_at, n
+FROM (
+    (SELECT 0 AS part, row_number() OVER (ORDER BY COALESCE(started_at, created_at),
+            id COLLATE "C") AS ord,
+        id, direction, task_type::text AS task_type, status::text AS status, model,
+        command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
+        started_at, created_at, updated_at, NULL::bigint AS n
+     FROM agent_tasks WHERE status = 'running'
+     ORDER BY COALESCE(started_at, created_at), id COLLATE "C" LIMIT 10)
+    UNION ALL
+    (SELECT 1, row_number() OVER (ORDER BY created_at, id COLLATE "C"),
+        id, direction, task_type::text, status::text, model,
+        command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
+        started_at, created_at, updated_at, NULL
+     FROM agent_tasks WHERE status = 'pending'
+     ORDER BY created_at, id COLLATE "C" LIMIT 20)
+    UNION ALL
+    (SELECT 2, row_number() OVER (ORDER BY COALESCE(updated_at, created_at) DESC,
+            id COLLATE "C" DESC),
+        id, direction, task_type::text, status::text, model,
+        command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
+        started_at, created_at, updated_at, NULL
+     FROM agent_tasks WHERE status IN ('completed', 'failed', 'needs_decision')
+     ORDER BY COALESCE(updated_at, created_at) DESC, id COLLATE "C" DESC LIMIT 10)
+    UNION ALL
+    (SELECT 3, 0, NULL, NULL, task_type::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+        NULL, NULL, NULL, NULL, NULL, NULL, count(*)
+     FROM agent_tasks WHERE status IN ('running', 'pending') GROUP BY task_type)
+    UNION ALL
+    (SELECT 4, 1, id, direction, task_type::text, status::text, model,
+        command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
+        started_at, created_at, updated_at, NULL
+     FROM agent_tasks ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT 1)
+    UNION ALL
+    (SELECT 5, 1, id, direction, task_type::text, status::text, model,
+        command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
+        started_at, created_at, updated_at, NULL
+     FROM agent_tasks
+     WHERE status IN ('completed', 'failed', 'needs_decision') AND output IS NOT NULL
+        AND output <> ''
+     ORDER BY COALESCE(updated_at, created_at) DESC, id COLLATE "C" DESC LIMIT 1)
+) AS parts
+ORDER BY part, ord"""
 
 # ---------------------------------------------------------------- replica
 
