@@ -503,3 +503,20 @@ def test_a_gate_interval_longer_than_the_window_is_an_invalid_spec():
     with pytest.raises(InvalidSpec, match="must not exceed gates.window"):
         parse_spec({"deployment": "api", "gates": {"interval": "10m", "window": "5m"}})
     parse_spec({"deployment": "api", "gates": {"interval": "5m", "window": "5m"}})
+
+
+def test_no_periodic_verify_starts_once_promotion_is_under_way():
+    """At 100% with a target beyond ReadSwitchover the full verify is the gate; a periodic
+    verify started now would run after memory writes stop and report stale memory."""
+    sim = Sim(fast())
+    sim.tick()
+    sim.run_until(lambda: sim.percent == 100, H, limit=40)
+
+    def periodic() -> list[str]:
+        return [n for n in sim.created if n.startswith("sm-verify-") and "full" not in n]
+
+    before = periodic()
+    for _ in range(8):
+        sim.tick(timedelta(hours=6))
+    assert sim.phase == "PostgresPrimary"
+    assert periodic() == before

@@ -1,7 +1,9 @@
 """Phase 2: stepping reads from memory to PostgreSQL while gates and verify Jobs hold.
 
 Each step waits a full interval in which every gate held and a verify Job passed recently;
-a failed verify rolls reads back like a failed gate. At 100% the next move is promotion.
+a failed verify rolls reads back like a failed gate. At 100% the next move is promotion,
+gated by a full verify instead: a periodic verify started then would run after memory
+writes stop and compare PostgreSQL with memory that is stale by design.
 """
 
 from __future__ import annotations
@@ -41,8 +43,11 @@ class ReadSwitchoverSteps(PostgresPrimarySteps):
         return not failed_since and last_ok >= self.now - self.spec.verify_interval
 
     def read_switchover(self) -> None:
-        self.schedule_verify()
         percent, target = int(self.st["readPercent"]), self.spec.target_phase
+        if percent >= 100 and target > Phase.ReadSwitchover:
+            self.act_on_verify()  # promotion: the full verify is the gate from here on
+        else:
+            self.schedule_verify()
         if percent >= 100 and target <= Phase.ReadSwitchover:
             return
         if self.st.get("retriesExhausted"):
@@ -61,7 +66,7 @@ class ReadSwitchoverSteps(PostgresPrimarySteps):
             self.wait_unless_said("WaitingForGates", "the latest gate evaluation did not "
                                   "succeed or is older than gates.window")
             return
-        if not self.verify_fresh():
+        if percent < 100 and not self.verify_fresh():
             self.wait("WaitingForVerify", "no passing verify Job within spec.verify.interval")
             return
         if self.replicas_block():
