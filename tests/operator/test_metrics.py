@@ -1,0 +1,53 @@
+"""The operator's own metrics, served over HTTP as Prometheus scrapes them: the phase,
+read percentage, gate readings, rollbacks and the last successful verify, which the
+chart's alerts (tests/chart/alerts.test.yaml) are written against."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from storemigration_operator import metrics
+
+from devcluster.net import free_port, wait_http
+
+
+def sample(text: str, metric: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if not line.startswith(metric + "{"):
+            continue
+        body = line[len(metric) + 1 : line.index("}")]
+        found = dict(part.split("=", 1) for part in body.split(","))
+        if all(found.get(k) == f'"{v}"' for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {metric}{labels}")
+
+
+def test_metrics_follow_status_and_are_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    monkeypatch.setenv("OPERATOR_METRICS_PORT", str(port))
+    monkeypatch.setenv("OPERATOR_METRICS_ADDR", "127.0.0.1")
+    metrics.serve()
+    wait_http(f"http://127.0.0.1:{port}/metrics", timeout=10)
+
+    before = {"phase": "ReadSwitchover", "readPercent": 30, "rollbacks": 0}
+    after = {
+        "phase": "ReadSwitchover",
+        "readPercent": 0,
+        "rollbacks": 1,
+        "lastGate": {"errorRate": 0.25, "p95Seconds": "+Inf", "requests": 400},
+        "lastVerifySuccessTime": "2026-01-02T03:04:05.000Z",
+    }
+    metrics.record("prod", "graph", before, after)
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+
+    assert sample(text, "storemigration_operator_phase", name="graph",
+                  phase="ReadSwitchover") == 1
+    assert sample(text, "storemigration_operator_phase", name="graph", phase="DualWrite") == 0
+    assert sample(text, "storemigration_operator_read_percent", name="graph") == 0
+    assert sample(text, "storemigration_operator_gate_value", name="graph",
+                  gate="errorRate") == 0.25
+    assert sample(text, "storemigration_operator_gate_value", name="graph",
+                  gate="p95Seconds") == float("inf")
+    assert sample(text, "storemigration_operator_rollbacks_total", name="graph") >= 1
+    assert sample(text, "storemigration_operator_last_verify_success_timestamp_seconds",
+                  name="graph") == 1767323045.0
