@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 from storemigration_operator.core.jobs import SCRIPTS
 from storemigration_operator.core.spec import JOB_KINDS, parse_spec
+from storemigration_operator.core.verify import verify_outcome
 
 from tests.scripts.conftest import SECRET, TOKEN, RunningApi
 from tests.scripts.jobrun import ROOT, manifest_for, run_job
@@ -29,11 +30,10 @@ def spec_doc(api: RunningApi | None, tmp: Path, **extra: Any) -> dict[str, Any]:
             "snapshotPath": str(tmp / "snapshots" / "final.json"), **extra}
 
 
-def operator_accepts(result: dict[str, Any], doc: dict[str, Any]) -> bool:
-    """The operator's rule for a verify result (core.planner.Planner.verify_passed)."""
-    if result.get("passed") is False:
-        return False
-    return float(result["mismatch_ratio"]) <= parse_spec(doc).gates.mismatch_ratio_ceiling
+def operator_verdict(code: int, result: dict[str, Any] | None, doc: dict[str, Any]) -> str:
+    """The operator's own reading of a finished verify Job (core.verify.verify_outcome)."""
+    state = "Succeeded" if code == 0 else "Failed"
+    return verify_outcome(state, result, parse_spec(doc).gates.mismatch_ratio_ceiling)[0]
 
 
 def seed(url: str, tasks: int = 5) -> None:
@@ -105,14 +105,15 @@ def test_verify_backfill_verify(running_api: RunningApi, tmp_path: Path) -> None
     doc = spec_doc(running_api, tmp_path)
     clean = run_job("verify", doc, tmp_path, SECRET)
     assert clean.code == 0, clean.stderr
-    assert clean.summary["passed"] is True and operator_accepts(clean.termination or {}, doc)
+    assert clean.summary["passed"] is True
+    assert operator_verdict(clean.code, clean.termination, doc) == "passed"
 
     asyncio.run(drop_postgres_tasks(running_api.admin_dsn))
     failed = run_job("verify", doc, tmp_path, SECRET)
     assert failed.code == 1, failed.stderr
     assert failed.summary["passed"] is False and failed.summary["exit_code"] == 1
     assert failed.summary["mismatch_ratio"] > 0.01 and failed.summary["missing_count"] > 0
-    assert failed.termination is not None and not operator_accepts(failed.termination, doc)
+    assert operator_verdict(failed.code, failed.termination, doc) == "failed"
     assert failed.termination["mismatch_ratio"] == failed.summary["mismatch_ratio"]
 
     graph_only = run_job("verify", {**doc, "stores": ["graph"]}, tmp_path, SECRET)
@@ -127,7 +128,7 @@ def test_verify_backfill_verify(running_api: RunningApi, tmp_path: Path) -> None
 
     healed = run_job("verify", doc, tmp_path, SECRET)
     assert healed.code == 0 and healed.summary["mismatch_ratio"] == 0
-    assert healed.termination is not None and operator_accepts(healed.termination, doc)
+    assert operator_verdict(healed.code, healed.termination, doc) == "passed"
 
 
 def test_snapshot_then_archive(running_api: RunningApi, tmp_path: Path) -> None:

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app.adapters.journal import Journal, JournalError, journal_name, snapshot_name
+from app.adapters.journal import (
+    Journal,
+    JournalError,
+    JournalLockedError,
+    journal_name,
+    snapshot_name,
+)
 
 
 class ListState:
@@ -217,7 +223,7 @@ async def test_unknown_fsync_policy_is_refused(tmp_path: Path) -> None:
 
 async def test_a_second_writer_on_the_same_directory_is_refused(tmp_path: Path) -> None:
     state = await fill(tmp_path, 1)
-    with pytest.raises(JournalError, match="in use"):
+    with pytest.raises(JournalLockedError, match="in use"):
         await ListState.open(tmp_path)
     await state.journal.close()
 

@@ -6,7 +6,7 @@ it answers exactly as the PostgreSQL adapter does. Checks and writes happen with
 `await` in between, so two concurrent PATCHes cannot both pass a transition check
 against the same old state.
 
-Indexes (sorted keys, see memory_graph_store.SortedKeys) make the listings cost
+Indexes (sorted keys, see memory_index.SortedKeys) make the listings cost
 O(limit + offset): all tasks, and per status, per type and per (status, type), by
 (created_at, id); finished tasks (completed/failed/needs_decision) by
 (updated_at or created_at, id) for the pipeline's recent_completed, and per (model,
@@ -26,7 +26,7 @@ from typing import Any
 from app.adapters import snapshot as snap
 from app.adapters.graph_store import ImportStats
 from app.adapters.journal import Journal, RecoveryReport
-from app.adapters.memory_graph_store import SortedKeys, tick
+from app.adapters.memory_index import SortedKeys, tick
 from app.domain.tasks import (
     ATTENTION,
     DEFAULT_ROUTING,

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .conditions import get_condition, set_condition
+from .conditions import set_condition
 from .durations import parse_time
 from .env import env_diff
 from .gates import GateReadings
@@ -144,13 +144,11 @@ class _Run(ReadSwitchoverSteps):
         degraded = self.degraded
         if degraded is None and st.get("rolledBack"):
             degraded = ("RolledBack", "reads were rolled back; see history")
-        was = get_condition(conds, "Degraded")
         if set_condition(conds, "Degraded", degraded is not None,
                          degraded[0] if degraded else "AsExpected",
                          degraded[1] if degraded else "", nows) and degraded is not None \
                 and degraded[0] not in self.evented:
             self.event("Warning", degraded[0], degraded[1])
-        del was
         set_condition(conds, "Paused", self.spec.paused, "Paused" if self.spec.paused else
                       "NotPaused", "spec.paused is true" if self.spec.paused else "", nows)
         progressing, reason, message = self.progress
