@@ -138,6 +138,19 @@ def finish(summary: dict[str, Any], code: int, termination_log: str | None) -> i
     return code
 
 
+def succeed(summary: dict[str, Any], termination_log: str | None) -> int:
+    summary["ok"] = True
+    return finish(summary, EXIT_OK, termination_log)
+
+
+def fail(summary: dict[str, Any], what: str, error: ScriptError, termination_log: str | None,
+         flag: str = "ok") -> int:
+    """Record `error` under `flag` (ok or passed) and say on stderr that `what` failed."""
+    summary |= {flag: False, "error": error.message}
+    sys.stderr.write(f"{what} failed: {error.message}\n")
+    return finish(summary, error.code, termination_log)
+
+
 def admin_token() -> str:
     token = os.environ.get("ADMIN_TOKEN", "")
     if not token:

@@ -102,12 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             summary |= to_path(source, args.dest, checksum)
         progress(1, 1)
-        summary["ok"] = True
-        return c.finish(summary, c.EXIT_OK, args.termination_log)
+        return c.succeed(summary, args.termination_log)
     except c.ScriptError as e:
-        summary |= {"ok": False, "error": e.message}
-        sys.stderr.write(f"archive failed: {e.message}\n")
-        return c.finish(summary, e.code, args.termination_log)
+        return c.fail(summary, "archive", e, args.termination_log)
 
 
 if __name__ == "__main__":

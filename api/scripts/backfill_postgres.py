@@ -62,12 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             dsn = c.database_url(args.database_url)
             progress = c.Progress("backfill", not args.quiet)
             summary |= asyncio.run(offline(args.snapshot, dsn, args.chunk, progress))
-        summary["ok"] = True
-        return c.finish(summary, c.EXIT_OK, args.termination_log)
+        return c.succeed(summary, args.termination_log)
     except c.ScriptError as e:
-        summary |= {"ok": False, "error": e.message}
-        sys.stderr.write(f"backfill failed: {e.message}\n")
-        return c.finish(summary, e.code, args.termination_log)
+        return c.fail(summary, "backfill", e, args.termination_log)
 
 
 if __name__ == "__main__":

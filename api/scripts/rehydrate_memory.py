@@ -32,12 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         progress(0, 1)
         summary |= c.call_admin(args.api_url, "POST", "/api/admin/rehydrate")
         progress(1, 1)
-        summary["ok"] = True
-        return c.finish(summary, c.EXIT_OK, args.termination_log)
+        return c.succeed(summary, args.termination_log)
     except c.ScriptError as e:
-        summary |= {"ok": False, "error": e.message}
-        sys.stderr.write(f"rehydrate failed: {e.message}\n")
-        return c.finish(summary, e.code, args.termination_log)
+        return c.fail(summary, "rehydrate", e, args.termination_log)
 
 
 if __name__ == "__main__":

@@ -75,12 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary |= download(args.api_url, args.source, Path(args.output),
                             c.Progress("snapshot", not args.quiet))
-        summary["ok"] = True
-        return c.finish(summary, c.EXIT_OK, args.termination_log)
+        return c.succeed(summary, args.termination_log)
     except c.ScriptError as e:
-        summary |= {"ok": False, "error": e.message}
-        sys.stderr.write(f"snapshot failed: {e.message}\n")
-        return c.finish(summary, e.code, args.termination_log)
+        return c.fail(summary, "snapshot", e, args.termination_log)
 
 
 if __name__ == "__main__":

@@ -104,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             summary |= asyncio.run(offline(args))
         progress(1, 1)
     except c.ScriptError as e:
-        summary |= {"passed": False, "error": e.message}
-        sys.stderr.write(f"verify failed: {e.message}\n")
-        return c.finish(summary, e.code, args.termination_log)
+        return c.fail(summary, "verify", e, args.termination_log, flag="passed")
     too_many_missing = args.max_missing is not None and summary["missing_count"] > args.max_missing
     passed = summary["mismatch_ratio"] <= args.max_mismatch and not too_many_missing
     summary |= {"passed": passed, "max_mismatch": args.max_mismatch,
