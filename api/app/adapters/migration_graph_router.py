@@ -6,12 +6,11 @@ from the trusted store.
 
 from __future__ import annotations
 
-import random
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from app.adapters.graph_store import GraphReplica, GraphStore
-from app.adapters.migration_router import Route, is_none
+from app.adapters.migration_router import RoutedStore, is_none
 from app.models import (
     Asset,
     AssetCreate,
@@ -24,39 +23,14 @@ from app.models import (
     ProjectUpsert,
     SearchResult,
 )
-from app.settings import StoreMode
 
 
 class GraphBackend(GraphStore, GraphReplica, Protocol):
     """A graph backend offers both faces: the store and the record-copying replica."""
 
 
-class MigratingGraphStore:
-    def __init__(
-        self,
-        memory: GraphBackend,
-        postgres: GraphBackend | None,
-        mode: StoreMode,
-        *,
-        second_write_timeout: float = 0.5,
-        shadow_read_percent: float = 0.0,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.route: Route[GraphBackend] = Route(
-            "graph",
-            mode,
-            memory,
-            postgres,
-            second_write_timeout=second_write_timeout,
-            shadow_read_percent=shadow_read_percent,
-            rng=rng,
-        )
-
-    def store_status(self) -> dict[str, Any]:
-        return self.route.status()
-
-    async def drain(self) -> None:
-        await self.route.drain()
+class MigratingGraphStore(RoutedStore[GraphBackend]):
+    STORE = "graph"
 
     # ------------------------------------------------------------------ writes
 

@@ -317,3 +317,35 @@ def __getattr__(name: str) -> Any:
 
         return MigratingAgentTaskStore
     raise AttributeError(name)
+
+
+class RoutedStore(Generic[S]):
+    """What both store routers share: one Route over (memory, PostgreSQL) for `STORE`."""
+
+    STORE = ""
+
+    def __init__(
+        self,
+        memory: S,
+        postgres: S | None,
+        mode: StoreMode,
+        *,
+        second_write_timeout: float = 0.5,
+        shadow_read_percent: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.route: Route[S] = Route(
+            self.STORE,
+            mode,
+            memory,
+            postgres,
+            second_write_timeout=second_write_timeout,
+            shadow_read_percent=shadow_read_percent,
+            rng=rng,
+        )
+
+    def store_status(self) -> dict[str, Any]:
+        return self.route.status()
+
+    async def drain(self) -> None:
+        await self.route.drain()

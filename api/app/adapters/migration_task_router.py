@@ -6,14 +6,12 @@ so the transition check runs once, in the trusted store.
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from app.adapters.agent_task_store import AgentTaskReplica, AgentTaskStore
-from app.adapters.migration_router import Route, is_none
+from app.adapters.migration_router import RoutedStore, is_none
 from app.models import AgentTask, AgentTaskCreate, AgentTaskUpdate, TaskStatus, TaskType
-from app.settings import StoreMode
 
 
 class TaskBackend(AgentTaskStore, AgentTaskReplica, Protocol):
@@ -24,32 +22,8 @@ async def _put(pg: TaskBackend, task: AgentTask) -> None:
     await pg.put_task(task)
 
 
-class MigratingAgentTaskStore:
-    def __init__(
-        self,
-        memory: TaskBackend,
-        postgres: TaskBackend | None,
-        mode: StoreMode,
-        *,
-        second_write_timeout: float = 0.5,
-        shadow_read_percent: float = 0.0,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.route: Route[TaskBackend] = Route(
-            "agent_task",
-            mode,
-            memory,
-            postgres,
-            second_write_timeout=second_write_timeout,
-            shadow_read_percent=shadow_read_percent,
-            rng=rng,
-        )
-
-    def store_status(self) -> dict[str, Any]:
-        return self.route.status()
-
-    async def drain(self) -> None:
-        await self.route.drain()
+class MigratingAgentTaskStore(RoutedStore[TaskBackend]):
+    STORE = "agent_task"
 
     async def create_task(self, data: AgentTaskCreate) -> AgentTask:
         return await self.route.write("create_task", lambda s: s.create_task(data), _put)
