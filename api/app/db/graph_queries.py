@@ -239,6 +239,10 @@ CREATE TEMP TABLE import_projects (
     id bigint, ecosystem text, name text, version text, description text,
     homepage_url text, repository_url text, created_at timestamptz, updated_at timestamptz
 ) ON COMMIT DROP"""
+# After a large import: clean the trigram indexes' GIN pending lists and ANALYZE
+# projects (migration 005 lends the app role this owner-only maintenance).
+MAINTAIN_PROJECTS = "SELECT storemigration_analyze_projects()"
+
 IMPORT_PROJECTS = """
 WITH w AS (
     INSERT INTO projects (id, ecosystem, name, version, description, homepage_url,

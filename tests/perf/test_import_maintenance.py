@@ -1,0 +1,48 @@
+"""A large import leaves the search indexes maintained and projects analyzed (migration
+005), done by the least-privilege app role through the owner's SECURITY DEFINER
+function; a small import leaves that to autovacuum."""
+
+from __future__ import annotations
+
+import asyncpg
+from app.adapters.graph_store import GraphRecords
+from app.adapters.postgres_graph_store import MAINTAIN_AFTER_PROJECTS
+
+from benchmarks.common import projects
+from tests.harness.postgres import PgDatabase, postgres_stores
+
+LAST_ANALYZE = "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'projects'"
+
+
+async def _last_analyze(owner_dsn: str) -> object:
+    conn = await asyncpg.connect(owner_dsn)
+    try:
+        return await conn.fetchval(LAST_ANALYZE)
+    finally:
+        await conn.close()
+
+
+async def test_large_import_analyzes_projects_as_the_app_role(pg_database: PgDatabase) -> None:
+    graph, _, db = await postgres_stores(pg_database.app_dsn)
+    try:
+        small = await graph.import_graph(GraphRecords(projects=projects(10)))
+        assert small.written["projects"] == 10
+        assert await _last_analyze(pg_database.owner_dsn) is None
+
+        rows = projects(MAINTAIN_AFTER_PROJECTS, offset=1_000)
+        stats = await graph.import_graph(GraphRecords(projects=rows))
+        assert stats.written["projects"] == MAINTAIN_AFTER_PROJECTS
+        assert await _last_analyze(pg_database.owner_dsn) is not None
+        found = await graph.search(rows[7].name)
+        assert [p.name for p in found.results][:1] == [rows[7].name]
+    finally:
+        await db.close()
+
+
+async def test_app_role_cannot_analyze_directly(pg_database: PgDatabase) -> None:
+    conn = await asyncpg.connect(pg_database.app_dsn)
+    try:
+        await conn.execute("ANALYZE projects")  # skipped with a WARNING: not the owner
+        assert await conn.fetchval(LAST_ANALYZE) is None
+    finally:
+        await conn.close()
