@@ -25,7 +25,7 @@ from typing import Any
 
 from app.adapters import snapshot as snap
 from app.adapters.graph_store import ImportStats
-from app.adapters.journal import Journal, RecoveryReport
+from app.adapters.journaled import Journaled
 from app.adapters.memory_index import SortedKeys, tick
 from app.domain.tasks import (
     ATTENTION,
@@ -53,8 +53,10 @@ def _activity(task: AgentTask) -> datetime:
     return task.updated_at or task.created_at
 
 
-class MemoryAgentTaskStore:
+class MemoryAgentTaskStore(Journaled):
     """AgentTaskStore and AgentTaskReplica in memory; durable when opened on a directory."""
+
+    SUBDIR = SUBDIR
 
     def __init__(self, routing: Mapping[TaskType, Route] = DEFAULT_ROUTING) -> None:
         self.routing = routing
@@ -65,8 +67,6 @@ class MemoryAgentTaskStore:
         self._by_pair = {(s, t): SortedKeys[TaskKey]() for s in TaskStatus for t in TaskType}
         self._finished: SortedKeys[TaskKey] = SortedKeys()
         self._usage: dict[tuple[str, TaskStatus], SortedKeys[TaskKey]] = {}
-        self._journal: Journal | None = None
-        self.recovery: RecoveryReport | None = None
 
     @classmethod
     async def open(
@@ -80,25 +80,13 @@ class MemoryAgentTaskStore:
     ) -> MemoryAgentTaskStore:
         """A durable store journaling in `directory/agent_tasks/`."""
         store = cls(routing)
-        store._journal = await Journal.open(
-            Path(directory) / SUBDIR,
-            restore=store._restore_bytes,
-            replay=store._replay,
-            capture=store._capture,
+        await store._attach(
+            directory,
             fsync=fsync,
             fsync_interval_ms=fsync_interval_ms,
             snapshot_every=snapshot_every,
         )
-        store.recovery = store._journal.recovery
         return store
-
-    async def close(self) -> None:
-        if self._journal is not None:
-            await self._journal.close()
-
-    @property
-    def journal(self) -> Journal | None:
-        return self._journal
 
     # ------------------------------------------------------------------ journal glue
 
@@ -108,10 +96,6 @@ class MemoryAgentTaskStore:
             position = self._journal.append({"task": task.model_dump(mode="json")})
         self._set(task)
         return position
-
-    async def _durable(self, position: int | None) -> None:
-        if self._journal is not None and position is not None:
-            await self._journal.commit(position)
 
     def _replay(self, record: dict[str, Any]) -> None:
         self._set(AgentTask.model_validate(record["task"]))

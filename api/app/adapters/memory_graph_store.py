@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from app.adapters import snapshot as snap
 from app.adapters.graph_store import GraphRecords, ImportStats
-from app.adapters.journal import Journal, RecoveryReport
+from app.adapters.journaled import Journaled
 from app.adapters.memory_index import (
     KIND_OF,
     RECORD_KINDS,
@@ -55,13 +55,10 @@ __all__ = ["SUBDIR", "MemoryGraphStore", "SortedKeys", "tick"]  # SortedKeys, ti
 SUBDIR = "graph"
 
 
-class MemoryGraphStore(GraphIndex):
+class MemoryGraphStore(Journaled, GraphIndex):
     """GraphStore and GraphReplica in memory; durable when opened on a directory."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._journal: Journal | None = None
-        self.recovery: RecoveryReport | None = None
+    SUBDIR = SUBDIR
 
     @classmethod
     async def open(
@@ -74,25 +71,13 @@ class MemoryGraphStore(GraphIndex):
     ) -> MemoryGraphStore:
         """A durable store journaling in `directory/graph/`, rebuilt from what it holds."""
         store = cls()
-        store._journal = await Journal.open(
-            Path(directory) / SUBDIR,
-            restore=store._restore_bytes,
-            replay=store._replay,
-            capture=store._capture,
+        await store._attach(
+            directory,
             fsync=fsync,
             fsync_interval_ms=fsync_interval_ms,
             snapshot_every=snapshot_every,
         )
-        store.recovery = store._journal.recovery
         return store
-
-    async def close(self) -> None:
-        if self._journal is not None:
-            await self._journal.close()
-
-    @property
-    def journal(self) -> Journal | None:
-        return self._journal
 
     @property
     def next_project_id(self) -> int:
@@ -106,10 +91,6 @@ class MemoryGraphStore(GraphIndex):
         return self._journal.append(
             {"ops": [[KIND_OF[type(m)], m.model_dump(mode="json")] for m in ops]}
         )
-
-    async def _durable(self, position: int | None) -> None:
-        if self._journal is not None and position is not None:
-            await self._journal.commit(position)
 
     def _write(self, ops: list[BaseModel]) -> int | None:
         position = self._log(ops)
