@@ -4,9 +4,6 @@ database on the same server."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +13,7 @@ import httpx
 import pytest
 
 from devcluster.api_process import LocalApi
-from devcluster.postgres import (
-    APP_PASSWORD,
-    create_migrated_database,
-    start_postgres,
-    with_database,
-)
+from devcluster.stack import api_on_postgres
 
 TOKEN = "docs-test-admin-token"
 
@@ -57,21 +49,6 @@ def seed(url: str) -> None:
 
 @pytest.fixture(scope="module")
 def docs_setup() -> Iterator[DocsSetup]:
-    base = Path(tempfile.mkdtemp(prefix="sm-docs-"))
-    server = start_postgres()
-    api = None
-    try:
-        asyncio.run(create_migrated_database(server.dsn, "storemigration"))
-        app_dsn = with_database(server.dsn, "storemigration", "storemigration_app", APP_PASSWORD)
-        api = LocalApi(base / "api-data", base / "api.log", env={
-            "DATABASE_URL": app_dsn, "DUAL_WRITE_MODE": "true", "ADMIN_TOKEN": TOKEN,
-            "JOURNAL_FSYNC": "never"})
-        api.start()
-        seed(api.url)
-        yield DocsSetup(base, server.dsn, with_database(server.dsn, "storemigration"), app_dsn,
-                        api)
-    finally:
-        if api is not None:
-            api.stop()
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    with api_on_postgres({"DUAL_WRITE_MODE": "true", "ADMIN_TOKEN": TOKEN}) as stack:
+        seed(stack.api.url)
+        yield DocsSetup(stack.base, stack.admin_dsn, stack.owner_dsn, stack.app_dsn, stack.api)

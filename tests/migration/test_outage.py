@@ -11,7 +11,6 @@ read back from PostgreSQL alone.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -26,14 +25,8 @@ import pytest
 
 from devcluster.api_process import LocalApi
 from devcluster.net import wait_http
-from devcluster.postgres import (
-    APP_PASSWORD,
-    PG_BIN,
-    PostgresServer,
-    create_migrated_database,
-    start_postgres,
-    with_database,
-)
+from devcluster.postgres import PG_BIN, PostgresServer
+from devcluster.stack import api_on_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "outage-test-token"
@@ -79,31 +72,18 @@ def run_script(name: str, api: LocalApi, *args: str) -> tuple[int, dict[str, Any
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[PostgresServer, LocalApi]]:
-    server = start_postgres()
-    api: LocalApi | None = None
-    try:
-        asyncio.run(create_migrated_database(server.dsn, "app"))
-        dsn = with_database(server.dsn, "app", "storemigration_app", APP_PASSWORD)
-        api = LocalApi(tmp_path / "data", tmp_path / "api.log")
-        api.start(
-            {
-                "DATABASE_URL": dsn,
-                "DUAL_WRITE_MODE": "true",
-                "READ_FROM_POSTGRES_PERCENT": "50",
-                "ADMIN_TOKEN": TOKEN,
-                "JOURNAL_FSYNC": "never",
-                "SECOND_WRITE_TIMEOUT": "0.5",
-                "POSTGRES_POOL_SIZE": "2",
-                "POSTGRES_POOL_TIMEOUT": "1",
-                "READY_TIMEOUT": "1",
-            }
-        )
-        yield server, api
-    finally:
-        if api is not None:
-            api.stop()
-        server.stop()
+def world() -> Iterator[tuple[PostgresServer, LocalApi]]:
+    env = {
+        "DUAL_WRITE_MODE": "true",
+        "READ_FROM_POSTGRES_PERCENT": "50",
+        "ADMIN_TOKEN": TOKEN,
+        "SECOND_WRITE_TIMEOUT": "0.5",
+        "POSTGRES_POOL_SIZE": "2",
+        "POSTGRES_POOL_TIMEOUT": "1",
+        "READY_TIMEOUT": "1",
+    }
+    with api_on_postgres(env) as stack:
+        yield stack.server, stack.api
 
 
 class Writer:
