@@ -291,3 +291,24 @@ async def test_concurrent_writers_cannot_both_pass_the_email_check(tmp_path: Pat
     again = await MemoryGraphStore.open(tmp_path)
     assert len(await again.list_contributors()) == 1
     await again.close()
+
+
+async def test_concurrent_upserts_each_answer_with_what_they_stored(tmp_path: Path) -> None:
+    """With group-commit fsync, writers wait together; each must still answer with the
+    record it wrote, not whatever the key holds once the shared fsync returns (a client
+    would otherwise see another request's version and updated_at as its own)."""
+    store = await MemoryGraphStore.open(tmp_path, fsync="always")
+    try:
+        answers = await asyncio.gather(
+            *(
+                store.upsert_project("pypi", "same", ProjectUpsert(version=f"1.{i}"))
+                for i in range(20)
+            )
+        )
+        assert [a.version for a in answers] == [f"1.{i}" for i in range(20)]
+        stamps = [a.updated_at for a in answers]
+        assert stamps == sorted(stamps) and len(set(stamps)) == 20
+        final = await store.get_project("pypi", "same")
+        assert final is not None and final.version == "1.19"
+    finally:
+        await store.close()

@@ -188,7 +188,7 @@ class MemoryGraphStore(Journaled, GraphIndex):
             )
         position = self._write([project])
         await self._durable(position)
-        return self._projects[key]
+        return project
 
     async def search(self, query: str, limit: int = 20) -> SearchResult:
         q = normalize_query(query)
@@ -266,7 +266,7 @@ class MemoryGraphStore(Journaled, GraphIndex):
         )
         position = self._write([asset])
         await self._durable(position)
-        return self._assets[asset.id]
+        return asset
 
     async def get_asset(self, asset_id: UUID) -> Asset | None:
         return self._assets.get(asset_id)
