@@ -3,7 +3,10 @@ failure or a slow PostgreSQL never fails a request and is counted."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
+import pytest
 from app.adapters.migration_router import comparable
 from app.metrics import DUAL_WRITE_FAILURES
 from app.migration.consistency import check_consistency, record_key
@@ -94,3 +97,28 @@ async def test_errors_of_the_trusted_store_propagate_unchanged(stores: Stores) -
     await graph.upsert_project("npm", "left", ProjectUpsert())
     assert graph.store_status()["dual_write_failures"] == 0
     assert await stores.pg_tasks.get_task(t.id) == t
+
+
+async def test_a_cancelled_copy_is_counted_as_a_dual_write_failure(stores: Stores) -> None:
+    """A request cancelled between the memory write and the PostgreSQL copy (a graceful
+    shutdown cancelling in-flight work) leaves PostgreSQL behind: it must be counted, so
+    verify and the alerts see it, even though the cancellation itself propagates."""
+    graph, _ = stores.routed(1)
+    route = graph.route
+    assert route.postgres is not None
+    original = route.postgres.put_project
+    started = asyncio.Event()
+
+    async def slow_put(project: object) -> None:
+        started.set()
+        await asyncio.sleep(10)
+        await original(project)
+
+    route.postgres.put_project = slow_put  # type: ignore[method-assign,union-attr]
+    task = asyncio.create_task(graph.upsert_project("pypi", "cancelled", ProjectUpsert()))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert route.dual_write_failures == 1
+    assert await stores.memory_graph.get_project("pypi", "cancelled") is not None

@@ -143,15 +143,21 @@ class Route(Generic[S]):
                 asyncio.timeout(self.second_write_timeout),
             ):
                 await put(self.postgres)
+        except asyncio.CancelledError:
+            self._copy_failed(operation, "cancelled (request or server shutting down)")
+            raise
         except Exception as e:  # noqa: BLE001 - any failure of the copy is counted, not raised
-            self.dual_write_failures += 1
-            telemetry.dual_write_failure(self.store, operation)
-            log.warning(
-                "dual write to postgres failed: store=%s operation=%s reason=%s",
-                self.store,
-                operation,
-                safe_reason(e),
-            )
+            self._copy_failed(operation, safe_reason(e))
+
+    def _copy_failed(self, operation: str, reason: str) -> None:
+        self.dual_write_failures += 1
+        telemetry.dual_write_failure(self.store, operation)
+        log.warning(
+            "dual write to postgres failed: store=%s operation=%s reason=%s",
+            self.store,
+            operation,
+            reason,
+        )
 
     # ------------------------------------------------------------------ reads
 
