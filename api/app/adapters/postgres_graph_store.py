@@ -142,6 +142,12 @@ class PostgresGraphStore:
         async with self.db.acquire() as conn:
             return int(await conn.fetchval(q.COUNT_PROJECTS))
 
+    async def max_project_id(self) -> int:
+        """The highest project id held (0 when empty): memory's id counter starts above
+        it when memory becomes the store that assigns ids again."""
+        async with self.db.acquire() as conn:
+            return int(await conn.fetchval(q.MAX_PROJECT_ID) or 0)
+
     async def add_dependency(
         self, from_ecosystem: str, from_name: str, to_ecosystem: str, to_name: str
     ) -> Dependency:

@@ -66,13 +66,19 @@ def _summary(report: CopyReport) -> str:
     ) or "nothing"
 
 
+def _where(settings: Settings, write_target: str, graph: Any, tasks: Any) -> tuple[Any, Any]:
+    """(graph, tasks), each kept only if its store's mode has this write target."""
+    return (
+        graph if settings.store_mode("graph").write_target == write_target else None,
+        tasks if settings.store_mode("agent_task").write_target == write_target else None,
+    )
+
+
 async def backfill_trusted(
     settings: Settings, memory_graph: Any, memory_tasks: Any, pg_graph: Any, pg_tasks: Any
 ) -> CopyReport | None:
     """Memory -> PostgreSQL for each store whose mode trusts PostgreSQL (None if none)."""
-    trusted = {s for s in STORES if settings.store_mode(s).write_target == "postgres"}  # type: ignore[arg-type]
-    graph = memory_graph if "graph" in trusted else None
-    tasks = memory_tasks if "agent_task" in trusted else None
+    graph, tasks = _where(settings, "postgres", memory_graph, memory_tasks)
     if graph is None and tasks is None:
         return None
     try:
@@ -95,9 +101,7 @@ async def rehydrate_trusted(
     REHYDRATE_ON_START is set (the rollback from PostgreSQL-primary)."""
     if not settings.rehydrate_on_start:
         return None
-    dual = {s for s in STORES if settings.store_mode(s).write_target == "dual"}  # type: ignore[arg-type]
-    graph = memory_graph if "graph" in dual else None
-    tasks = memory_tasks if "agent_task" in dual else None
+    graph, tasks = _where(settings, "dual", memory_graph, memory_tasks)
     if graph is None and tasks is None:
         return None
     try:
@@ -115,8 +119,7 @@ async def rehydrate_trusted(
 
 async def advance_project_ids(memory_graph: Any, pg_graph: Any) -> int:
     """Move memory's project-id counter past PostgreSQL's highest id; returns that id."""
-    exported = await pg_graph.export_graph()
-    highest = max((p.id for p in exported.projects), default=0)
+    highest = int(await pg_graph.max_project_id())
     await memory_graph.advance_project_ids(highest)
     return highest
 
