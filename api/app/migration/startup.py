@@ -40,7 +40,6 @@ log = logging.getLogger("app.migration")
 
 LOCK_WAIT_SECONDS = 30.0
 LOCK_POLL_SECONDS = 0.5
-STORES = ("graph", "agent_task")
 
 
 class StartupRefused(RuntimeError):
