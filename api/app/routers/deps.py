@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter
 from app.adapters.agent_task_store import AgentTaskStore
 from app.adapters.graph_store import GraphStore
 from app.container import Container
+from app.errors import NotFoundError
 
 
 async def get_container(request: Request) -> Container:
@@ -44,6 +45,13 @@ JSON = "application/json"
 def model_response(model: BaseModel, status_code: int = 200) -> Response:
     """A model serialized once by pydantic (skips FastAPI's re-validation of the result)."""
     return Response(model.model_dump_json(), status_code=status_code, media_type=JSON)
+
+
+def found_response(record: BaseModel | None, detail: str) -> Response:
+    """The record as a response, or the contract's 404 with `detail`."""
+    if record is None:
+        raise NotFoundError(detail)
+    return model_response(record)
 
 
 _ANY_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Any])

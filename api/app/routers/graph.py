@@ -11,9 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from app.errors import NotFoundError
 from app.models import Dependency, DependencyIn, Project, ProjectUpsert, SearchResult
-from app.routers.deps import Graph, model_response
+from app.routers.deps import Graph, found_response, model_response
 
 router = APIRouter(tags=["projects"])
 
@@ -31,9 +30,7 @@ async def count_projects(graph: Graph) -> dict[str, int]:
 @router.get("/api/projects/{ecosystem}/{name}", response_model=Project, responses=PROJECT_NOT_FOUND)
 async def get_project(ecosystem: EcosystemPath, name: NamePath, graph: Graph) -> Response:
     project = await graph.get_project(ecosystem.lower(), name.lower())
-    if project is None:
-        raise NotFoundError("Project not found")
-    return model_response(project)
+    return found_response(project, "Project not found")
 
 
 @router.put("/api/projects/{ecosystem}/{name}", response_model=Project)

@@ -27,7 +27,7 @@ from app.models import (
     Distribution,
     DistributionCreate,
 )
-from app.routers.deps import Graph, list_response, model_response
+from app.routers.deps import Graph, found_response, list_response, model_response
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 
@@ -50,10 +50,7 @@ async def list_contributors(graph: Graph, limit: Limit = 100) -> Response:
 
 @router.get("/contributors/{contributor_id}", response_model=Contributor)
 async def get_contributor(contributor_id: UUID, graph: Graph) -> Response:
-    contributor = await graph.get_contributor(contributor_id)
-    if contributor is None:
-        raise _missing("Contributor")
-    return model_response(contributor)
+    return found_response(await graph.get_contributor(contributor_id), "Contributor not found")
 
 
 @router.get("/contributors/{contributor_id}/contributions", response_model=list[Contribution])
@@ -73,10 +70,7 @@ async def list_assets(graph: Graph, limit: Limit = 100) -> Response:
 
 @router.get("/assets/{asset_id}", response_model=Asset)
 async def get_asset(asset_id: UUID, graph: Graph) -> Response:
-    asset = await graph.get_asset(asset_id)
-    if asset is None:
-        raise _missing("Asset")
-    return model_response(asset)
+    return found_response(await graph.get_asset(asset_id), "Asset not found")
 
 
 @router.get("/assets/{asset_id}/contributions", response_model=list[Contribution])
@@ -97,10 +91,7 @@ async def list_contributions(graph: Graph, limit: Limit = 100) -> Response:
 
 @router.get("/contributions/{contribution_id}", response_model=Contribution)
 async def get_contribution(contribution_id: UUID, graph: Graph) -> Response:
-    contribution = await graph.get_contribution(contribution_id)
-    if contribution is None:
-        raise _missing("Contribution")
-    return model_response(contribution)
+    return found_response(await graph.get_contribution(contribution_id), "Contribution not found")
 
 
 @router.post("/distributions", status_code=201, response_model=Distribution)
