@@ -331,7 +331,11 @@ class AgentTaskSummary(BaseModel):
 
     @classmethod
     def of(cls, task: AgentTask) -> AgentTaskSummary:
-        return cls.model_validate(task.model_dump(exclude={"command", "output", "context"}))
+        """The task's own (already validated) values, copied without re-validation."""
+        return cls.model_construct(**{name: getattr(task, name) for name in _SUMMARY_FIELDS})
+
+
+_SUMMARY_FIELDS = tuple(AgentTaskSummary.model_fields)
 
 
 class AgentTaskCreate(Body):
