@@ -43,6 +43,7 @@ def api_env(app_dsn: str, read_percent: int) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "POSTGRES_POOL_SIZE": os.environ.get("POSTGRES_POOL_SIZE", "10"),
         "POSTGRES_MAX_OVERFLOW": "0",
+        "FAST_PATH": os.environ.get("FAST_PATH", "true"),
     }
 
 

@@ -16,6 +16,7 @@ from app import http_errors
 from app.adapters.agent_task_store import AgentTaskStore
 from app.adapters.graph_store import GraphStore
 from app.container import Container, build_container, build_routing
+from app.fastpath import FastPathMiddleware
 from app.middleware import GuardMiddleware
 from app.routers import admin, agent, graph, health, ledger
 from app.settings import Settings, load_settings
@@ -53,6 +54,7 @@ def create_app(
         version=settings.api_version,
         description="Projects, contributions and agent tasks; see CONTRACT.md.",
         lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.started_at = datetime.now(UTC)
     app.state.container = (
@@ -64,7 +66,9 @@ def create_app(
     for module in (health, graph, ledger, agent, admin):
         # Flat, not include_router: this FastAPI matches every request through both the
         # app's and the included router's route lists (17-26 us a request, ~10% of the
-        # maximum rate); the routes already carry their prefixes and tags.
+        # maximum rate); the routes already carry their prefixes and tags. Stores are
+        # given to create_app, so app.dependency_overrides is not used (nor honoured).
         app.router.routes.extend(module.router.routes)
+    app.add_middleware(FastPathMiddleware, owner=app, enabled=settings.fast_path)
     app.add_middleware(GuardMiddleware)
     return app

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     task_routing: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    fast_path: bool = True
 
     @field_validator("task_routing")
     @classmethod

@@ -55,6 +55,12 @@ def found_response(record: BaseModel | None, detail: str) -> Response:
 
 
 _ANY_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Any])
+_ANY: TypeAdapter[Any] = TypeAdapter(Any)
+
+
+def json_response(document: dict[str, Any]) -> Response:
+    """A plain document (counts, summaries) serialized once by pydantic."""
+    return Response(_ANY.dump_json(document), media_type=JSON)
 
 
 def list_response(items: list[Any]) -> Response:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from app.models import Dependency, DependencyIn, Project, ProjectUpsert, SearchResult
-from app.routers.deps import Graph, found_response, model_response
+from app.routers.deps import Graph, found_response, json_response, model_response
 
 router = APIRouter(tags=["projects"])
 
@@ -22,9 +22,9 @@ NamePath = Annotated[str, Path(min_length=1, max_length=255, pattern=NO_NUL)]
 PROJECT_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Project not found"}}
 
 
-@router.get("/api/projects/count")
-async def count_projects(graph: Graph) -> dict[str, int]:
-    return {"count": await graph.count_projects()}
+@router.get("/api/projects/count", response_model=dict[str, int])
+async def count_projects(graph: Graph) -> Response:
+    return json_response({"count": await graph.count_projects()})
 
 
 @router.get("/api/projects/{ecosystem}/{name}", response_model=Project, responses=PROJECT_NOT_FOUND)
