@@ -77,7 +77,8 @@ async def test_health_check_and_stats(pg_database: PgDatabase) -> None:
 async def test_schema_version_mismatch_refuses_to_start(pg_database: PgDatabase) -> None:
     settings = Settings(database_url=pg_database.app_dsn, postgres_pool_size=1)
     db = Database.from_settings(settings, expected_schema=EXPECTED_SCHEMA_VERSION + 1)
-    with pytest.raises(SchemaVersionError, match=r"version is 5, this code expects 6"):
+    v = EXPECTED_SCHEMA_VERSION
+    with pytest.raises(SchemaVersionError, match=rf"version is {v}, this code expects {v + 1}"):
         await db.connect()
     assert db.stats()["connected"] == 0
     owner = await asyncpg.connect(pg_database.owner_dsn)
@@ -120,7 +121,7 @@ async def test_migrate_is_idempotent_and_audited(pg_database: PgDatabase) -> Non
     rows = await conn.fetch("SELECT version, checksum, applied_at, applied_by "
                             "FROM schema_migrations ORDER BY version")
     await conn.close()
-    assert [r["version"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["version"] for r in rows] == list(range(1, EXPECTED_SCHEMA_VERSION + 1))
     assert all(len(r["checksum"]) == 64 and r["applied_by"] == "postgres" for r in rows)
 
 
@@ -142,18 +143,20 @@ async def test_migrate_applies_pending_in_order_one_transaction_each(
     dsn = with_database(pg_server, name)
     try:
         shutil.copytree(ROOT / "migrations", tmp_path / "m")
-        (tmp_path / "m" / "006_broken.sql").write_text(
+        (tmp_path / "m" / f"{EXPECTED_SCHEMA_VERSION + 1:03d}_broken.sql").write_text(
             "CREATE TABLE half_done (x int);\nSELECT no_such_function();\n")
         with pytest.raises(asyncpg.UndefinedFunctionError):
             await apply_migrations(dsn, tmp_path / "m")
         conn = await asyncpg.connect(dsn)
-        assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == 5
+        assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == (
+            EXPECTED_SCHEMA_VERSION)
         assert await conn.fetchval("SELECT to_regclass('half_done')") is None
         await conn.close()
         cli = [sys.executable, str(ROOT / "api/scripts/migrate.py"), "--database-url", dsn]
         done = await _run([*cli, "--check"])
         assert done.returncode == 0, done.stderr
-        assert "schema version 5" in done.stdout and "up to date" in done.stdout
+        assert f"schema version {EXPECTED_SCHEMA_VERSION}" in done.stdout
+        assert "up to date" in done.stdout
     finally:
         admin = await asyncpg.connect(pg_server)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
