@@ -39,7 +39,8 @@ SELECT p.id, p.ecosystem, p.name, p.version, p.description, p.homepage_url,
     (SELECT count(*) FROM project_dependencies d WHERE d.from_project_id = p.id)
         AS dependency_count FROM i p"""
 
-COUNT_PROJECTS = "SELECT count(*) FROM projects"
+# Migration 006's trigger-maintained counter rows: exact, and O(1) in the table's size.
+COUNT_PROJECTS = "SELECT COALESCE(sum(n), 0)::bigint FROM project_counts"
 
 # $1: '%q%' and $3: 'q%' with LIKE wildcards escaped; $2: the normalized query.
 SEARCH = r"""

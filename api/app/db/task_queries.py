@@ -25,14 +25,18 @@ UPDATE agent_tasks SET status = $2::task_status, output = $3, progress_pct = $4,
     current_step = $5, decision_prompt = $6, decision = $7, started_at = $8, updated_at = $9
 WHERE id = $1"""
 
+# Counts read migration 006's trigger-maintained counters (agent_task_counts: rows per
+# (status, task_type), split over shard rows): exact in the reading statement's snapshot,
+# and a few hundred tiny rows at most however many tasks there are.
+
 # $1/$2 are NULL for "any": one statement serves every filter combination. The page
-# carries the filter's total (an InitPlan counted once, in the page's snapshot), so a
+# carries the filter's total (an InitPlan read once, in the page's snapshot), so a
 # listing is one round trip; COUNT_TASKS answers only for a page past the end.
 LIST_TASKS = """
 SELECT id, direction, task_type::text AS task_type, status::text AS status, model,
     command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
     started_at, created_at, updated_at,
-    (SELECT count(*) FROM agent_tasks
+    (SELECT COALESCE(sum(n), 0)::bigint FROM agent_task_counts
      WHERE ($1::task_status IS NULL OR status = $1::task_status)
        AND ($2::task_type IS NULL OR task_type = $2::task_type)) AS total
 FROM agent_tasks
@@ -41,7 +45,7 @@ WHERE ($1::task_status IS NULL OR status = $1::task_status)
 ORDER BY created_at DESC, id COLLATE "C" DESC
 LIMIT $3 OFFSET $4"""
 COUNT_TASKS = """
-SELECT count(*) FROM agent_tasks
+SELECT COALESCE(sum(n), 0)::bigint FROM agent_task_counts
 WHERE ($1::task_status IS NULL OR status = $1::task_status)
   AND ($2::task_type IS NULL OR task_type = $2::task_type)"""
 
@@ -53,9 +57,11 @@ WHERE status IN ('needs_decision', 'failed')
 ORDER BY created_at DESC, id COLLATE "C" DESC
 LIMIT $1"""
 COUNT_ATTENTION = """
-SELECT count(*) FROM agent_tasks WHERE status IN ('needs_decision', 'failed')"""
+SELECT COALESCE(sum(n), 0)::bigint FROM agent_task_counts
+WHERE status IN ('needs_decision', 'failed')"""
 
-COUNT_BY_STATUS = "SELECT status::text AS status, count(*) AS n FROM agent_tasks GROUP BY status"
+COUNT_BY_STATUS = """
+SELECT status::text AS status, sum(n)::bigint AS n FROM agent_task_counts GROUP BY status"""
 
 USAGE = """
 SELECT model, status::text AS status, count(*) AS n,
@@ -64,7 +70,8 @@ FROM agent_tasks GROUP BY model, status"""
 
 # The pipeline document in one statement (one round trip, one snapshot: a single
 # statement sees one snapshot even in READ COMMITTED). Each part keeps its own order
-# as `ord`; part 3 is the per-phase count (task_type, n) with the task columns NULL.
+# as `ord`; part 3 is the per-phase count (task_type, n) with the task columns NULL,
+# read from the counters.
 # Parts: 0 running (10 oldest started), 1 pending (20 oldest), 2 finished (10 newest by
 # updated_at), 3 by phase, 4 latest task, 5 latest finished task with output.
 PIPELINE_STATUS = """
@@ -96,8 +103,9 @@ FROM (
      ORDER BY COALESCE(updated_at, created_at) DESC, id COLLATE "C" DESC LIMIT 10)
     UNION ALL
     (SELECT 3, 0, NULL, NULL, task_type::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-        NULL, NULL, NULL, NULL, NULL, NULL, count(*)
-     FROM agent_tasks WHERE status IN ('running', 'pending') GROUP BY task_type)
+        NULL, NULL, NULL, NULL, NULL, NULL, sum(n)::bigint
+     FROM agent_task_counts WHERE status IN ('running', 'pending') GROUP BY task_type
+     HAVING sum(n) <> 0)
     UNION ALL
     (SELECT 4, 1, id, direction, task_type::text, status::text, model,
         command, output, context, progress_pct, current_step, decision_prompt, decision, tier,
