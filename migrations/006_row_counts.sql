@@ -6,15 +6,15 @@
 -- statement's net change to counter rows in the same transaction, so a reader's
 -- snapshot sees a counter change exactly when it sees the rows: exact under MVCC, a
 -- rolled-back write leaves the counters untouched. A count is sum(n) over the rows of
--- one key (projects: 16 rows; tasks: 16 per (status, task_type)).
+-- one key (usually one row; at most 16).
 --
--- Concurrency: each key has 16 shard rows. A statement adds its delta to one shard row,
--- starting from the shard its backend prefers (pg_backend_pid() % 16) and skipping rows
--- another open transaction holds (FOR UPDATE SKIP LOCKED), so concurrent writers,
--- including a backfill's long import transaction, do not wait for one another; only
--- when all 16 shards of a key are held does a writer wait for its own shard. Writers
--- in REPEATABLE READ or SERIALIZABLE may get a serialization failure on a shard row
--- (the application writes in READ COMMITTED only).
+-- Concurrency: a key has up to 16 shard rows. A statement adds its delta to one of
+-- them, skipping rows another open transaction holds (FOR NO KEY UPDATE SKIP LOCKED) and
+-- creating a row in a free shard when all are held, so concurrent writers, including a
+-- backfill's long import transaction, do not wait for one another; a writer waits only
+-- when all 16 rows of a key are held (or when it races another writer creating the same
+-- row). Writers in REPEATABLE READ or SERIALIZABLE may get a serialization failure on a
+-- shard row (the application writes in READ COMMITTED only).
 --
 -- Privileges: the app role (004) may only SELECT the counters; the trigger functions
 -- are SECURITY DEFINER with a fixed search_path (as in 005), so the role's writes keep
@@ -40,14 +40,11 @@ CREATE TABLE agent_task_counts (
     CONSTRAINT agent_task_counts_shard_check CHECK (shard BETWEEN 0 AND 15)
 );
 
-INSERT INTO project_counts (shard, n) SELECT g, 0 FROM generate_series(0, 15) g;
-INSERT INTO agent_task_counts (status, task_type, shard, n)
-SELECT s, t, g, 0
-FROM unnest(enum_range(NULL::task_status)) s, unnest(enum_range(NULL::task_type)) t,
-    generate_series(0, 15) g;
-
--- Adds delta to one shard row of a key: the backend's own shard (pg_backend_pid() % 16)
--- or, when another open transaction holds it, the next free one.
+-- Adds delta to one existing shard row of a key that no other open transaction holds,
+-- trying the backend's own shard (pg_backend_pid() % 16) first; when every existing row
+-- is held (or the key has none), to a new row in the first free shard from its own
+-- (its own when all 16 exist). A key so gets another row only when writers overlap:
+-- reads sum few rows.
 CREATE FUNCTION project_counts_add(delta bigint) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
@@ -57,8 +54,14 @@ BEGIN
     WHERE shard = (SELECT c.shard FROM public.project_counts c
                    ORDER BY (c.shard - pg_backend_pid() % 16 + 16) % 16
                    LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED);
-    IF NOT FOUND THEN  -- every shard is held by another open transaction: wait for ours
-        UPDATE public.project_counts SET n = n + delta WHERE shard = pg_backend_pid() % 16;
+    IF NOT FOUND THEN
+        INSERT INTO public.project_counts AS c (shard, n)
+        SELECT COALESCE((SELECT g FROM generate_series(0, 15) g
+                         WHERE NOT EXISTS (SELECT FROM public.project_counts x
+                                           WHERE x.shard = g)
+                         ORDER BY (g - pg_backend_pid() % 16 + 16) % 16 LIMIT 1),
+                        pg_backend_pid() % 16), delta
+        ON CONFLICT (shard) DO UPDATE SET n = c.n + excluded.n;
     END IF;
 END;
 $$;
@@ -74,9 +77,15 @@ BEGIN
                    WHERE c.status = s AND c.task_type = t
                    ORDER BY (c.shard - pg_backend_pid() % 16 + 16) % 16
                    LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED);
-    IF NOT FOUND THEN  -- every shard is held by another open transaction, or a new key
+    IF NOT FOUND THEN
         INSERT INTO public.agent_task_counts AS c (status, task_type, shard, n)
-        VALUES (s, t, pg_backend_pid() % 16, delta)
+        SELECT s, t,
+            COALESCE((SELECT g FROM generate_series(0, 15) g
+                      WHERE NOT EXISTS (SELECT FROM public.agent_task_counts x
+                                        WHERE x.status = s AND x.task_type = t
+                                          AND x.shard = g)
+                      ORDER BY (g - pg_backend_pid() % 16 + 16) % 16 LIMIT 1),
+                     pg_backend_pid() % 16), delta
         ON CONFLICT (status, task_type, shard) DO UPDATE SET n = c.n + excluded.n;
     END IF;
 END;
@@ -164,9 +173,8 @@ CREATE TRIGGER agent_tasks_count_truncate AFTER TRUNCATE ON agent_tasks
     FOR EACH STATEMENT EXECUTE FUNCTION agent_tasks_count_rows();
 
 -- The rows already there (the lock above keeps this exact).
-UPDATE project_counts SET n = (SELECT count(*) FROM projects) WHERE shard = 0;
-UPDATE agent_task_counts c SET n = x.n
-FROM (SELECT status, task_type, count(*) AS n FROM agent_tasks GROUP BY status, task_type) x
-WHERE c.status = x.status AND c.task_type = x.task_type AND c.shard = 0;
+INSERT INTO project_counts (shard, n) SELECT 0, count(*) FROM projects;
+INSERT INTO agent_task_counts (status, task_type, shard, n)
+SELECT status, task_type, 0, count(*) FROM agent_tasks GROUP BY status, task_type;
 
 GRANT SELECT ON project_counts, agent_task_counts TO storemigration_app;

@@ -206,29 +206,40 @@ async def test_concurrent_writers_on_many_connections_keep_counts_exact(
         await db.close()
 
 
-async def test_a_writer_skips_a_shard_another_transaction_holds(pg: PgStores) -> None:
-    """A long transaction (a backfill's import) holding the shard a writer prefers does
-    not make the writer wait; only when every shard is held does it wait, then count."""
+async def test_writers_do_not_wait_for_a_long_transaction_holding_a_counter_row(
+    pg: PgStores,
+) -> None:
+    """A long transaction (a backfill's import) holds the counter row it added to; other
+    writers add to another row (created when none is free) instead of waiting. Only when
+    all 16 rows of a key are held does a writer wait, then count."""
     owner = await asyncpg.connect(pg.db.owner_dsn)
-    app = await asyncpg.connect(pg.db.app_dsn)
+    long, *others = [await asyncpg.connect(pg.db.app_dsn) for _ in range(4)]
     try:
-        shard = await app.fetchval("SELECT pg_backend_pid() % 16")
-        async with owner.transaction():
-            await owner.execute("SELECT 1 FROM project_counts WHERE shard = $1 FOR UPDATE",
-                                shard)
+        async with long.transaction():
+            await long.execute("INSERT INTO projects (ecosystem, name) VALUES ('npm', 'long')")
+            await long.execute("INSERT INTO agent_tasks (id, direction, task_type, model, "
+                               "command) VALUES ('task_00000000000000ff', 'd', 'impl', 'm', 'c')")
             async with asyncio.timeout(5):
-                await app.execute("INSERT INTO projects (ecosystem, name) VALUES ('npm', 'a')")
+                for i, conn in enumerate(others * 2):
+                    await conn.execute("INSERT INTO projects (ecosystem, name) VALUES "
+                                       "('npm', $1)", f"o{i}")
+                    await conn.execute(
+                        "INSERT INTO agent_tasks (id, direction, task_type, model, command) "
+                        "VALUES ($1, 'd', 'impl', 'm', 'c')", f"task_{i:016x}")
+        assert await owner.fetchval("SELECT count(*) FROM project_counts") <= 4
+        await owner.execute("INSERT INTO project_counts SELECT g, 0 FROM generate_series(0, 15) g "
+                            "ON CONFLICT DO NOTHING")
         async with owner.transaction():
             await owner.execute("SELECT 1 FROM project_counts FOR UPDATE")
-            waiting = asyncio.create_task(
-                app.execute("INSERT INTO projects (ecosystem, name) VALUES ('npm', 'b')"))
+            waiting = asyncio.create_task(others[0].execute(
+                "INSERT INTO projects (ecosystem, name) VALUES ('npm', 'b')"))
             await asyncio.sleep(0.3)
-            assert not waiting.done()  # every shard held: it waits for its own ...
+            assert not waiting.done()  # all 16 rows held: it waits ...
         await asyncio.wait_for(waiting, 5)  # ... and counts once they are released
     finally:
-        await app.close()
-        await owner.close()
-    assert await assert_exact(pg) == (2, 0)
+        for conn in (owner, long, *others):
+            await conn.close()
+    assert await assert_exact(pg) == (8, 7)
 
 
 async def test_truncate_by_the_owner_resets_and_the_app_role_cannot_touch_counters(

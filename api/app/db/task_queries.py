@@ -25,9 +25,9 @@ UPDATE agent_tasks SET status = $2::task_status, output = $3, progress_pct = $4,
     current_step = $5, decision_prompt = $6, decision = $7, started_at = $8, updated_at = $9
 WHERE id = $1"""
 
-# Counts read migration 006's trigger-maintained counters (agent_task_counts: rows per
-# (status, task_type), split over shard rows): exact in the reading statement's snapshot,
-# and a few hundred tiny rows at most however many tasks there are.
+# Counts read migration 006's trigger-maintained counters (agent_task_counts: a row per
+# (status, task_type), more only where writers overlapped, at most 16): exact in the
+# reading statement's snapshot, and a few tiny rows however many tasks there are.
 
 # $1/$2 are NULL for "any": one statement serves every filter combination. The page
 # carries the filter's total (an InitPlan read once, in the page's snapshot), so a
