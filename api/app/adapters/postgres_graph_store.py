@@ -9,8 +9,9 @@ UPDATE-then-INSERT..ON CONFLICT is safe statement by statement, and what needs m
 (import_graph, export_graph) runs in a transaction. The bulk import fills temp tables
 with COPY and upserts each table with one statement, which is what makes a 100k-row
 backfill take a second, not minutes. After an import that wrote many projects, the
-trigram indexes' pending lists are merged and the table analyzed before returning, so
-searches right after a backfill are not 5-10x slower until autovacuum comes round.
+trigram indexes' pending lists are merged before returning, so searches right after a
+backfill are not 5-10x slower until autovacuum comes round; the table is analyzed too
+when the import at least doubled it (the planner's statistics would be mostly wrong).
 """
 
 from __future__ import annotations
@@ -343,16 +344,19 @@ class PostgresGraphStore:
                 ((c.id, c.contributor_id, c.asset_id, c.cost_amount, c.coherence_score,
                   json.dumps(c.metadata), c.timestamp) for c in contributions.values()),
                 q.IMPORT_CONTRIBUTIONS)
-        if stats.written.get("projects", 0) >= MAINTAIN_AFTER_PROJECTS:
-            await self._maintain_search_indexes()
+        written = stats.written.get("projects", 0)
+        if written >= MAINTAIN_AFTER_PROJECTS:
+            await self._maintain_search_indexes(written)
         return stats
 
-    async def _maintain_search_indexes(self) -> None:
+    async def _maintain_search_indexes(self, written: int) -> None:
         """The import is committed either way: a failure here only leaves the work to
         autovacuum, so it is logged, not raised."""
         try:
             async with self.db.acquire() as conn:
-                await conn.execute(q.MAINTAIN_PROJECTS)
+                held = int(await conn.fetchval(q.COUNT_PROJECTS))
+                analyze = 2 * written >= held
+                await conn.execute(q.MAINTAIN_PROJECTS if analyze else q.CLEAN_PROJECT_SEARCH)
         except StoreError as e:
             log.warning("search index maintenance after import skipped: %s", e)
 

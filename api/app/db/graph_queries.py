@@ -240,8 +240,10 @@ CREATE TEMP TABLE import_projects (
     id bigint, ecosystem text, name text, version text, description text,
     homepage_url text, repository_url text, created_at timestamptz, updated_at timestamptz
 ) ON COMMIT DROP"""
-# After a large import: clean the trigram indexes' GIN pending lists and ANALYZE
-# projects (migration 005 lends the app role this owner-only maintenance).
+# After a large import: clean the trigram indexes' GIN pending lists (007), and ANALYZE
+# projects as well when the import was most of the table (005); both lend the app role
+# owner-only maintenance.
+CLEAN_PROJECT_SEARCH = "SELECT storemigration_clean_project_search()"
 MAINTAIN_PROJECTS = "SELECT storemigration_analyze_projects()"
 
 IMPORT_PROJECTS = """
