@@ -80,7 +80,10 @@ def lean_route(route: BaseRoute) -> LeanRoute | None:
     if not isinstance(route, APIRoute):
         return None
     d = route.dependant
-    returns = inspect.signature(route.endpoint, eval_str=True).return_annotation
+    try:
+        returns = inspect.signature(route.endpoint, eval_str=True).return_annotation
+    except (NameError, TypeError):  # an annotation only a type checker can resolve
+        return None
     if not (
         inspect.iscoroutinefunction(route.endpoint)
         and isinstance(returns, type) and issubclass(returns, Response)
@@ -210,12 +213,15 @@ class FastPathMiddleware:
         return response
 
     def _handler_for(self, exc: Exception) -> Handler | None:
-        """The handler Starlette's ExceptionMiddleware would pick for `exc`."""
+        """The handler Starlette's ExceptionMiddleware would pick for `exc`. Handlers for
+        Exception and 500 belong to ServerErrorMiddleware, outside this layer: an
+        exception only they would handle propagates, as it does from FastAPI's router."""
         handlers: dict[Any, Any] = self.owner.exception_handlers
-        if isinstance(exc, HTTPException) and exc.status_code in handlers:
+        if (isinstance(exc, HTTPException) and exc.status_code != 500
+                and exc.status_code in handlers):
             return handlers[exc.status_code]  # type: ignore[no-any-return]
         for cls in type(exc).__mro__:
-            if cls in handlers:
+            if cls is not Exception and cls in handlers:
                 return handlers[cls]  # type: ignore[no-any-return]
         return None
 
