@@ -54,14 +54,9 @@ def found_response(record: BaseModel | None, detail: str) -> Response:
     return model_response(record)
 
 
-_ANY_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Any])
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)
 
 
-def json_response(document: dict[str, Any]) -> Response:
-    """A plain document (counts, summaries) serialized once by pydantic."""
+def json_response(document: dict[str, Any] | list[Any]) -> Response:
+    """A document or a list of records (counts, listings) serialized once by pydantic."""
     return Response(_ANY.dump_json(document), media_type=JSON)
-
-
-def list_response(items: list[Any]) -> Response:
-    return Response(_ANY_LIST.dump_json(items), media_type=JSON)

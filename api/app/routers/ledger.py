@@ -27,7 +27,7 @@ from app.models import (
     Distribution,
     DistributionCreate,
 )
-from app.routers.deps import Graph, found_response, list_response, model_response
+from app.routers.deps import Graph, found_response, json_response, model_response
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 
@@ -45,7 +45,7 @@ async def create_contributor(data: ContributorCreate, graph: Graph) -> Response:
 
 @router.get("/contributors", response_model=list[Contributor])
 async def list_contributors(graph: Graph, limit: Limit = 100) -> Response:
-    return list_response(await graph.list_contributors(limit))
+    return json_response(await graph.list_contributors(limit))
 
 
 @router.get("/contributors/{contributor_id}", response_model=Contributor)
@@ -55,7 +55,7 @@ async def get_contributor(contributor_id: UUID, graph: Graph) -> Response:
 
 @router.get("/contributors/{contributor_id}/contributions", response_model=list[Contribution])
 async def contributor_contributions(contributor_id: UUID, graph: Graph) -> Response:
-    return list_response(await graph.get_contributor_contributions(contributor_id))
+    return json_response(await graph.get_contributor_contributions(contributor_id))
 
 
 @router.post("/assets", status_code=201, response_model=Asset)
@@ -65,7 +65,7 @@ async def create_asset(data: AssetCreate, graph: Graph) -> Response:
 
 @router.get("/assets", response_model=list[Asset])
 async def list_assets(graph: Graph, limit: Limit = 100) -> Response:
-    return list_response(await graph.list_assets(limit))
+    return json_response(await graph.list_assets(limit))
 
 
 @router.get("/assets/{asset_id}", response_model=Asset)
@@ -75,7 +75,7 @@ async def get_asset(asset_id: UUID, graph: Graph) -> Response:
 
 @router.get("/assets/{asset_id}/contributions", response_model=list[Contribution])
 async def asset_contributions(asset_id: UUID, graph: Graph) -> Response:
-    return list_response(await graph.get_asset_contributions(asset_id))
+    return json_response(await graph.get_asset_contributions(asset_id))
 
 
 @router.post("/contributions", status_code=201, response_model=Contribution)
@@ -86,7 +86,7 @@ async def create_contribution(data: ContributionCreate, graph: Graph) -> Respons
 
 @router.get("/contributions", response_model=list[Contribution])
 async def list_contributions(graph: Graph, limit: Limit = 100) -> Response:
-    return list_response(await graph.list_contributions(limit))
+    return json_response(await graph.list_contributions(limit))
 
 
 @router.get("/contributions/{contribution_id}", response_model=Contribution)
