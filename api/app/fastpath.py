@@ -40,6 +40,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
 _JSON = b"application/json"
+# Per HTTP method, every route accepting it in the app's order, with its lean form if any.
+_Table = dict[str, list[tuple[Pattern[str], Route, "LeanRoute | None"]]]
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,6 @@ class LeanRoute:
     """What one qualifying route needs per request, taken once from its Dependant."""
 
     route: APIRoute
-    call: Callable[..., Awaitable[Any]]
     request_param: str | None
     dependencies: tuple[_Dependency, ...]
     path_fields: Sequence[Any]
@@ -99,7 +100,6 @@ def lean_route(route: BaseRoute) -> LeanRoute | None:
         return None
     return LeanRoute(
         route=route,
-        call=route.endpoint,
         request_param=d.request_param_name,
         dependencies=tuple(dep for dep in dependencies if dep is not None),
         path_fields=d.path_params,
@@ -127,10 +127,10 @@ class FastPathMiddleware:
         self.app = app
         self.owner = owner
         self.enabled = enabled
-        self._table: dict[str, list[tuple[Pattern[str], Route, LeanRoute | None]]] | None = None
+        self._table: _Table | None = None
 
-    def _build(self) -> dict[str, list[tuple[Pattern[str], Route, LeanRoute | None]]]:
-        table: dict[str, list[tuple[Pattern[str], Route, LeanRoute | None]]] = {}
+    def _build(self) -> _Table:
+        table: _Table = {}
         for route in self.owner.router.routes:
             if isinstance(route, WebSocketRoute):
                 continue
@@ -203,7 +203,7 @@ class FastPathMiddleware:
                 result = await dep.call(**{dep.request_param: request})
                 if dep.name is not None:
                     values[dep.name] = result
-            response: Response = await lean.call(**values)
+            response: Response = await lean.route.endpoint(**values)
         except Exception as exc:
             handler = self._handler_for(exc)
             if handler is None:
