@@ -24,14 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from app.adapters.graph_store import GraphRecords
-from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-from app.adapters.memory_graph_store import MemoryGraphStore
-from app.adapters.migration_graph_router import MigratingGraphStore
-from app.adapters.migration_task_router import MigratingAgentTaskStore
-from app.adapters.postgres_agent_task_store import PostgresAgentTaskStore
-from app.adapters.postgres_graph_store import PostgresGraphStore
-from app.db.pool import Database
+from app.migration.graph_router import MigratingGraphStore
+from app.migration.task_router import MigratingAgentTaskStore
 from app.models import (
     AgentTaskCreate,
     AgentTaskUpdate,
@@ -44,6 +38,12 @@ from app.models import (
     TaskType,
 )
 from app.settings import Settings, StoreMode
+from app.stores.memory.graph_store import MemoryGraphStore
+from app.stores.memory.task_store import MemoryAgentTaskStore
+from app.stores.ports import GraphRecords
+from app.stores.postgres.graph_store import PostgresGraphStore
+from app.stores.postgres.pool import Database
+from app.stores.postgres.task_store import PostgresAgentTaskStore
 
 from benchmarks.common import RESULTS, WORDS, database, machine, name_of, projects, summary
 

@@ -101,7 +101,7 @@ def start_postgres(tmpdir: str | Path | None = None, durable: bool = False) -> P
 async def create_migrated_database(admin_dsn: str, name: str,
                                    app_password: str = APP_PASSWORD) -> None:
     """CREATE DATABASE `name` and apply every migration to it (as the admin)."""
-    from app.db.migrate import apply_migrations
+    from app.stores.postgres.schema import apply_migrations
 
     conn = await asyncpg.connect(admin_dsn)
     try:

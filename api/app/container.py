@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.adapters.agent_task_store import AgentTaskStore
-from app.adapters.graph_store import GraphStore
 from app.domain.tasks import DEFAULT_ROUTING, Route
 from app.errors import StoreUnavailableError
 from app.metrics import instrument_graph, instrument_tasks
 from app.models import TaskType
 from app.settings import Settings
+from app.stores.ports import GraphStore
+from app.stores.task_ports import AgentTaskStore
 
 log = logging.getLogger("app.container")
 RECONNECT_SECONDS = 5.0
@@ -85,8 +85,8 @@ def build_routing(settings: Settings) -> dict[TaskType, Route]:
 async def _open_memory(
     settings: Settings, routing: dict[TaskType, Route]
 ) -> tuple[Any, Any]:
-    from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-    from app.adapters.memory_graph_store import MemoryGraphStore
+    from app.stores.memory.graph_store import MemoryGraphStore
+    from app.stores.memory.task_store import MemoryAgentTaskStore
 
     durability: dict[str, Any] = {
         "fsync": settings.journal_fsync,
@@ -109,9 +109,9 @@ async def _connect(settings: Settings) -> tuple[Any, asyncio.Task[None] | None]:
     unreachable server must not take the service down, so the pool is retried in the
     background while requests are served from memory, failures are counted and
     /api/ready answers 503."""
-    from app.db.migrate import SchemaVersionError
-    from app.db.pool import Database
     from app.migration.startup import StartupRefused
+    from app.stores.postgres.pool import Database
+    from app.stores.postgres.schema import SchemaVersionError
 
     database = Database.from_settings(settings)
     modes = [settings.store_mode(s) for s in ("graph", "agent_task")]
@@ -154,10 +154,10 @@ async def build_container(settings: Settings) -> Container:
     configured, reconciled (app.migration.startup) and put behind the migration router
     (app.migration.wiring). When every store is PostgreSQL-primary, memory's journal is
     not held open, so the service can run more than one replica."""
-    from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-    from app.adapters.memory_graph_store import MemoryGraphStore
     from app.migration import startup
     from app.migration.wiring import build_migration_stores, postgres_stores
+    from app.stores.memory.graph_store import MemoryGraphStore
+    from app.stores.memory.task_store import MemoryAgentTaskStore
 
     routing = build_routing(settings)
     memory_needed = settings.database_url is None or any(

@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 
 from app import http_errors
-from app.adapters.agent_task_store import AgentTaskStore
-from app.adapters.graph_store import GraphStore
 from app.container import Container, build_container, build_routing
 from app.fastpath import FastPathMiddleware
 from app.middleware import GuardMiddleware
 from app.routers import admin, agent, graph, health, ledger
 from app.settings import Settings, load_settings
+from app.stores.ports import GraphStore
+from app.stores.task_ports import AgentTaskStore
 
 
 def create_app(

@@ -203,9 +203,9 @@ def database_url(given: str | None) -> str:
 
 
 def load_snapshot(path: str) -> tuple[Any, list[Any]]:
-    """(GraphRecords, list[AgentTask]) from a snapshot file (app.adapters.snapshot)."""
-    from app.adapters.graph_store import GraphRecords
-    from app.adapters.snapshot import SnapshotFormatError, read_snapshot
+    """(GraphRecords, list[AgentTask]) from a snapshot file (app.stores.snapshot)."""
+    from app.stores.ports import GraphRecords
+    from app.stores.snapshot import SnapshotFormatError, read_snapshot
 
     try:
         snap = read_snapshot(Path(path))
@@ -219,10 +219,10 @@ def load_snapshot(path: str) -> tuple[Any, list[Any]]:
 async def open_postgres(dsn: str) -> tuple[Any, Any, Any]:
     """(graph_store, task_store, database) on a connected pool; raises ScriptError(3)
     when PostgreSQL cannot be reached."""
-    from app.adapters.postgres_agent_task_store import PostgresAgentTaskStore
-    from app.adapters.postgres_graph_store import PostgresGraphStore
-    from app.db.pool import Database
     from app.settings import Settings
+    from app.stores.postgres.graph_store import PostgresGraphStore
+    from app.stores.postgres.pool import Database
+    from app.stores.postgres.task_store import PostgresAgentTaskStore
     from pydantic import SecretStr
 
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.db.migrate import (  # noqa: E402
+from app.stores.postgres.schema import (  # noqa: E402
     EXPECTED_SCHEMA_VERSION,
     MigrationError,
     apply_migrations,

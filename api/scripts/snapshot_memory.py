@@ -4,7 +4,7 @@ from the running API and write it atomically to --output.
 
 The body is streamed to a temporary file next to --output, fsynced, parsed back as a
 snapshot (so a truncated download never looks like a good one) and only then renamed
-over --output. The snapshot format is app.adapters.snapshot's, so the file can seed an
+over --output. The snapshot format is app.stores.snapshot's, so the file can seed an
 offline backfill or verify.
 
   snapshot_memory.py --api-url http://api:8000 --output /data/snapshots/final.json

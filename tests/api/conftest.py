@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-from app.adapters.memory_graph_store import MemoryGraphStore
 from app.main import create_app
 from app.settings import Settings
+from app.stores.memory.graph_store import MemoryGraphStore
+from app.stores.memory.task_store import MemoryAgentTaskStore
 from fastapi import FastAPI
 
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-from app.adapters.memory_graph_store import MemoryGraphStore
 from app.fastpath import lean_route
 from app.main import create_app
 from app.metrics import REGISTRY
 from app.settings import Settings
+from app.stores.memory.graph_store import MemoryGraphStore
+from app.stores.memory.task_store import MemoryAgentTaskStore
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-from app.adapters.memory_graph_store import MemoryGraphStore
-from app.db.pool import Database, PoolConfig
 from app.main import create_app
 from app.metrics import REGISTRY, instrument_graph, instrument_tasks
 from app.settings import Settings
+from app.stores.memory.graph_store import MemoryGraphStore
+from app.stores.memory.task_store import MemoryAgentTaskStore
+from app.stores.postgres.pool import Database, PoolConfig
 from fastapi import FastAPI
 
 SECRET_DSN = "postgresql://app:hunter2-secret@127.0.0.1:1/storemigration"

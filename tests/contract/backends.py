@@ -25,16 +25,16 @@ class Backend:
 
 @asynccontextmanager
 async def memory(_: Fixtures) -> AsyncIterator[Stores]:
-    from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-    from app.adapters.memory_graph_store import MemoryGraphStore
+    from app.stores.memory.graph_store import MemoryGraphStore
+    from app.stores.memory.task_store import MemoryAgentTaskStore
 
     yield MemoryGraphStore(), MemoryAgentTaskStore()
 
 
 @asynccontextmanager
 async def memory_durable(fixtures: Fixtures) -> AsyncIterator[Stores]:
-    from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-    from app.adapters.memory_graph_store import MemoryGraphStore
+    from app.stores.memory.graph_store import MemoryGraphStore
+    from app.stores.memory.task_store import MemoryAgentTaskStore
 
     root = fixtures["tmp_path"]
     graph = await MemoryGraphStore.open(root, fsync="never")
@@ -74,10 +74,10 @@ def router(phase: int) -> Callable[[Fixtures], AbstractAsyncContextManager[Store
     async def open_router(fixtures: Fixtures) -> AsyncIterator[Stores]:
         import random
 
-        from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-        from app.adapters.memory_graph_store import MemoryGraphStore
-        from app.adapters.migration_graph_router import MigratingGraphStore
-        from app.adapters.migration_task_router import MigratingAgentTaskStore
+        from app.migration.graph_router import MigratingGraphStore
+        from app.migration.task_router import MigratingAgentTaskStore
+        from app.stores.memory.graph_store import MemoryGraphStore
+        from app.stores.memory.task_store import MemoryAgentTaskStore
 
         from tests.harness.postgres import postgres_stores
         from tests.migration.conftest import mode

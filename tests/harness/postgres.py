@@ -50,10 +50,10 @@ class PgDatabase:
 async def postgres_stores(app_dsn: str, **pool_settings: Any) -> tuple[Any, Any, Any]:
     """(graph_store, task_store, database) on a connected pool; close with
     `await database.close()`. pool_settings override Settings fields."""
-    from app.adapters.postgres_agent_task_store import PostgresAgentTaskStore
-    from app.adapters.postgres_graph_store import PostgresGraphStore
-    from app.db.pool import Database
     from app.settings import Settings
+    from app.stores.postgres.graph_store import PostgresGraphStore
+    from app.stores.postgres.pool import Database
+    from app.stores.postgres.task_store import PostgresAgentTaskStore
 
     settings = Settings(database_url=app_dsn, **pool_settings)
     database = Database.from_settings(settings)

@@ -44,8 +44,8 @@ class AdminServer:
 
     @asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-        from app.adapters.memory_graph_store import MemoryGraphStore
+        from app.stores.memory.graph_store import MemoryGraphStore
+        from app.stores.memory.task_store import MemoryAgentTaskStore
 
         settings = Settings(database_url=self.dsn, admin_token=self.token, **self.env)
         pg_graph, pg_tasks, database = await postgres_stores(self.dsn)

@@ -11,8 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from app.adapters.migration_graph_router import MigratingGraphStore
-from app.adapters.migration_task_router import MigratingAgentTaskStore
+from app.migration.graph_router import MigratingGraphStore
+from app.migration.task_router import MigratingAgentTaskStore
 from app.models import (
     AgentTaskCreate,
     AgentTaskUpdate,
@@ -75,8 +75,8 @@ class Stores:
 
 @pytest.fixture
 async def stores(pg_database: PgDatabase) -> AsyncIterator[Stores]:
-    from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-    from app.adapters.memory_graph_store import MemoryGraphStore
+    from app.stores.memory.graph_store import MemoryGraphStore
+    from app.stores.memory.task_store import MemoryAgentTaskStore
 
     pg_graph, pg_tasks, database = await postgres_stores(pg_database.app_dsn)
     s = Stores(MemoryGraphStore(), MemoryAgentTaskStore(), pg_graph, pg_tasks, database,

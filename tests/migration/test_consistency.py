@@ -9,9 +9,9 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from app.adapters.snapshot import Snapshot, now, write_snapshot
 from app.migration.backfill import backfill
 from app.migration.consistency import check_consistency
+from app.stores.snapshot import Snapshot, now, write_snapshot
 
 from tests.migration.conftest import Stores, populate
 from tests.migration.test_rollback import run, summary

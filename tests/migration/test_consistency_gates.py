@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-from app.adapters.snapshot import Snapshot, now, write_snapshot
 from app.migration.backfill import backfill
 from app.migration.consistency import check_consistency
 from app.models import AgentTaskCreate, TaskType
+from app.stores.memory.task_store import MemoryAgentTaskStore
+from app.stores.snapshot import Snapshot, now, write_snapshot
 
 from tests.migration.admin_server import TOKEN, AdminServer
 from tests.migration.conftest import Stores

@@ -7,9 +7,9 @@ import asyncio
 
 import asyncpg
 import pytest
-from app.adapters.migration_router import comparable
 from app.metrics import DUAL_WRITE_FAILURES
 from app.migration.consistency import check_consistency, record_key
+from app.migration.router import comparable
 from app.models import AgentTaskCreate, AgentTaskUpdate, ProjectUpsert, TaskStatus, TaskType
 
 from tests.migration.conftest import Stores, populate

@@ -14,8 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-from app.adapters.memory_graph_store import MemoryGraphStore
 from app.container import Container, build_container
 from app.migration import startup
 from app.models import (
@@ -31,6 +29,8 @@ from app.models import (
 )
 from app.routers.admin import router as admin_router
 from app.settings import Settings
+from app.stores.memory.graph_store import MemoryGraphStore
+from app.stores.memory.task_store import MemoryAgentTaskStore
 from fastapi import FastAPI
 
 from tests.harness.postgres import PgDatabase, postgres_stores

@@ -6,8 +6,8 @@ import leaves that to autovacuum."""
 from __future__ import annotations
 
 import asyncpg
-from app.adapters.graph_store import GraphRecords
-from app.adapters.postgres_graph_store import MAINTAIN_AFTER_PROJECTS
+from app.stores.ports import GraphRecords
+from app.stores.postgres.graph_store import MAINTAIN_AFTER_PROJECTS
 
 from benchmarks.common import projects
 from tests.harness.postgres import PgDatabase, postgres_stores

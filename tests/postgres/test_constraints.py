@@ -8,7 +8,6 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
-from app.adapters.graph_store import GraphRecords
 from app.errors import ConflictError, InvalidDataError, NotFoundError
 from app.models import (
     AgentTask,
@@ -24,6 +23,7 @@ from app.models import (
     TaskStatus,
     TaskType,
 )
+from app.stores.ports import GraphRecords
 
 from tests.postgres.conftest import PgStores
 

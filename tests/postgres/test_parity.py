@@ -11,7 +11,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from app.adapters.graph_store import GraphRecords
 from app.models import (
     AgentTask,
     Asset,
@@ -24,6 +23,7 @@ from app.models import (
     TaskStatus,
     TaskType,
 )
+from app.stores.ports import GraphRecords
 
 from tests.postgres.conftest import PgStores
 
@@ -55,7 +55,7 @@ def tasks(n: int = 60) -> list[AgentTask]:
 
 
 async def test_task_documents_equal_memory(pg: PgStores) -> None:
-    memory = _memory("app.adapters.memory_agent_task_store", "MemoryAgentTaskStore")
+    memory = _memory("app.stores.memory.task_store", "MemoryAgentTaskStore")
     records = tasks()
     assert await memory.import_tasks(records) == await pg.tasks.import_tasks(records)
     now = T0 + timedelta(hours=1)
@@ -77,7 +77,7 @@ async def test_task_documents_equal_memory(pg: PgStores) -> None:
 
 
 async def test_graph_answers_equal_memory(pg: PgStores) -> None:
-    memory = _memory("app.adapters.memory_graph_store", "MemoryGraphStore")
+    memory = _memory("app.stores.memory.graph_store", "MemoryGraphStore")
     for store in (memory, pg.graph):
         for i in range(5):
             await store.upsert_project("npm", f"p{i}", ProjectUpsert(description=f"P{i}"))

@@ -11,17 +11,17 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from app.db.migrate import (
+from app.errors import StoreUnavailableError
+from app.models import ProjectUpsert
+from app.settings import Settings
+from app.stores.postgres.pool import Database, PoolConfig
+from app.stores.postgres.schema import (
     EXPECTED_SCHEMA_VERSION,
     MigrationError,
     SchemaVersionError,
     apply_migrations,
     discover,
 )
-from app.db.pool import Database, PoolConfig
-from app.errors import StoreUnavailableError
-from app.models import ProjectUpsert
-from app.settings import Settings
 
 from tests.harness.postgres import PgDatabase, postgres_stores, with_database
 

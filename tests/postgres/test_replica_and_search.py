@@ -10,7 +10,6 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
-from app.adapters.graph_store import GraphRecords
 from app.domain.graph import hit, matches, normalize_query, rank_key
 from app.models import (
     AgentTask,
@@ -27,6 +26,7 @@ from app.models import (
     TaskStatus,
     TaskType,
 )
+from app.stores.ports import GraphRecords
 
 from tests.postgres.conftest import PgStores
 
@@ -182,7 +182,7 @@ async def test_search_order_equals_the_domain_rank(pg: PgStores, limit: int) -> 
 
 async def test_search_equals_the_in_memory_backend(pg: PgStores, tmp_path) -> None:  # noqa: ANN001
     try:
-        memory_mod = importlib.import_module("app.adapters.memory_graph_store")
+        memory_mod = importlib.import_module("app.stores.memory.graph_store")
     except ImportError:
         pytest.skip("MemoryGraphStore has not landed yet")
     memory = memory_mod.MemoryGraphStore()

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from app.adapters.graph_store import GraphRecords
-from app.db.migrate import apply_migrations
 from app.models import (
     AgentTask,
     AgentTaskCreate,
@@ -24,6 +22,8 @@ from app.models import (
     TaskStatus,
     TaskType,
 )
+from app.stores.ports import GraphRecords
+from app.stores.postgres.schema import apply_migrations
 
 from tests.harness.postgres import PgDatabase, postgres_stores, with_database
 from tests.postgres.conftest import PgStores

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app.adapters.journal import (
+from app.stores.memory.journal import (
     Journal,
     JournalError,
     JournalLockedError,

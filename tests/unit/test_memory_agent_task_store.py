@@ -8,11 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from app.adapters.agent_task_store import AgentTaskReplica, AgentTaskStore
-from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
 from app.domain.tasks import DEFAULT_ROUTING, Route
 from app.errors import InvalidTransitionError, NotFoundError
 from app.models import AgentTaskCreate, AgentTaskUpdate, TaskStatus, TaskType
+from app.stores.memory.task_store import MemoryAgentTaskStore
+from app.stores.task_ports import AgentTaskReplica, AgentTaskStore
 
 Reopen = Callable[[MemoryAgentTaskStore], Awaitable[MemoryAgentTaskStore]]
 Pair = tuple[MemoryAgentTaskStore, Reopen]

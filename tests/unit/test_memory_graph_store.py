@@ -11,8 +11,6 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from app.adapters.graph_store import GraphRecords, GraphReplica, GraphStore
-from app.adapters.memory_graph_store import MemoryGraphStore
 from app.errors import ConflictError, NotFoundError
 from app.models import (
     AssetCreate,
@@ -21,6 +19,8 @@ from app.models import (
     ContributorCreate,
     ProjectUpsert,
 )
+from app.stores.memory.graph_store import MemoryGraphStore
+from app.stores.ports import GraphRecords, GraphReplica, GraphStore
 
 Reopen = Callable[[MemoryGraphStore], Awaitable[MemoryGraphStore]]
 Pair = tuple[MemoryGraphStore, Reopen]

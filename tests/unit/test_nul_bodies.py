@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-from app.adapters.memory_graph_store import MemoryGraphStore
 from app.main import create_app
 from app.settings import Settings
+from app.stores.memory.graph_store import MemoryGraphStore
+from app.stores.memory.task_store import MemoryAgentTaskStore
 
 UUID_ = "6f1c2d4e-0000-4000-8000-000000000001"
 

@@ -8,9 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from app.adapters import snapshot as snap
-from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-from app.adapters.memory_graph_store import MemoryGraphStore
 from app.models import (
     AgentTaskCreate,
     AssetCreate,
@@ -20,6 +17,9 @@ from app.models import (
     ProjectUpsert,
     TaskType,
 )
+from app.stores import snapshot as snap
+from app.stores.memory.graph_store import MemoryGraphStore
+from app.stores.memory.task_store import MemoryAgentTaskStore
 
 
 async def filled() -> tuple[MemoryGraphStore, MemoryAgentTaskStore]:

@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.adapters.agent_task_store import AgentTaskReplica
-from app.adapters.graph_store import GraphRecords, GraphReplica, ImportStats
 from app.errors import ConflictError, InvalidDataError
+from app.stores.ports import GraphRecords, GraphReplica, ImportStats
+from app.stores.task_ports import AgentTaskReplica
 
 RefusedError = (InvalidDataError, ConflictError)
 MAX_LISTED = 1000

@@ -25,9 +25,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app.adapters.agent_task_store import AgentTaskReplica
-from app.adapters.graph_store import GraphRecords, GraphReplica
 from app.migration import telemetry
+from app.stores.ports import GraphRecords, GraphReplica
+from app.stores.task_ports import AgentTaskReplica
 
 GRAPH_KINDS = ("projects", "dependencies", "contributors", "assets", "contributions")
 DEFAULT_SAMPLE = 0.10

@@ -8,9 +8,9 @@ record, total_cost derived from contributions), so a rehydrate can be repeated.
 
 from __future__ import annotations
 
-from app.adapters.agent_task_store import AgentTaskReplica
-from app.adapters.graph_store import GraphReplica
 from app.migration.backfill import CHUNK, CopyReport, Progress, copy_records
+from app.stores.ports import GraphReplica
+from app.stores.task_ports import AgentTaskReplica
 
 
 async def rehydrate(

@@ -29,12 +29,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from app.adapters.journal import JournalError, JournalLockedError
 from app.domain.tasks import Route
 from app.migration.backfill import CopyReport, backfill
 from app.migration.rehydrate import rehydrate
 from app.models import TaskType
 from app.settings import Settings
+from app.stores.memory.journal import JournalError, JournalLockedError
 
 log = logging.getLogger("app.migration")
 
@@ -161,7 +161,8 @@ class MemoryOpener:
         self._in_use = asyncio.Lock()
 
     def exists(self) -> dict[str, bool]:
-        from app.adapters import memory_agent_task_store, memory_graph_store
+        from app.stores.memory import graph_store as memory_graph_store
+        from app.stores.memory import task_store as memory_agent_task_store
 
         return {
             "graph": journal_exists(self.settings.data_dir, memory_graph_store.SUBDIR),
@@ -171,8 +172,8 @@ class MemoryOpener:
         }
 
     async def _open_once(self) -> tuple[Any, Any]:
-        from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
-        from app.adapters.memory_graph_store import MemoryGraphStore
+        from app.stores.memory.graph_store import MemoryGraphStore
+        from app.stores.memory.task_store import MemoryAgentTaskStore
 
         s = self.settings
         durability: dict[str, Any] = {

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.adapters.migration_graph_router import GraphBackend, MigratingGraphStore
-from app.adapters.migration_task_router import MigratingAgentTaskStore, TaskBackend
+from app.migration.graph_router import GraphBackend, MigratingGraphStore
+from app.migration.task_router import MigratingAgentTaskStore, TaskBackend
 from app.settings import Settings
 
 log = logging.getLogger("app.migration")
@@ -60,8 +60,8 @@ def postgres_stores(database: Any, settings: Settings) -> tuple[GraphBackend, Ta
     from app.container import build_routing
     from app.metrics import instrument_graph, instrument_tasks
 
-    graph_mod = importlib.import_module("app.adapters.postgres_graph_store")
-    task_mod = importlib.import_module("app.adapters.postgres_agent_task_store")
+    graph_mod = importlib.import_module("app.stores.postgres.graph_store")
+    task_mod = importlib.import_module("app.stores.postgres.task_store")
     return (
         instrument_graph(graph_mod.PostgresGraphStore(database), "postgres"),
         instrument_tasks(

@@ -16,12 +16,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
-from app.adapters.snapshot import Snapshot, dumps, now
 from app.migration.backfill import backfill
 from app.migration.consistency import check_consistency, record_error
 from app.migration.rehydrate import rehydrate
 from app.migration.startup import MemoryLocked
 from app.migration.wiring import MigrationState
+from app.stores.snapshot import Snapshot, dumps, now
 
 log = logging.getLogger("app.migration")
 
@@ -83,7 +83,7 @@ def _unavailable(action: str, error: Exception) -> HTTPException:
 async def snapshot(
     state: Admin, source: Literal["memory", "postgres"] = "memory"
 ) -> Response:
-    """A snapshot of one store pair in the snapshot format (app.adapters.snapshot)."""
+    """A snapshot of one store pair in the snapshot format (app.stores.snapshot)."""
     async with AsyncExitStack() as stack:
         if source == "postgres":
             _need_postgres(state)

@@ -14,10 +14,10 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
-from app.adapters.agent_task_store import AgentTaskStore
-from app.adapters.graph_store import GraphStore
 from app.container import Container
 from app.errors import NotFoundError
+from app.stores.ports import GraphStore
+from app.stores.task_ports import AgentTaskStore
 
 
 async def get_container(request: Request) -> Container:

@@ -15,9 +15,6 @@ from typing import Any
 
 import asyncpg
 
-from app.adapters.graph_store import ImportStats
-from app.db import task_queries as q
-from app.db.pool import ConstraintErrors, Database
 from app.domain import tasks as rules
 from app.errors import ConflictError, NotFoundError
 from app.models import (
@@ -27,6 +24,9 @@ from app.models import (
     TaskStatus,
     TaskType,
 )
+from app.stores.ports import ImportStats
+from app.stores.postgres import task_queries as q
+from app.stores.postgres.pool import ConstraintErrors, Database
 
 TASK_NOT_FOUND = "Task not found"
 CONSTRAINTS: ConstraintErrors = {"agent_tasks_pkey": ConflictError("Task already exists")}

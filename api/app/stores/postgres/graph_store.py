@@ -25,9 +25,6 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from app.adapters.graph_store import GraphRecords, ImportStats
-from app.db import graph_queries as q
-from app.db.pool import ConstraintErrors, Database
 from app.domain.graph import normalize_query
 from app.errors import ConflictError, NotFoundError, StoreError
 from app.models import (
@@ -43,6 +40,9 @@ from app.models import (
     SearchHit,
     SearchResult,
 )
+from app.stores.ports import GraphRecords, ImportStats
+from app.stores.postgres import graph_queries as q
+from app.stores.postgres.pool import ConstraintErrors, Database
 
 log = logging.getLogger(__name__)
 

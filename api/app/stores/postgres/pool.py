@@ -23,9 +23,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
-from app.db.migrate import EXPECTED_SCHEMA_VERSION, check_schema_version
 from app.errors import InvalidDataError, StoreError, StoreUnavailableError
 from app.settings import SECURE_SSLMODES, Settings
+from app.stores.postgres.schema import EXPECTED_SCHEMA_VERSION, check_schema_version
 
 HEALTH_QUERY = "SELECT 1"
 ConstraintErrors = Mapping[str, StoreError]

@@ -20,21 +20,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel
-
-from app.adapters import snapshot as snap
-from app.adapters.graph_store import GraphRecords, ImportStats
-from app.adapters.journaled import Journaled
-from app.adapters.memory_index import (
-    KIND_OF,
-    RECORD_KINDS,
-    ZERO,
-    GraphIndex,
-    SortedKeys,
-    build,
-    project_key,
-    tick,
-)
 from app.domain.graph import hit, matches, normalize_query, rank_key
 from app.errors import ConflictError, NotFoundError
 from app.models import (
@@ -49,6 +34,20 @@ from app.models import (
     ProjectUpsert,
     SearchResult,
 )
+from app.stores import snapshot as snap
+from app.stores.memory.index import (
+    KIND_OF,
+    RECORD_KINDS,
+    ZERO,
+    GraphIndex,
+    SortedKeys,
+    build,
+    project_key,
+    tick,
+)
+from app.stores.memory.journaled import Journaled
+from app.stores.ports import GraphRecords, ImportStats
+from pydantic import BaseModel
 
 __all__ = ["SUBDIR", "MemoryGraphStore", "SortedKeys", "tick"]  # SortedKeys, tick: task store
 

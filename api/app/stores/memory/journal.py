@@ -39,7 +39,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from app.adapters.journal_files import (
+from app.errors import StoreUnavailableError
+from app.stores.memory.journal_files import (
     JOURNAL_FILE,
     SNAPSHOT_FILE,
     Dropped,
@@ -57,7 +58,6 @@ from app.adapters.journal_files import (
     recover,
     snapshot_name,
 )
-from app.errors import StoreUnavailableError
 
 __all__ = [
     "FSYNC_POLICIES",

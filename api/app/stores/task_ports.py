@@ -21,8 +21,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from app.adapters.graph_store import ImportStats
 from app.models import AgentTask, AgentTaskCreate, AgentTaskUpdate, TaskStatus, TaskType
+from app.stores.ports import ImportStats
 
 
 @runtime_checkable

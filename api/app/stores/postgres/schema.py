@@ -76,7 +76,7 @@ class Migration:
 
 def migrations_dir() -> Path:
     override = os.environ.get("MIGRATIONS_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[3] / "migrations"
+    return Path(override) if override else Path(__file__).resolve().parents[4] / "migrations"
 
 
 def discover(directory: Path | None = None) -> list[Migration]:

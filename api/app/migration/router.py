@@ -315,11 +315,11 @@ class Route(Generic[S]):
 def __getattr__(name: str) -> Any:
     """Re-export the store routers lazily (they import this module)."""
     if name == "MigratingGraphStore":
-        from app.adapters.migration_graph_router import MigratingGraphStore
+        from app.migration.graph_router import MigratingGraphStore
 
         return MigratingGraphStore
     if name == "MigratingAgentTaskStore":
-        from app.adapters.migration_task_router import MigratingAgentTaskStore
+        from app.migration.task_router import MigratingAgentTaskStore
 
         return MigratingAgentTaskStore
     raise AttributeError(name)

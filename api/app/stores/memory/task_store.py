@@ -23,10 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.adapters import snapshot as snap
-from app.adapters.graph_store import ImportStats
-from app.adapters.journaled import Journaled
-from app.adapters.memory_index import SortedKeys, tick
 from app.domain.tasks import (
     ATTENTION,
     DEFAULT_ROUTING,
@@ -43,6 +39,10 @@ from app.domain.tasks import (
 )
 from app.errors import NotFoundError
 from app.models import AgentTask, AgentTaskCreate, AgentTaskUpdate, TaskStatus, TaskType
+from app.stores import snapshot as snap
+from app.stores.memory.index import SortedKeys, tick
+from app.stores.memory.journaled import Journaled
+from app.stores.ports import ImportStats
 
 SUBDIR = "agent_tasks"
 REVIEW_ATTENTION_LIMIT = 20

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from app.adapters.agent_task_store import AgentTaskReplica, AgentTaskStore
-from app.adapters.migration_router import RoutedStore, is_none
+from app.migration.router import RoutedStore, is_none
 from app.models import AgentTask, AgentTaskCreate, AgentTaskUpdate, TaskStatus, TaskType
+from app.stores.task_ports import AgentTaskReplica, AgentTaskStore
 
 
 class TaskBackend(AgentTaskStore, AgentTaskReplica, Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from app.adapters.journal import Journal, RecoveryReport
+from app.stores.memory.journal import Journal, RecoveryReport
 
 
 class Journaled:

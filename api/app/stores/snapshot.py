@@ -26,9 +26,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.adapters.graph_store import GraphRecords
-from app.adapters.journal import atomic_write
 from app.models import AgentTask, Asset, Contribution, Contributor, Dependency, Project
+from app.stores.memory.journal import atomic_write
+from app.stores.ports import GraphRecords
 
 FORMAT = "storemigration-snapshot"
 VERSION = 1

@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 from uuid import UUID
 
-from app.adapters.graph_store import GraphReplica, GraphStore
-from app.adapters.migration_router import RoutedStore, is_none
+from app.migration.router import RoutedStore, is_none
 from app.models import (
     Asset,
     AssetCreate,
@@ -23,6 +22,7 @@ from app.models import (
     ProjectUpsert,
     SearchResult,
 )
+from app.stores.ports import GraphReplica, GraphStore
 
 
 class GraphBackend(GraphStore, GraphReplica, Protocol):
