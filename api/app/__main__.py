@@ -1,7 +1,8 @@
 """`python -m app`: the API under uvicorn (uvloop, httptools, one worker, no access log).
 
 Settings are validated before uvicorn starts, so a bad environment variable stops the
-process with a message naming it and a non-zero exit. HOST and PORT come from the
+process with a message naming it and a non-zero exit: this entry point is the one place
+that turns a ConfigurationError into an exit. HOST and PORT come from the
 environment (default 0.0.0.0:8000, what a container needs) or --host/--port.
 """
 
@@ -11,7 +12,10 @@ import argparse
 import logging
 import os
 
-from app.settings import load_settings
+import uvicorn
+
+from app.main import create_app
+from app.settings import ConfigurationError, load_settings
 
 
 def _port(value: str) -> int:
@@ -29,11 +33,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104
     parser.add_argument("--port", type=_port, default=os.environ.get("PORT", "8000"))
     args = parser.parse_args(argv)
-    settings = load_settings()
-    import uvicorn
-
-    from app.main import create_app
-
+    try:
+        settings = load_settings()
+    except ConfigurationError as e:
+        raise SystemExit(str(e)) from None
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

@@ -43,3 +43,9 @@ class StoreUnavailableError(StoreError):
     """The backend could not serve the call in time (pool exhausted, server down)."""
 
     status_code = 503
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the store's exclusive lock (memory's journal)."""
+
+    status_code = 409

@@ -11,11 +11,18 @@ sends the Response it returns.
 
 A route qualifies when its endpoint is a coroutine returning a Response, its
 parameters are path, query or one JSON body, and its dependencies are coroutines that
-take only the Request (app.routers.deps). Every other route, and every request whose
-input does not validate or is not a JSON object body, goes to FastAPI with its body
-replayed, so errors keep FastAPI's
-exact shape. Exceptions from an endpoint go through the app's exception handlers, as
-under FastAPI. FAST_PATH=false turns it off (A/B runs, tests).
+take only the Request, or nothing (app.routers.deps). `app.dependency_overrides` is
+honoured as FastAPI honours it: an override of that kind is called here instead of the
+original; any other override sends the request to FastAPI. Every other route, and every
+request whose input does not validate or is not a JSON object body, goes to FastAPI with
+its body replayed, so errors keep FastAPI's exact shape. Exceptions from an endpoint go
+through the app's exception handlers, as under FastAPI. FAST_PATH=false turns it off.
+
+It reads FastAPI internals: the routes of included routers as `iter_route_contexts`
+yields them (their effective Dependant and `_embed_body_fields`), and the argument
+binders of fastapi.dependencies.utils. So FastAPI is pinned to one exact version
+(pyproject.toml and api/requirements.txt), and tests/api/test_fastpath_guard.py fails
+the moment any of these internals changes shape.
 """
 
 from __future__ import annotations
@@ -29,26 +36,31 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
-from fastapi.routing import APIRoute
+from fastapi.dependencies.utils import (
+    get_dependant,
+    request_body_to_args,
+    request_params_to_args,
+)
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from starlette.convertors import Convertor
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
 _JSON = b"application/json"
 # Per HTTP method, every route accepting it in the app's order, with its lean form if any.
-_Table = dict[str, list[tuple[Pattern[str], Route, "LeanRoute | None"]]]
+_Table = dict[str, list[tuple[Pattern[str], dict[str, Convertor[Any]], "LeanRoute | None"]]]
 
 
 @dataclass(frozen=True)
 class _Dependency:
     name: str | None
     call: Callable[..., Awaitable[Any]]
-    request_param: str
+    request_param: str | None
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,8 @@ class LeanRoute:
 
 
 def _request_only(dep: Dependant) -> _Dependency | None:
-    if not (dep.call and inspect.iscoroutinefunction(dep.call) and dep.request_param_name):
+    """The dependency's lean form when it is a coroutine taking the Request or nothing."""
+    if not (dep.call and inspect.iscoroutinefunction(dep.call)):
         return None
     plain = not (
         dep.path_params or dep.query_params or dep.header_params or dep.cookie_params
@@ -76,11 +89,14 @@ def _request_only(dep: Dependant) -> _Dependency | None:
     return _Dependency(dep.name, dep.call, dep.request_param_name) if plain else None
 
 
-def lean_route(route: BaseRoute) -> LeanRoute | None:
-    """The route's lean form, or None when only FastAPI can serve it."""
+def lean_route(context: RouteContext) -> LeanRoute | None:
+    """The route's lean form, or None when only FastAPI can serve it. `context` is the
+    route as the app serves it (iter_route_contexts): for an included router's route it
+    carries the effective Dependant, with the inclusion's dependencies."""
+    route = context.original_route
     if not isinstance(route, APIRoute):
         return None
-    d = route.dependant
+    d: Dependant = context.dependant
     try:
         returns = inspect.signature(route.endpoint, eval_str=True).return_annotation
     except (NameError, TypeError):  # an annotation only a type checker can resolve
@@ -105,7 +121,7 @@ def lean_route(route: BaseRoute) -> LeanRoute | None:
         path_fields=d.path_params,
         query_fields=d.query_params,
         body_fields=list(d.body_params),
-        embed_body=bool(getattr(route, "_embed_body_fields", True)),
+        embed_body=bool(context._embed_body_fields),
     )
 
 
@@ -128,17 +144,20 @@ class FastPathMiddleware:
         self.owner = owner
         self.enabled = enabled
         self._table: _Table | None = None
+        self._overrides: dict[Callable[..., Any], _Dependency | None] = {}
 
     def _build(self) -> _Table:
         table: _Table = {}
-        for route in self.owner.router.routes:
-            if isinstance(route, WebSocketRoute):
+        for context in iter_route_contexts(self.owner.router.routes):
+            if isinstance(context.original_route, WebSocketRoute):
                 continue
-            if not isinstance(route, Route) or route.methods is None:
+            if context.methods is None:
                 return {}  # a Mount or a catch-all route: only Starlette's router can match it
-            lean = lean_route(route)
-            for method in route.methods:
-                table.setdefault(method, []).append((route.path_regex, route, lean))
+            lean = lean_route(context)
+            for method in context.methods:
+                table.setdefault(method, []).append(
+                    (context.path_regex, context.param_convertors, lean)
+                )
         return table
 
     def _match(self, scope: Scope) -> tuple[LeanRoute, dict[str, Any]] | None:
@@ -146,14 +165,33 @@ class FastPathMiddleware:
         if self._table is None:
             self._table = self._build()
         path = scope["path"]
-        for regex, route, lean in self._table.get(scope["method"], ()):
+        for regex, convertors, lean in self._table.get(scope["method"], ()):
             m = regex.match(path)
             if m is not None:
                 if lean is None:
                     return None
-                return lean, {k: route.param_convertors[k].convert(v)
-                              for k, v in m.groupdict().items()}
+                return lean, {k: convertors[k].convert(v) for k, v in m.groupdict().items()}
         return None
+
+    def _dependencies(self, lean: LeanRoute) -> tuple[_Dependency, ...] | None:
+        """The route's dependencies after app.dependency_overrides, or None when an
+        override needs what only FastAPI provides (a sync call, sub-dependencies...)."""
+        overrides = self.owner.dependency_overrides
+        if not overrides:
+            return lean.dependencies
+        deps = []
+        for dep in lean.dependencies:
+            call = overrides.get(dep.call)
+            if call is None:
+                deps.append(dep)
+                continue
+            if call not in self._overrides:
+                self._overrides[call] = _request_only(get_dependant(path="", call=call))
+            swapped = self._overrides[call]
+            if swapped is None:
+                return None
+            deps.append(_Dependency(dep.name, swapped.call, swapped.request_param))
+        return tuple(deps)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or not self.enabled or scope.get("root_path")
@@ -165,17 +203,21 @@ class FastPathMiddleware:
             await self.app(scope, receive, send)
             return
         lean, params = found
+        dependencies = self._dependencies(lean)
+        if dependencies is None:
+            await self.app(scope, receive, send)
+            return
         received: list[Message] = []
         try:
-            response = await self._serve(lean, scope, params, receive, received)
+            response = await self._serve(lean, dependencies, scope, params, receive, received)
         except _Fallback:
             await self.app(scope, _replay(received, receive), send)
             return
         await response(scope, receive, send)
 
     async def _serve(
-        self, lean: LeanRoute, scope: Scope, params: dict[str, Any],
-        receive: Receive, received: list[Message],
+        self, lean: LeanRoute, dependencies: tuple[_Dependency, ...], scope: Scope,
+        params: dict[str, Any], receive: Receive, received: list[Message],
     ) -> Response:
         values, errors = request_params_to_args(lean.path_fields, params)
         if lean.query_fields:
@@ -199,8 +241,9 @@ class FastPathMiddleware:
         if lean.request_param:
             values[lean.request_param] = request
         try:
-            for dep in lean.dependencies:
-                result = await dep.call(**{dep.request_param: request})
+            for dep in dependencies:
+                result = await (dep.call(**{dep.request_param: request}) if dep.request_param
+                                else dep.call())
                 if dep.name is not None:
                     values[dep.name] = result
             response: Response = await lean.route.endpoint(**values)

@@ -1,7 +1,9 @@
 """The FastAPI application: routers, error handlers, the guard middleware, the lifespan.
 
 `create_app` takes ready stores (tests, benchmarks) or builds them from settings in the
-lifespan through app.container, so the same app object serves every backend.
+lifespan through app.backends, so the same app object serves every backend. The routers
+are included with `include_router`, so their `Annotated` dependencies (app.routers.deps)
+honour `app.dependency_overrides`.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 
 from app import http_errors
-from app.container import Container, build_container, build_routing
+from app.backends import build_container
+from app.container import Container
 from app.fastpath import FastPathMiddleware
 from app.middleware import GuardMiddleware
 from app.routers import admin, agent, graph, health, ledger
 from app.settings import Settings, load_settings
-from app.stores.ports import GraphStore
-from app.stores.task_ports import AgentTaskStore
+from app.stores.ports import AgentTaskStore, GraphStore
 
 
 def create_app(
@@ -31,7 +33,6 @@ def create_app(
     """The app. Given both stores it serves them as they are and closes nothing;
     otherwise its lifespan opens the stores the settings ask for and closes them."""
     settings = settings or load_settings()
-    build_routing(settings)
     given = graph_store is not None and task_store is not None
     if (graph_store is None) != (task_store is None):
         raise ValueError("pass both graph_store and task_store, or neither")
@@ -57,18 +58,12 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.started_at = datetime.now(UTC)
-    app.state.container = (
-        Container(settings=settings, graph_store=graph_store, task_store=task_store)  # type: ignore[arg-type]
-        if given
-        else None
-    )
+    app.state.container = None
+    if graph_store is not None and task_store is not None:
+        app.state.container = Container(settings, graph_store, task_store)
     http_errors.install(app)
     for module in (health, graph, ledger, agent, admin):
-        # Flat, not include_router: this FastAPI matches every request through both the
-        # app's and the included router's route lists (17-26 us a request, ~10% of the
-        # maximum rate); the routes already carry their prefixes and tags. Stores are
-        # given to create_app, so app.dependency_overrides is not used (nor honoured).
-        app.router.routes.extend(module.router.routes)
+        app.include_router(module.router)
     app.add_middleware(FastPathMiddleware, owner=app, enabled=settings.fast_path)
     app.add_middleware(GuardMiddleware)
     return app

@@ -2,7 +2,7 @@
 
 The migration router, the chart's alert rules and the operator's gate queries are all
 written against these exact names and labels, so they live here and nowhere else
-(app.migration.telemetry reaches them by attribute name). Store calls are timed by
+(app.migration.telemetry records the migration's through them). Store calls are timed by
 `InstrumentedStore`, a thin wrapper that pre-resolves its labelled children once so the
 hot path costs two clock reads, one histogram observation and one counter increment.
 

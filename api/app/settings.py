@@ -1,9 +1,11 @@
 """Every switch the API reads, validated once at start-up (pydantic-settings).
 
-A bad value stops the process with a message naming the variable; it never starts in
-a half-configured state. The migration switches resolve, per store, into a
-`StoreMode` that the migration router follows; per-store overrides
-(GRAPH_STORE_*, AGENT_TASK_STORE_*) let each store move on its own.
+A bad value is refused with a message naming the variable (`ConfigurationError`; the
+entry point turns it into a non-zero exit), so the service never starts half-configured.
+TASK_ROUTING is parsed here, once, into the typed routing table the task stores use. The
+migration switches resolve, per store, into a `StoreMode` that the migration router
+follows; per-store overrides (GRAPH_STORE_*, AGENT_TASK_STORE_*) let each store move on
+its own.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.domain.tasks import DEFAULT_ROUTING, ModelAssignment
+from app.models import TaskType
 
 Percent = Annotated[int, Field(ge=0, le=100)]
 StoreName = Literal["graph", "agent_task"]
+STORES: tuple[StoreName, ...] = ("graph", "agent_task")
 SECURE_SSLMODES = {"require", "verify-ca", "verify-full"}
 
 
@@ -87,25 +93,49 @@ class Settings(BaseSettings):
     shadow_read_percent: Annotated[float, Field(ge=0, le=100)] = 0.0
     ready_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
     admin_token: SecretStr | None = None
-    task_routing: str | None = None
+    task_routing: Annotated[dict[TaskType, ModelAssignment], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_ROUTING)
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     fast_path: bool = True
 
-    @field_validator("task_routing")
+    @field_validator("task_routing", mode="before")
     @classmethod
-    def _routing_is_json(cls, v: str | None) -> str | None:
-        if v is not None:
+    def _routing_over_defaults(cls, v: Any) -> Any:
+        """DEFAULT_ROUTING with TASK_ROUTING merged over it, field by field:
+        TASK_ROUTING='{"spec": {"model": "m"}}' changes only spec's model."""
+        if isinstance(v, str):
+            if not v.strip():
+                return dict(DEFAULT_ROUTING)
             try:
-                parsed = json.loads(v)
+                v = json.loads(v)
             except json.JSONDecodeError as e:
                 raise ValueError(f"TASK_ROUTING is not JSON: {e.msg}") from None
-            if not isinstance(parsed, dict):
-                raise ValueError("TASK_ROUTING must be a JSON object keyed by task_type")
-        return v
+        if not isinstance(v, dict):
+            raise ValueError("TASK_ROUTING must be a JSON object keyed by task_type")
+        routing: dict[TaskType, Any] = dict(DEFAULT_ROUTING)
+        for key, value in v.items():
+            try:
+                task_type = TaskType(key)
+            except ValueError:
+                raise ValueError(f"TASK_ROUTING: unknown task_type {key!r}") from None
+            if isinstance(value, ModelAssignment):
+                routing[task_type] = value
+                continue
+            if not isinstance(value, dict):
+                raise ValueError(f"TASK_ROUTING: entry {key!r} must be an object")
+            merged = routing[task_type].model_dump() | value
+            try:
+                routing[task_type] = ModelAssignment.model_validate(merged)
+            except ValueError:
+                raise ValueError(
+                    f"TASK_ROUTING: entry {key!r} needs string model, tier and command"
+                ) from None
+        return routing
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
-        for store in ("graph", "agent_task"):
+        for store in STORES:
             mode = self.store_mode(store)
             prefix = f"{store.upper()}_STORE_"
             if (mode.dual_write or mode.backend == "postgres") and not self.database_url:
@@ -130,7 +160,7 @@ class Settings(BaseSettings):
                     f"IN_MEMORY_WRITES ({prefix}IN_MEMORY_WRITES)=false requires DUAL_WRITE_MODE"
                 )
         memory_trusted_dual = any(
-            self.store_mode(s).write_target == "dual" for s in ("graph", "agent_task")
+            self.store_mode(s).write_target == "dual" for s in STORES
         )
         if self.rehydrate_on_start and not memory_trusted_dual:
             raise ValueError(
@@ -169,13 +199,17 @@ class Settings(BaseSettings):
 
     def postgres_in_use(self) -> bool:
         return any(
-            self.store_mode(s).write_target != "in-memory" for s in ("graph", "agent_task")
+            self.store_mode(s).write_target != "in-memory" for s in STORES
         )
 
 
+class ConfigurationError(ValueError):
+    """The environment does not make a valid configuration; the message names each bad
+    variable and never echoes a value (which may be a secret)."""
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, or a SystemExit that names each bad variable
-    (and never echoes a value, which may be a secret)."""
+    """Settings from the environment, or a ConfigurationError naming each bad variable."""
     try:
         return Settings(**overrides)
     except ValidationError as e:
@@ -183,4 +217,4 @@ def load_settings(**overrides: Any) -> Settings:
         for err in e.errors():
             where = "_".join(str(p) for p in err["loc"]).upper() or "settings"
             lines.append(f"  {where}: {err['msg']}")
-        raise SystemExit("invalid configuration:\n" + "\n".join(lines)) from None
+        raise ConfigurationError("invalid configuration:\n" + "\n".join(lines)) from None

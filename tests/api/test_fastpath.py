@@ -17,7 +17,7 @@ from app.settings import Settings
 from app.stores.memory.graph_store import MemoryGraphStore
 from app.stores.memory.task_store import MemoryAgentTaskStore
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from tests.api.test_bad_input import CASES
 
@@ -61,8 +61,8 @@ async def pair() -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
 def test_hot_routes_qualify() -> None:
     routes = {
         (method, r.path): r
-        for r in make_app(True).router.routes
-        if isinstance(r, APIRoute)
+        for r in iter_route_contexts(make_app(True).router.routes)
+        if isinstance(r.original_route, APIRoute)
         for method in r.methods
     }
     for key in HOT:

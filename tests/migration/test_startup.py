@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from app.container import Container, build_container
+from app.backends import build_container
+from app.container import Container
 from app.migration import startup
 from app.models import (
     AgentTaskCreate,

@@ -8,11 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from app.domain.tasks import DEFAULT_ROUTING, Route
+from app.domain.tasks import DEFAULT_ROUTING, ModelAssignment
 from app.errors import InvalidTransitionError, NotFoundError
 from app.models import AgentTaskCreate, AgentTaskUpdate, TaskStatus, TaskType
 from app.stores.memory.task_store import MemoryAgentTaskStore
-from app.stores.task_ports import AgentTaskReplica, AgentTaskStore
+from app.stores.ports import AgentTaskReplica, AgentTaskStore
 
 Reopen = Callable[[MemoryAgentTaskStore], Awaitable[MemoryAgentTaskStore]]
 Pair = tuple[MemoryAgentTaskStore, Reopen]
@@ -69,7 +69,7 @@ async def test_create_uses_the_routing_table(store_and_reopen: Pair) -> None:
     assert await store.get_task(task.id) == task
     assert await store.get_task("task_0000000000000000") is None
     routed = MemoryAgentTaskStore(
-        {**DEFAULT_ROUTING, TaskType.test: Route(model="tiny", tier="t", command="run")}
+        {**DEFAULT_ROUTING, TaskType.test: ModelAssignment(model="tiny", tier="t", command="run")}
     )
     assert (await routed.create_task(create("t", TaskType.test))).model == "tiny"
 

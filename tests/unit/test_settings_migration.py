@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from app.settings import Settings, load_settings
+from app.settings import ConfigurationError, Settings, load_settings
 
 DSN = "postgresql://app@127.0.0.1/app"
 
@@ -19,7 +19,7 @@ DSN = "postgresql://app@127.0.0.1/app"
     ],
 )
 def test_reading_postgres_without_dual_write_is_refused(env: dict[str, object]) -> None:
-    with pytest.raises(SystemExit) as e:
+    with pytest.raises(ConfigurationError) as e:
         load_settings(database_url=DSN, **env)
     assert "READ_FROM_POSTGRES_PERCENT" in str(e.value)
     assert "DUAL_WRITE_MODE" in str(e.value)
@@ -37,7 +37,7 @@ def test_reading_postgres_is_fine_with_dual_write_or_postgres_backend() -> None:
           "read_from_postgres_percent": 100}],
 )
 def test_rehydrate_on_start_needs_memory_trusted_dual_write(env: dict[str, object]) -> None:
-    with pytest.raises(SystemExit, match="REHYDRATE_ON_START"):
+    with pytest.raises(ConfigurationError, match="REHYDRATE_ON_START"):
         load_settings(database_url=DSN, rehydrate_on_start=True, **env)
     assert Settings(database_url=DSN, dual_write_mode=True, rehydrate_on_start=True)
     assert not Settings().rehydrate_on_start

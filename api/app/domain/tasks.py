@@ -40,19 +40,23 @@ PHASES = (TaskType.spec, TaskType.impl, TaskType.test, TaskType.review)
 STUCK_AFTER_SECONDS = 600
 
 
-class Route(BaseModel):
+class ModelAssignment(BaseModel):
+    """The model, tier and command a task type is routed to (TASK_ROUTING)."""
+
     model: str
     tier: str
     command: str
 
 
-DEFAULT_ROUTING: dict[TaskType, Route] = {
-    TaskType.spec: Route(model="claude-opus", tier="premium", command="agent-run spec"),
-    TaskType.test: Route(model="claude-sonnet", tier="standard", command="agent-run test"),
-    TaskType.impl: Route(model="claude-sonnet", tier="standard", command="agent-run impl"),
-    TaskType.review: Route(model="claude-opus", tier="premium", command="agent-run review"),
-    TaskType.heal: Route(model="claude-haiku", tier="economy", command="agent-run heal"),
+_A = ModelAssignment
+DEFAULT_ROUTING: dict[TaskType, ModelAssignment] = {
+    TaskType.spec: _A(model="claude-opus", tier="premium", command="agent-run spec"),
+    TaskType.test: _A(model="claude-sonnet", tier="standard", command="agent-run test"),
+    TaskType.impl: _A(model="claude-sonnet", tier="standard", command="agent-run impl"),
+    TaskType.review: _A(model="claude-opus", tier="premium", command="agent-run review"),
+    TaskType.heal: _A(model="claude-haiku", tier="economy", command="agent-run heal"),
 }
+TaskRouting = Mapping[TaskType, ModelAssignment]
 
 
 def new_task_id() -> str:
@@ -60,7 +64,7 @@ def new_task_id() -> str:
 
 
 def new_task(
-    data: AgentTaskCreate, now: datetime, routing: Mapping[TaskType, Route] = DEFAULT_ROUTING
+    data: AgentTaskCreate, now: datetime, routing: TaskRouting = DEFAULT_ROUTING
 ) -> AgentTask:
     route = routing[data.task_type]
     command = data.context.get("command_override")
@@ -121,7 +125,7 @@ def review_document(by_status: Mapping[str, int], attention: Sequence[AgentTask]
 
 def usage_document(
     rows: Iterable[tuple[str, str, int, datetime | None]],
-    routing: Mapping[TaskType, Route] = DEFAULT_ROUTING,
+    routing: TaskRouting = DEFAULT_ROUTING,
 ) -> dict[str, Any]:
     """rows: (model, status, count, last_used) where last_used is the latest
     updated_at-or-created_at of that model's tasks in that status."""

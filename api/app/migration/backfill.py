@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import ConflictError, InvalidDataError
-from app.stores.ports import GraphRecords, GraphReplica, ImportStats
-from app.stores.task_ports import AgentTaskReplica
+from app.stores.ports import AgentTaskReplica, GraphRecords, GraphReplica, ImportStats
 
 RefusedError = (InvalidDataError, ConflictError)
 MAX_LISTED = 1000

@@ -26,8 +26,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from app.migration import telemetry
-from app.stores.ports import GraphRecords, GraphReplica
-from app.stores.task_ports import AgentTaskReplica
+from app.stores.ports import AgentTaskReplica, GraphRecords, GraphReplica
 
 GRAPH_KINDS = ("projects", "dependencies", "contributors", "assets", "contributions")
 DEFAULT_SAMPLE = 0.10

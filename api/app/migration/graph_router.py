@@ -1,12 +1,11 @@
 """MigratingGraphStore: the GraphStore the HTTP layer sees while the graph moves to
-PostgreSQL. Each call is routed by a `Route` (see migration_router.py); a write copies
+PostgreSQL. Each call is routed by a `StoreRouting` (see router.py); a write copies
 the records it produced, not the command, so ids, timestamps and derived values come
 from the trusted store.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
 from uuid import UUID
 
 from app.migration.router import RoutedStore, is_none
@@ -22,11 +21,7 @@ from app.models import (
     ProjectUpsert,
     SearchResult,
 )
-from app.stores.ports import GraphReplica, GraphStore
-
-
-class GraphBackend(GraphStore, GraphReplica, Protocol):
-    """A graph backend offers both faces: the store and the record-copying replica."""
+from app.stores.ports import GraphBackend
 
 
 class MigratingGraphStore(RoutedStore[GraphBackend]):

@@ -9,8 +9,7 @@ record, total_cost derived from contributions), so a rehydrate can be repeated.
 from __future__ import annotations
 
 from app.migration.backfill import CHUNK, CopyReport, Progress, copy_records
-from app.stores.ports import GraphReplica
-from app.stores.task_ports import AgentTaskReplica
+from app.stores.ports import AgentTaskReplica, GraphReplica
 
 
 async def rehydrate(

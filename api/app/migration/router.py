@@ -1,6 +1,6 @@
 """The routing machinery shared by the graph and agent-task migration routers.
 
-One `Route` per store decides, from the store's `StoreMode`, which backend answers each
+One `StoreRouting` per store decides, from the store's `StoreMode`, which backend answers each
 call, and keeps the rules that protect the data while two stores hold it:
 - the trusted store answers a write; the other receives the resulting record through
   its replica face (an upsert of the new state, never a replay of the command), under
@@ -14,8 +14,7 @@ call, and keeps the rules that protect the data while two stores hold it:
 - a comparison (or a PostgreSQL miss) that overlapped a write on the same store is
   counted "skipped", not "mismatch": the two stores legitimately differ for the length
   of a write and its copy, and a busy store would otherwise look inconsistent.
-The store-specific classes live in migration_graph_router.py and
-migration_task_router.py and are re-exported here.
+The store-specific classes built on it are in graph_router.py and task_router.py.
 """
 
 from __future__ import annotations
@@ -64,7 +63,7 @@ def is_none(value: object) -> bool:
     return value is None
 
 
-class Route(Generic[S]):
+class StoreRouting(Generic[S]):
     """Routing for one store. `memory` and `postgres` are full backends (store plus
     replica); `postgres` is None when no database is configured."""
 
@@ -312,21 +311,8 @@ class Route(Generic[S]):
         }
 
 
-def __getattr__(name: str) -> Any:
-    """Re-export the store routers lazily (they import this module)."""
-    if name == "MigratingGraphStore":
-        from app.migration.graph_router import MigratingGraphStore
-
-        return MigratingGraphStore
-    if name == "MigratingAgentTaskStore":
-        from app.migration.task_router import MigratingAgentTaskStore
-
-        return MigratingAgentTaskStore
-    raise AttributeError(name)
-
-
 class RoutedStore(Generic[S]):
-    """What both store routers share: one Route over (memory, PostgreSQL) for `STORE`."""
+    """What both store routers share: one StoreRouting over (memory, PostgreSQL) for `STORE`."""
 
     STORE = ""
 
@@ -340,7 +326,7 @@ class RoutedStore(Generic[S]):
         shadow_read_percent: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:
-        self.route: Route[S] = Route(
+        self.route: StoreRouting[S] = StoreRouting(
             self.STORE,
             mode,
             memory,

@@ -16,7 +16,9 @@ highest id, so a project PostgreSQL created is never given the same id again.
 When every store is PostgreSQL-primary the service scales out, so memory's journal,
 which one process locks, is opened only briefly: for the start-up backfill (waiting a
 bounded time if another pod holds it, which is then doing the same backfill) and on
-demand by the admin endpoints (`MemoryOpener`).
+demand by the admin endpoints (`MemoryOpener`). Opening memory is the memory backend's
+job (app.stores.memory.durable.DurableMemory); this module is handed that opener, so it
+knows the stores only through their ports.
 """
 
 from __future__ import annotations
@@ -24,17 +26,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from app.domain.tasks import Route
+from app.errors import StoreLockedError
 from app.migration.backfill import CopyReport, backfill
 from app.migration.rehydrate import rehydrate
-from app.models import TaskType
 from app.settings import Settings
-from app.stores.memory.journal import JournalError, JournalLockedError
+from app.stores.ports import GraphBackend, TaskBackend
 
 log = logging.getLogger("app.migration")
 
@@ -46,17 +46,22 @@ class StartupRefused(RuntimeError):
     """The service must not serve: a reconciliation it needs cannot run."""
 
 
-class MemoryLocked(RuntimeError):
-    """Another process holds memory's journal."""
+class OpenGraph(GraphBackend, Protocol):
+    async def close(self) -> None: ...
 
 
-def is_locked(error: JournalError) -> bool:
-    return isinstance(error, JournalLockedError)
+class OpenTasks(TaskBackend, Protocol):
+    async def close(self) -> None: ...
 
 
-def journal_exists(data_dir: Path, subdir: str) -> bool:
-    directory = Path(data_dir) / subdir
-    return directory.is_dir() and any(p.name != "LOCK" for p in directory.iterdir())
+class MemorySource(Protocol):
+    """Memory's durable stores as the migration sees them (DurableMemory)."""
+
+    def journals_exist(self) -> dict[str, bool]: ...
+
+    async def open(self) -> tuple[OpenGraph, OpenTasks]:
+        """Both stores, opened; StoreLockedError if another process holds a journal."""
+        ...
 
 
 def _summary(report: CopyReport) -> str:
@@ -155,58 +160,22 @@ class MemoryOpener:
     """Opens memory's durable stores for a moment (start-up backfill, admin calls) when
     the service otherwise runs without them, releasing the journal's lock after."""
 
-    def __init__(self, settings: Settings, routing: Mapping[TaskType, Route]) -> None:
+    def __init__(self, settings: Settings, memory: MemorySource) -> None:
         self.settings = settings
-        self.routing = routing
+        self.memory = memory
         self._in_use = asyncio.Lock()
 
-    def exists(self) -> dict[str, bool]:
-        from app.stores.memory import graph_store as memory_graph_store
-        from app.stores.memory import task_store as memory_agent_task_store
-
-        return {
-            "graph": journal_exists(self.settings.data_dir, memory_graph_store.SUBDIR),
-            "agent_task": journal_exists(
-                self.settings.data_dir, memory_agent_task_store.SUBDIR
-            ),
-        }
-
-    async def _open_once(self) -> tuple[Any, Any]:
-        from app.stores.memory.graph_store import MemoryGraphStore
-        from app.stores.memory.task_store import MemoryAgentTaskStore
-
-        s = self.settings
-        durability: dict[str, Any] = {
-            "fsync": s.journal_fsync,
-            "fsync_interval_ms": s.journal_fsync_interval_ms,
-            "snapshot_every": s.snapshot_every,
-        }
-        try:
-            graph = await MemoryGraphStore.open(s.data_dir, **durability)
-        except JournalError as e:
-            if is_locked(e):
-                raise MemoryLocked(str(e)) from None
-            raise
-        try:
-            tasks = await MemoryAgentTaskStore.open(s.data_dir, routing=self.routing, **durability)
-        except BaseException as e:
-            await graph.close()
-            if isinstance(e, JournalError) and is_locked(e):
-                raise MemoryLocked(str(e)) from None
-            raise
-        return graph, tasks
-
     @asynccontextmanager
-    async def open(self, wait: float = 0.0) -> AsyncIterator[tuple[Any, Any]]:
-        """Both memory stores, open for the block; MemoryLocked if another process
+    async def open(self, wait: float = 0.0) -> AsyncIterator[tuple[OpenGraph, OpenTasks]]:
+        """Both memory stores, open for the block; StoreLockedError if another process
         still holds the journal after `wait` seconds."""
         async with self._in_use:
             deadline = time.monotonic() + wait
             while True:
                 try:
-                    graph, tasks = await self._open_once()
+                    graph, tasks = await self.memory.open()
                     break
-                except MemoryLocked:
+                except StoreLockedError:
                     if time.monotonic() >= deadline:
                         raise
                     await asyncio.sleep(LOCK_POLL_SECONDS)
@@ -219,13 +188,13 @@ class MemoryOpener:
     async def backfill_at_start(self, pg_graph: Any, pg_tasks: Any) -> CopyReport | None:
         """The start-up backfill when every store is PostgreSQL-primary: only if a
         journal exists; skipped with a warning if another pod keeps it locked."""
-        if not any(self.exists().values()):
+        if not any(self.memory.journals_exist().values()):
             log.info("no memory journal in %s: nothing to backfill", self.settings.data_dir)
             return None
         try:
             async with self.open(wait=LOCK_WAIT_SECONDS) as (graph, tasks):
                 return await backfill_trusted(self.settings, graph, tasks, pg_graph, pg_tasks)
-        except MemoryLocked:
+        except StoreLockedError:
             log.warning(
                 "memory's journal stayed locked by another process for %.0fs: skipping the "
                 "start-up backfill (the process holding it runs the same backfill)",

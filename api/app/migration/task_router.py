@@ -1,5 +1,5 @@
 """MigratingAgentTaskStore: the AgentTaskStore the HTTP layer sees while agent tasks
-move to PostgreSQL. Each call is routed by a `Route` (see migration_router.py); a
+move to PostgreSQL. Each call is routed by a `StoreRouting` (see router.py); a
 create or an update copies the resulting task to the other store, never the command,
 so the transition check runs once, in the trusted store.
 """
@@ -7,15 +7,11 @@ so the transition check runs once, in the trusted store.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from app.migration.router import RoutedStore, is_none
 from app.models import AgentTask, AgentTaskCreate, AgentTaskUpdate, TaskStatus, TaskType
-from app.stores.task_ports import AgentTaskReplica, AgentTaskStore
-
-
-class TaskBackend(AgentTaskStore, AgentTaskReplica, Protocol):
-    """An agent-task backend offers both faces: the store and the replica."""
+from app.stores.ports import TaskBackend
 
 
 async def _put(pg: TaskBackend, task: AgentTask) -> None:

@@ -2,75 +2,48 @@
 
 The router and the consistency check record what the operator's gates read
 (dual-write failures, reads per backend, fallbacks, shadow-read results, consistency
-results). app.metrics owns the metric objects; this module is the one place that
-knows their attribute names, so a missing metrics module never breaks a request.
+results). app.metrics owns the metric objects; this module names what the migration
+records, so the router and the checks never touch a metric object themselves.
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-log = logging.getLogger("app.migration")
-
-
-def _metric(name: str) -> Any | None:
-    try:
-        metrics = importlib.import_module("app.metrics")
-    except ImportError:
-        return None
-    return getattr(metrics, name, None)
-
-
-def _inc(name: str, amount: float = 1.0, **labels: str) -> None:
-    metric = _metric(name)
-    if metric is not None:
-        metric.labels(**labels).inc(amount)
-
-
-def _set(name: str, value: float, **labels: str) -> None:
-    metric = _metric(name)
-    if metric is not None:
-        metric.labels(**labels).set(value)
+from app import metrics
 
 
 @asynccontextmanager
 async def postgres_copy(store: str, operation: str) -> AsyncIterator[None]:
     """Count and time a second write as a PostgreSQL store operation, so copy failures
     reach the error-rate gate (storemigration_store_operations_total) as well."""
-    observe = _metric("observe")
-    if observe is None:
-        yield
-        return
-    async with observe(store, "postgres", operation):
+    async with metrics.observe(store, "postgres", operation):
         yield
 
 
 def dual_write_failure(store: str, operation: str) -> None:
-    _inc("DUAL_WRITE_FAILURES", store=store, operation=operation)
+    metrics.DUAL_WRITE_FAILURES.labels(store, operation).inc()
 
 
 def read_served(store: str, backend: str) -> None:
-    _inc("READS", store=store, backend=backend)
+    metrics.READS.labels(store, backend).inc()
 
 
 def read_fallback(store: str) -> None:
-    _inc("READ_FALLBACKS", store=store)
+    metrics.READ_FALLBACKS.labels(store).inc()
 
 
 def read_percent_configured(store: str, percent: float) -> None:
-    _set("READ_PERCENT_CONFIGURED", percent, store=store)
+    metrics.READ_PERCENT_CONFIGURED.labels(store).set(percent)
 
 
 def shadow_read(store: str, result: str) -> None:
-    _inc("SHADOW_READS", store=store, result=result)
+    metrics.SHADOW_READS.labels(store, result).inc()
 
 
 def consistency_result(store: str, result: str, mismatch_ratio: float | None, now: float) -> None:
-    _inc("CONSISTENCY_CHECKS", store=store, result=result)
+    metrics.CONSISTENCY_CHECKS.labels(store, result).inc()
     if mismatch_ratio is not None:
-        _set("CONSISTENCY_MISMATCH_RATIO", mismatch_ratio, store=store)
-    _set("CONSISTENCY_LAST_RUN", now, store=store)
+        metrics.CONSISTENCY_MISMATCH_RATIO.labels(store).set(mismatch_ratio)
+    metrics.CONSISTENCY_LAST_RUN.labels(store).set(now)

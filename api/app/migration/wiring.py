@@ -1,26 +1,25 @@
 """Putting the migration router in front of each store, from the settings.
 
-The container calls `build_migration_stores` once at start-up; the routers it returns
-are what the HTTP layer uses. `MigrationState` is the small interface the admin
-endpoints read from `request.app.state.migration`: both faces of both stores, the
-database, and the settings that hold the admin token.
+The service's start-up (app.backends) calls `build_migration_stores` once with both
+backends already open; the routers it returns are what the HTTP layer uses.
+`MigrationState` is what the admin endpoints read from `request.app.state.migration`:
+both faces of both stores, the database, and the settings that hold the admin token.
+This module knows the stores only through their ports, never a backend.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.migration.graph_router import GraphBackend, MigratingGraphStore
-from app.migration.task_router import MigratingAgentTaskStore, TaskBackend
+from app.migration.graph_router import MigratingGraphStore
+from app.migration.startup import MemoryOpener
+from app.migration.task_router import MigratingAgentTaskStore
 from app.settings import Settings
+from app.stores.ports import GraphBackend, TaskBackend
 
 log = logging.getLogger("app.migration")
-
-StoreStatus = Callable[[], dict[str, Any]]
 
 
 @dataclass
@@ -32,9 +31,26 @@ class MigrationState:
     postgres_tasks: TaskBackend | None = None
     database: Any | None = None
     routers: list[MigratingGraphStore | MigratingAgentTaskStore] = field(default_factory=list)
-    memory_opener: Any | None = None
+    memory_opener: MemoryOpener | None = None
     """Set when memory is not held open (every store PostgreSQL-primary): admin calls
-    that need memory open it through this (app.migration.startup.MemoryOpener)."""
+    that need memory open it through this."""
+
+
+@dataclass
+class StoreStatus:
+    """The spec's store-status document for the running routers; `state` is the
+    MigrationState for `app.state.migration`."""
+
+    graph: MigratingGraphStore
+    tasks: MigratingAgentTaskStore
+    state: MigrationState
+
+    def __call__(self) -> dict[str, Any]:
+        return {
+            "graph_store": self.graph.store_status(),
+            "agent_task_store": self.tasks.store_status(),
+            "postgres": postgres_status(self.state.database),
+        }
 
 
 def postgres_status(database: Any | None) -> dict[str, Any]:
@@ -55,21 +71,6 @@ def postgres_status(database: Any | None) -> dict[str, Any]:
     return doc
 
 
-def postgres_stores(database: Any, settings: Settings) -> tuple[GraphBackend, TaskBackend]:
-    """PostgreSQL stores on `database`, instrumented as backend="postgres"."""
-    from app.container import build_routing
-    from app.metrics import instrument_graph, instrument_tasks
-
-    graph_mod = importlib.import_module("app.stores.postgres.graph_store")
-    task_mod = importlib.import_module("app.stores.postgres.task_store")
-    return (
-        instrument_graph(graph_mod.PostgresGraphStore(database), "postgres"),
-        instrument_tasks(
-            task_mod.PostgresAgentTaskStore(database, build_routing(settings)), "postgres"
-        ),
-    )
-
-
 async def build_migration_stores(
     settings: Settings,
     memory_graph: GraphBackend,
@@ -80,13 +81,9 @@ async def build_migration_stores(
     postgres_tasks: TaskBackend | None = None,
 ) -> tuple[MigratingGraphStore, MigratingAgentTaskStore, StoreStatus]:
     """Routers for both stores per settings.store_mode, and the store-status callable.
-    The PostgreSQL stores are built on `database` unless given (e.g. already wrapped by
-    the metrics layer). The returned callable carries `.state`, the MigrationState for
-    `app.state.migration`."""
+    With a `database`, its PostgreSQL stores must be given (app.backends builds them)."""
     if database is not None and (postgres_graph is None or postgres_tasks is None):
-        built_graph, built_tasks = postgres_stores(database, settings)
-        postgres_graph = postgres_graph or built_graph
-        postgres_tasks = postgres_tasks or built_tasks
+        raise ValueError("a database was given without its PostgreSQL stores")
     timeout, shadow = settings.second_write_timeout, settings.shadow_read_percent
     graph = MigratingGraphStore(
         memory_graph,
@@ -111,13 +108,4 @@ async def build_migration_stores(
         database=database,
         routers=[graph, tasks],
     )
-
-    def store_status() -> dict[str, Any]:
-        return {
-            "graph_store": graph.store_status(),
-            "agent_task_store": tasks.store_status(),
-            "postgres": postgres_status(database),
-        }
-
-    store_status.state = state  # type: ignore[attr-defined]
-    return graph, tasks, store_status
+    return graph, tasks, StoreStatus(graph, tasks, state)

@@ -16,12 +16,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
+from app.errors import StoreLockedError
 from app.migration.backfill import backfill
 from app.migration.consistency import check_consistency, record_error
 from app.migration.rehydrate import rehydrate
-from app.migration.startup import MemoryLocked
 from app.migration.wiring import MigrationState
-from app.stores.snapshot import Snapshot, dumps, now
+from app.settings import STORES
+from app.stores.ports import GraphBackend, TaskBackend
+from app.stores.snapshot import Snapshot, dumps
 
 log = logging.getLogger("app.migration")
 
@@ -57,15 +59,17 @@ def _need_postgres(state: MigrationState) -> None:
         raise HTTPException(409, "no PostgreSQL is configured (DATABASE_URL is not set)")
 
 
-async def _memory(state: MigrationState, stack: AsyncExitStack) -> tuple[Any, Any]:
+async def _memory(
+    state: MigrationState, stack: AsyncExitStack
+) -> tuple[GraphBackend, TaskBackend]:
     """Memory's two stores: the ones the service holds open or, when every store is
     PostgreSQL-primary and memory is not held, opened for this call (409 if another
     process holds memory's journal)."""
     if state.memory_opener is None:
         return state.memory_graph, state.memory_tasks
     try:
-        stores: tuple[Any, Any] = await stack.enter_async_context(state.memory_opener.open())
-    except MemoryLocked:
+        stores = await stack.enter_async_context(state.memory_opener.open())
+    except StoreLockedError:
         raise HTTPException(
             409,
             "memory's journal is locked by another process (another replica or a Job "
@@ -83,7 +87,7 @@ def _unavailable(action: str, error: Exception) -> HTTPException:
 async def snapshot(
     state: Admin, source: Literal["memory", "postgres"] = "memory"
 ) -> Response:
-    """A snapshot of one store pair in the snapshot format (app.stores.snapshot)."""
+    """A snapshot of one store pair in the snapshot format (app.adapters.snapshot)."""
     async with AsyncExitStack() as stack:
         if source == "postgres":
             _need_postgres(state)
@@ -98,9 +102,7 @@ async def snapshot(
             if source == "memory":
                 raise
             raise _unavailable("snapshot", e) from None
-    next_id = max((p.id for p in graph.projects), default=0) + 1
-    taken = Snapshot(taken_at=now(), graph=graph, next_project_id=next_id, agent_tasks=tasks)
-    return Response(dumps(taken), media_type="application/json")
+    return Response(dumps(Snapshot.of(graph, tasks)), media_type="application/json")
 
 
 @router.post("/backfill")
@@ -142,7 +144,7 @@ async def consistency_check(
                 recheck_delay=state.settings.second_write_timeout,
             )
         except Exception as e:
-            record_error(["graph", "agent_task"])
+            record_error(STORES)
             raise _unavailable("consistency check", e) from None
     doc = report.as_dict()
     return {

@@ -26,7 +26,7 @@ from app.models import (
     TaskType,
 )
 from app.routers.deps import Current, Tasks, model_response
-from app.settings import StoreName
+from app.settings import STORES
 
 router = APIRouter(prefix="/api/agent", tags=["agent"])
 
@@ -120,8 +120,7 @@ def store_status_document(container: Container) -> dict[str, Any]:
     if container.store_status is not None:
         return container.store_status()
     document: dict[str, Any] = {}
-    stores: tuple[StoreName, ...] = ("graph", "agent_task")
-    for store in stores:
+    for store in STORES:
         mode = container.settings.store_mode(store)
         document[f"{store}_store"] = {
             "write_target": mode.write_target,

@@ -16,8 +16,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from app.container import Container
 from app.errors import NotFoundError
-from app.stores.ports import GraphStore
-from app.stores.task_ports import AgentTaskStore
+from app.stores.ports import AgentTaskStore, GraphStore
 
 
 async def get_container(request: Request) -> Container:

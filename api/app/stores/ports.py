@@ -1,11 +1,13 @@
-"""The GraphStore protocol: projects, dependency edges, contributors, assets, contributions.
+"""The store protocols (ports): what routers, the migration and the scripts may rely on.
 
-Routers depend on `GraphStore` only. `GraphReplica` is the second face every backend
-offers to the migration router, the backfill and the verifier: it copies whole records
-(the state the trusted store produced) instead of replaying commands, so ids,
-timestamps and derived values are never recomputed on the copy.
+`GraphStore` and `AgentTaskStore` are what the routers call. `GraphReplica` and
+`AgentTaskReplica` are the second face every backend offers to the migration router, the
+backfill and the verifier: they copy whole records (the state the trusted store produced)
+instead of replaying commands, so ids, timestamps and derived values are never recomputed
+on the copy. `GraphBackend` and `TaskBackend` are both faces together, what the migration
+router puts in front of each other.
 
-Rules every backend keeps (the contract suite checks them):
+Rules every graph backend keeps (the contract suite checks them):
 - get_* return None for a missing key; create_contribution and the per-asset /
   per-contributor listings raise NotFoundError("Contributor not found") first, then
   NotFoundError("Asset not found"). add_dependency raises NotFoundError("Project not
@@ -16,15 +18,30 @@ Rules every backend keeps (the contract suite checks them):
   per-contributor contribution listings are oldest first by (timestamp, id).
 - put_* and import_graph never overwrite a record held at a newer updated_at, and
   are idempotent: applying the same record twice changes nothing.
+
+Rules every agent-task backend keeps:
+- create_task assigns id (`task_` + 16 hex), status pending, model/tier/command from
+  the routing table (app.domain.tasks), created_at now, updated_at None.
+- update_task checks app.domain.tasks.check_transition and raises
+  InvalidTransitionError (409) on a bad one, NotFoundError("Task not found") on a
+  missing id; it sets updated_at, sets started_at on the first entry to running, and a
+  decision sent while needs_decision moves the task to running.
+- Listings are newest first by (created_at, id) descending.
+- Summaries are built by the pure functions in app.domain.tasks from the rows each
+  backend selects, so every backend returns the same document.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from app.models import (
+    AgentTask,
+    AgentTaskCreate,
+    AgentTaskUpdate,
     Asset,
     AssetCreate,
     Contribution,
@@ -35,6 +52,8 @@ from app.models import (
     Project,
     ProjectUpsert,
     SearchResult,
+    TaskStatus,
+    TaskType,
 )
 
 
@@ -122,3 +141,47 @@ class GraphReplica(Protocol):
     async def export_graph(self) -> GraphRecords: ...
 
     async def import_graph(self, records: GraphRecords) -> ImportStats: ...
+
+
+@runtime_checkable
+class AgentTaskStore(Protocol):
+    async def create_task(self, data: AgentTaskCreate) -> AgentTask: ...
+
+    async def get_task(self, task_id: str) -> AgentTask | None: ...
+
+    async def list_tasks(
+        self,
+        status: TaskStatus | None = None,
+        task_type: TaskType | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[AgentTask], int]: ...
+
+    async def update_task(self, task_id: str, data: AgentTaskUpdate) -> AgentTask: ...
+
+    async def get_attention_tasks(self, limit: int = 20) -> tuple[list[AgentTask], int]: ...
+
+    async def get_task_count(self) -> dict[str, Any]: ...
+
+    async def get_review_summary(self) -> dict[str, Any]: ...
+
+    async def get_usage_summary(self) -> dict[str, Any]: ...
+
+    async def get_pipeline_status(self, now: datetime | None = None) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class AgentTaskReplica(Protocol):
+    async def put_task(self, task: AgentTask) -> None: ...
+
+    async def export_tasks(self) -> list[AgentTask]: ...
+
+    async def import_tasks(self, tasks: list[AgentTask]) -> ImportStats: ...
+
+
+class GraphBackend(GraphStore, GraphReplica, Protocol):
+    """A graph backend offers both faces: the store and the record-copying replica."""
+
+
+class TaskBackend(AgentTaskStore, AgentTaskReplica, Protocol):
+    """An agent-task backend offers both faces: the store and the replica."""

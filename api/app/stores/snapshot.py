@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.models import AgentTask, Asset, Contribution, Contributor, Dependency, Project
-from app.stores.memory.journal import atomic_write
+from app.stores.files import atomic_write
 from app.stores.ports import GraphRecords
 
 FORMAT = "storemigration-snapshot"
@@ -44,6 +44,12 @@ class Snapshot:
     graph: GraphRecords | None = None
     next_project_id: int = 1
     agent_tasks: list[AgentTask] | None = None
+
+    @classmethod
+    def of(cls, graph: GraphRecords, tasks: list[AgentTask]) -> Snapshot:
+        """Both stores' exports, taken now; the next project id is past the highest held."""
+        next_id = max((p.id for p in graph.projects), default=0) + 1
+        return cls(taken_at=now(), graph=graph, next_project_id=next_id, agent_tasks=tasks)
 
 
 def graph_to_json(records: GraphRecords, next_project_id: int) -> dict[str, Any]:

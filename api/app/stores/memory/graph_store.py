@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+from pydantic import BaseModel
+
 from app.domain.graph import hit, matches, normalize_query, rank_key
 from app.errors import ConflictError, NotFoundError
 from app.models import (
@@ -47,7 +49,6 @@ from app.stores.memory.index import (
 )
 from app.stores.memory.journaled import Journaled
 from app.stores.ports import GraphRecords, ImportStats
-from pydantic import BaseModel
 
 __all__ = ["SUBDIR", "MemoryGraphStore", "SortedKeys", "tick"]  # SortedKeys, tick: task store
 

@@ -25,9 +25,10 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+from pydantic import BaseModel, ValidationError
+
 from app.errors import InvalidDataError
 from app.models import Asset, Contribution, Contributor, Dependency, Project
-from pydantic import BaseModel, ValidationError
 
 K = TypeVar("K", bound=tuple[Any, ...])
 M = TypeVar("M", bound=BaseModel)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from app.errors import StoreUnavailableError
+from app.stores.files import atomic_write, fsync_dir
 from app.stores.memory.journal_files import (
     JOURNAL_FILE,
     SNAPSHOT_FILE,
@@ -49,9 +50,7 @@ from app.stores.memory.journal_files import (
     RecoveryReport,
     Replay,
     Restore,
-    atomic_write,
     encode,
-    fsync_dir,
     journal_name,
     lock_directory,
     log,

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.stores.files import atomic_write, fsync_dir
+
 log = logging.getLogger("app.journal")
 
 JOURNAL_FILE = re.compile(r"^journal-(\d{12})\.log$")
@@ -58,30 +60,6 @@ def journal_name(seq: int) -> str:
 
 def snapshot_name(seq: int) -> str:
     return f"snapshot-{seq:012d}.json"
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so a crash leaves either the old file or the new one:
-    temp file, fsync, rename, fsync of the directory."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def encode(record: dict[str, Any]) -> bytes:

@@ -18,7 +18,6 @@ keeps its journal and snapshots in `data_dir/agent_tasks/`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from app.domain.tasks import (
     DEFAULT_ROUTING,
     FINISHED,
     PHASES,
-    Route,
+    TaskRouting,
     apply_update,
     count_document,
     new_task,
@@ -58,7 +57,7 @@ class MemoryAgentTaskStore(Journaled):
 
     SUBDIR = SUBDIR
 
-    def __init__(self, routing: Mapping[TaskType, Route] = DEFAULT_ROUTING) -> None:
+    def __init__(self, routing: TaskRouting = DEFAULT_ROUTING) -> None:
         self.routing = routing
         self._tasks: dict[str, AgentTask] = {}
         self._all: SortedKeys[TaskKey] = SortedKeys()
@@ -76,7 +75,7 @@ class MemoryAgentTaskStore(Journaled):
         fsync: str = "always",
         fsync_interval_ms: int = 50,
         snapshot_every: int = 50_000,
-        routing: Mapping[TaskType, Route] = DEFAULT_ROUTING,
+        routing: TaskRouting = DEFAULT_ROUTING,
     ) -> MemoryAgentTaskStore:
         """A durable store journaling in `directory/agent_tasks/`."""
         store = cls(routing)

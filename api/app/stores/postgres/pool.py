@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
-from app.errors import InvalidDataError, StoreError, StoreUnavailableError
+from app.errors import ConflictError, InvalidDataError, StoreError, StoreUnavailableError
 from app.settings import SECURE_SSLMODES, Settings
 from app.stores.postgres.schema import EXPECTED_SCHEMA_VERSION, check_schema_version
 
@@ -77,8 +77,6 @@ def translate(exc: BaseException, constraints: ConstraintErrors | None = None) -
         if constraints and name in constraints:
             return constraints[name]
         if isinstance(exc, asyncpg.UniqueViolationError):
-            from app.errors import ConflictError
-
             return ConflictError("Conflicts with an existing record")
         return InvalidDataError(f"Invalid data: violates {name or 'a constraint'}")
     if isinstance(exc, asyncpg.DataError):

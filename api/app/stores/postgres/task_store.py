@@ -9,7 +9,6 @@ transition check sees the committed status.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,7 +64,7 @@ def _args(t: AgentTask) -> tuple[Any, ...]:
 
 class PostgresAgentTaskStore:
     def __init__(
-        self, database: Database, routing: Mapping[TaskType, rules.Route] = rules.DEFAULT_ROUTING
+        self, database: Database, routing: rules.TaskRouting = rules.DEFAULT_ROUTING
     ) -> None:
         self.db = database
         self.routing = routing

@@ -1,0 +1,139 @@
+"""Turning settings into live backends: the one place that knows every backend.
+
+`build_container` opens the stores the settings ask for: the durable in-memory stores
+(app.stores.memory), instrumented for metrics; with DATABASE_URL, the PostgreSQL stores on
+one pool (app.stores.postgres), reconciled with memory (app.migration.startup) and put
+behind the migration router (app.migration.wiring). When every store is
+PostgreSQL-primary, memory's journal is not held open, so the service can run more than
+one replica. Routers and the migration see none of this: only the Container's ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from app.container import Container
+from app.errors import StoreUnavailableError
+from app.metrics import instrument_graph, instrument_tasks
+from app.migration import startup
+from app.migration.wiring import build_migration_stores
+from app.settings import STORES, Settings
+from app.stores.memory.durable import DurableMemory
+from app.stores.ports import GraphBackend, TaskBackend
+from app.stores.postgres.graph_store import PostgresGraphStore
+from app.stores.postgres.pool import Database
+from app.stores.postgres.schema import SchemaVersionError
+from app.stores.postgres.task_store import PostgresAgentTaskStore
+
+log = logging.getLogger("app.container")
+RECONNECT_SECONDS = 5.0
+
+Closers = list[Callable[[], Awaitable[None]]]
+
+
+def postgres_stores(database: Database, settings: Settings) -> tuple[GraphBackend, TaskBackend]:
+    """PostgreSQL stores on `database`, instrumented as backend="postgres"."""
+    return (
+        instrument_graph(PostgresGraphStore(database), "postgres"),
+        instrument_tasks(PostgresAgentTaskStore(database, settings.task_routing), "postgres"),
+    )
+
+
+async def _connect(settings: Settings) -> tuple[Database, asyncio.Task[None] | None]:
+    """The database, connected. Where PostgreSQL is trusted for some store (phase 3 on,
+    or STORE_BACKEND=postgres), or memory must be rebuilt from it (REHYDRATE_ON_START),
+    any failure stops start-up. Otherwise only a schema-version mismatch does: an
+    unreachable server must not take the service down, so the pool is retried in the
+    background while requests are served from memory, failures are counted and
+    /api/ready answers 503."""
+    database = Database.from_settings(settings)
+    modes = [settings.store_mode(s) for s in STORES]
+    required = settings.rehydrate_on_start or any(m.write_target == "postgres" for m in modes)
+    try:
+        await database.connect()
+        return database, None
+    except SchemaVersionError:
+        raise
+    except StoreUnavailableError as e:
+        if required:
+            raise startup.StartupRefused(
+                "PostgreSQL is unreachable at start-up and this configuration needs it "
+                "before serving (a store trusts PostgreSQL, or REHYDRATE_ON_START=true): "
+                f"{e.detail}"
+            ) from None
+        log.error("PostgreSQL unavailable at start-up, retrying in background: %s", e.detail)
+
+    async def retry() -> None:
+        while True:
+            await asyncio.sleep(RECONNECT_SECONDS)
+            try:
+                await database.connect()
+            except StoreUnavailableError as e:
+                log.warning("PostgreSQL still unavailable: %s", e.detail)
+                continue
+            log.info("PostgreSQL connected")
+            return
+
+    return database, asyncio.create_task(retry())
+
+
+async def _close_all(closers: Closers) -> None:
+    for closer in reversed(closers):
+        await closer()
+
+
+async def build_container(settings: Settings) -> Container:
+    """The stores the settings ask for, opened, instrumented and, when PostgreSQL is
+    configured, reconciled and put behind the migration router."""
+    memory = DurableMemory.from_settings(settings)
+    memory_needed = settings.database_url is None or any(
+        settings.store_mode(s).write_target != "postgres" for s in STORES
+    )
+    closers: Closers = []
+    if memory_needed:
+        memory_graph, memory_tasks = await memory.open()
+        closers += [memory_graph.close, memory_tasks.close]
+    else:
+        memory_graph, memory_tasks = memory.volatile()
+    graph = instrument_graph(memory_graph, "memory")
+    tasks = instrument_tasks(memory_tasks, "memory")
+    if settings.database_url is None:
+        return Container(settings, graph, tasks, closers=closers)
+    try:
+        database, retrying = await _connect(settings)
+    except BaseException:
+        await _close_all(closers)
+        raise
+    closers.append(database.close)
+    if retrying is not None:
+        async def stop_retrying() -> None:
+            retrying.cancel()
+
+        closers.append(stop_retrying)
+    pg_graph, pg_tasks = postgres_stores(database, settings)
+    opener = None if memory_needed else startup.MemoryOpener(settings, memory)
+    try:
+        if opener is None:
+            await startup.reconcile(settings, memory_graph, memory_tasks, pg_graph, pg_tasks,
+                                    connected=retrying is None)
+        else:
+            await opener.backfill_at_start(pg_graph, pg_tasks)
+    except BaseException:
+        await _close_all(closers)
+        raise
+    routed_graph, routed_tasks, status = await build_migration_stores(
+        settings, graph, tasks, database, postgres_graph=pg_graph, postgres_tasks=pg_tasks
+    )
+    status.state.memory_opener = opener
+    closers += [routed_tasks.drain, routed_graph.drain]
+    return Container(
+        settings,
+        routed_graph,
+        routed_tasks,
+        postgres=database,
+        store_status=status,
+        migration=status.state,
+        closers=closers,
+    )
