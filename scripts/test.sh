@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command: installs what is missing, lints, type-checks and runs every
+# The project's test command: installs what is missing, lints, type-checks, checks the
+# import layers (pyproject's [tool.importlinter]) and runs every
 # test (unit, contract on each backend, PostgreSQL, operator end-to-end, chart, alert rules).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,4 +9,5 @@ bash scripts/bootstrap.sh
 export PATH="$ROOT/.tools/bin:$ROOT/.venv/bin:$PATH"
 echo "== ruff"; ruff check .
 echo "== mypy"; mypy api/app operator/storemigration_operator devcluster demo api/scripts
+echo "== lint-imports"; PYTHONPATH="$ROOT/api:$ROOT/operator" lint-imports
 echo "== pytest"; exec pytest -q "$@"
