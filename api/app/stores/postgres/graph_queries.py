@@ -2,7 +2,9 @@
 
 The bulk statements read from temp tables the adapter fills with COPY (the fastest
 path into PostgreSQL, PERFORMANCE-LIMITS.md), then upsert with one INSERT..SELECT per
-table; rows held at a newer updated_at are left alone.
+table; rows held at a newer updated_at are left alone. The newer-wins rule is written
+once per table, as a SQL function of migration 012 (storemigration_<kind>_newer), and
+both the single puts and the bulk imports call it.
 """
 
 
@@ -147,12 +149,7 @@ WITH put AS (
         description = excluded.description, homepage_url = excluded.homepage_url,
         repository_url = excluded.repository_url, created_at = excluded.created_at,
         updated_at = excluded.updated_at
-    WHERE excluded.updated_at > projects.updated_at
-        OR (excluded.updated_at = projects.updated_at
-            AND (excluded.version, excluded.description, excluded.homepage_url,
-                 excluded.repository_url, excluded.created_at)
-            IS DISTINCT FROM (projects.version, projects.description, projects.homepage_url,
-                 projects.repository_url, projects.created_at))
+    WHERE storemigration_project_newer(excluded, projects)
     RETURNING 1
 )
 SELECT setval('projects_id_seq', $1::bigint) FROM projects_id_seq
@@ -182,14 +179,7 @@ ON CONFLICT (id) DO UPDATE SET type = excluded.type, name = excluded.name,
     wallet_address = excluded.wallet_address, hourly_rate = excluded.hourly_rate,
     metadata = excluded.metadata, created_at = excluded.created_at,
     updated_at = excluded.updated_at
-WHERE excluded.updated_at > contributors.updated_at
-    OR (excluded.updated_at = contributors.updated_at
-        AND (excluded.type, excluded.name, excluded.email, excluded.github_username,
-             excluded.wallet_address, excluded.hourly_rate, excluded.metadata,
-             excluded.created_at)
-        IS DISTINCT FROM (contributors.type, contributors.name, contributors.email,
-             contributors.github_username, contributors.wallet_address,
-             contributors.hourly_rate, contributors.metadata, contributors.created_at))"""
+WHERE storemigration_contributor_newer(excluded, contributors)"""
 
 # total_cost is never written here: only the contributions trigger changes it.
 PUT_ASSET = """
@@ -198,12 +188,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (id) DO UPDATE SET type = excluded.type, name = excluded.name,
     description = excluded.description, metadata = excluded.metadata,
     created_at = excluded.created_at, updated_at = excluded.updated_at
-WHERE excluded.updated_at > assets.updated_at
-    OR (excluded.updated_at = assets.updated_at
-        AND (excluded.type, excluded.name, excluded.description, excluded.metadata,
-             excluded.created_at)
-        IS DISTINCT FROM (assets.type, assets.name, assets.description, assets.metadata,
-             assets.created_at))"""
+WHERE storemigration_asset_newer(excluded, assets)"""
 
 PUT_CONTRIBUTION = """
 INSERT INTO contributions (id, contributor_id, asset_id, cost_amount, coherence_score,
@@ -257,12 +242,7 @@ WITH w AS (
         description = excluded.description, homepage_url = excluded.homepage_url,
         repository_url = excluded.repository_url, created_at = excluded.created_at,
         updated_at = excluded.updated_at
-    WHERE excluded.updated_at > projects.updated_at
-        OR (excluded.updated_at = projects.updated_at
-            AND (excluded.version, excluded.description, excluded.homepage_url,
-                 excluded.repository_url, excluded.created_at)
-            IS DISTINCT FROM (projects.version, projects.description, projects.homepage_url,
-                 projects.repository_url, projects.created_at))
+    WHERE storemigration_project_newer(excluded, projects)
     RETURNING 1
 )
 SELECT count(*) FROM w"""
@@ -300,14 +280,7 @@ WITH w AS (
         wallet_address = excluded.wallet_address, hourly_rate = excluded.hourly_rate,
         metadata = excluded.metadata, created_at = excluded.created_at,
         updated_at = excluded.updated_at
-    WHERE excluded.updated_at > contributors.updated_at
-        OR (excluded.updated_at = contributors.updated_at
-            AND (excluded.type, excluded.name, excluded.email, excluded.github_username,
-                 excluded.wallet_address, excluded.hourly_rate, excluded.metadata,
-                 excluded.created_at)
-            IS DISTINCT FROM (contributors.type, contributors.name, contributors.email,
-                 contributors.github_username, contributors.wallet_address,
-                 contributors.hourly_rate, contributors.metadata, contributors.created_at))
+    WHERE storemigration_contributor_newer(excluded, contributors)
     RETURNING 1
 )
 SELECT count(*) FROM w"""
@@ -325,12 +298,7 @@ WITH w AS (
     ON CONFLICT (id) DO UPDATE SET type = excluded.type, name = excluded.name,
         description = excluded.description, metadata = excluded.metadata,
         created_at = excluded.created_at, updated_at = excluded.updated_at
-    WHERE excluded.updated_at > assets.updated_at
-        OR (excluded.updated_at = assets.updated_at
-            AND (excluded.type, excluded.name, excluded.description, excluded.metadata,
-                 excluded.created_at)
-            IS DISTINCT FROM (assets.type, assets.name, assets.description, assets.metadata,
-                 assets.created_at))
+    WHERE storemigration_asset_newer(excluded, assets)
     RETURNING 1
 )
 SELECT count(*) FROM w"""

@@ -125,7 +125,8 @@ ORDER BY part, ord"""
 # ---------------------------------------------------------------- replica
 
 # A record replaces the held one only when it is newer (updated_at, or created_at for
-# a task never updated): re-applying the same record changes nothing.
+# a task never updated): re-applying the same record changes nothing. The rule is
+# migration 012's storemigration_task_newer, shared with IMPORT_TASKS.
 PUT_TASK = """
 INSERT INTO agent_tasks (id, direction, task_type, status, model, command, output, context,
     progress_pct, current_step, decision_prompt, decision, tier, started_at, created_at,
@@ -139,20 +140,7 @@ ON CONFLICT (id) DO UPDATE SET direction = excluded.direction,
     decision_prompt = excluded.decision_prompt, decision = excluded.decision,
     tier = excluded.tier, started_at = excluded.started_at,
     created_at = excluded.created_at, updated_at = excluded.updated_at
-WHERE COALESCE(excluded.updated_at, excluded.created_at)
-    > COALESCE(agent_tasks.updated_at, agent_tasks.created_at)
-    OR (COALESCE(excluded.updated_at, excluded.created_at)
-        = COALESCE(agent_tasks.updated_at, agent_tasks.created_at)
-        AND (excluded.direction, excluded.task_type, excluded.status, excluded.model,
-             excluded.command, excluded.output, excluded.context, excluded.progress_pct,
-             excluded.current_step, excluded.decision_prompt, excluded.decision, excluded.tier,
-             excluded.started_at, excluded.created_at, excluded.updated_at)
-        IS DISTINCT FROM (agent_tasks.direction, agent_tasks.task_type, agent_tasks.status,
-             agent_tasks.model,
-             agent_tasks.command, agent_tasks.output, agent_tasks.context,
-             agent_tasks.progress_pct, agent_tasks.current_step, agent_tasks.decision_prompt,
-             agent_tasks.decision, agent_tasks.tier, agent_tasks.started_at,
-             agent_tasks.created_at, agent_tasks.updated_at))"""
+WHERE storemigration_task_newer(excluded, agent_tasks)"""
 
 EXPORT_TASKS = """
 SELECT id, direction, task_type::text AS task_type, status::text AS status, model,
@@ -183,20 +171,7 @@ WITH w AS (
         decision_prompt = excluded.decision_prompt, decision = excluded.decision,
         tier = excluded.tier, started_at = excluded.started_at,
         created_at = excluded.created_at, updated_at = excluded.updated_at
-    WHERE COALESCE(excluded.updated_at, excluded.created_at)
-        > COALESCE(agent_tasks.updated_at, agent_tasks.created_at)
-        OR (COALESCE(excluded.updated_at, excluded.created_at)
-            = COALESCE(agent_tasks.updated_at, agent_tasks.created_at)
-            AND (excluded.direction, excluded.task_type, excluded.status, excluded.model,
-                 excluded.command, excluded.output, excluded.context, excluded.progress_pct,
-                 excluded.current_step, excluded.decision_prompt, excluded.decision, excluded.tier,
-                 excluded.started_at, excluded.created_at, excluded.updated_at)
-            IS DISTINCT FROM (agent_tasks.direction, agent_tasks.task_type, agent_tasks.status,
-             agent_tasks.model,
-                 agent_tasks.command, agent_tasks.output, agent_tasks.context,
-                 agent_tasks.progress_pct, agent_tasks.current_step, agent_tasks.decision_prompt,
-                 agent_tasks.decision, agent_tasks.tier, agent_tasks.started_at,
-                 agent_tasks.created_at, agent_tasks.updated_at))
+    WHERE storemigration_task_newer(excluded, agent_tasks)
     RETURNING 1
 )
 SELECT count(*) FROM w"""
