@@ -12,6 +12,11 @@ errors: the mix only sends requests the API answers with 2xx). Everything is bou
 wrk's -d, a hard timeout on every subprocess, loopback only. --quick is ~10 s of load
 (the test suite's smoke), the default 30 s + 20 s, --full the spec's 10 minutes at
 1,000 req/s. Writes benchmarks/results/load[-quick|-full].json.
+
+`--ab N` is the fast path's A/B in one command: N pairs of runs, FAST_PATH=false then the
+default (true), back to back, each on a fresh PostgreSQL and API process, then a
+before/after table with the load average each run started under (the machine is shared,
+so the pairs alternate rather than run one variant first). Writes load-ab.json.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from devcluster.api_process import LocalApi
 HERE = ROOT / "benchmarks"
 
 
-def api_env(app_dsn: str, read_percent: int) -> dict[str, str]:
+def api_env(app_dsn: str, read_percent: int, fast_path: str | None = None) -> dict[str, str]:
     return {
         "DATABASE_URL": app_dsn,
         "DUAL_WRITE_MODE": "true",
@@ -43,7 +48,7 @@ def api_env(app_dsn: str, read_percent: int) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "POSTGRES_POOL_SIZE": os.environ.get("POSTGRES_POOL_SIZE", "10"),
         "POSTGRES_MAX_OVERFLOW": "0",
-        "FAST_PATH": os.environ.get("FAST_PATH", "true"),
+        "FAST_PATH": fast_path or os.environ.get("FAST_PATH", "true"),
     }
 
 
@@ -113,7 +118,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, fast_path: str | None = None) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (bash scripts/bootstrap.sh installs it)")
     result: dict[str, Any] = {"machine": machine(), "mode": {"DUAL_WRITE_MODE": True,
@@ -121,7 +126,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="sm-load-"))
     async with database() as (_, app_dsn):
         api = LocalApi(data_dir=tmp / "data", log_path=tmp / "api.log",
-                       env=api_env(app_dsn, args.read_percent))
+                       env=api_env(app_dsn, args.read_percent, fast_path))
         api.start()
         try:
             assert api.process is not None
@@ -167,6 +172,34 @@ def show(result: dict[str, Any]) -> None:
         print(f"  non-2xx: {labels} = {count:.0f}")
 
 
+def ab_table(runs: list[dict[str, Any]]) -> str:
+    """The A/B as a markdown table, one row per run in the order they ran."""
+    rows = ["| run | FAST_PATH | load avg (1 min) at start | max req/s | p95 at max | "
+            "p95 at fixed rate | API CPU at fixed rate | errors |",
+            "|---|---|---|---|---|---|---|---|"]
+    for i, r in enumerate(runs, 1):
+        fixed, most = r.get("fixed", {}), r.get("max", {})
+        rows.append(
+            f"| {i} | {r['fast_path']} | {r['machine']['loadavg_at_start'][0]:.2f} | "
+            f"{most.get('req_s', 0):,.0f} | {most.get('p95_ms', 0):.1f} ms | "
+            f"{fixed.get('p95_ms', 0):.1f} ms | "
+            f"{fixed.get('api_cpu_percent_of_one_core', 0)}% | "
+            f"{fixed.get('errors', 0) + most.get('errors', 0)} |")
+    return "\n".join(rows)
+
+
+def run_ab(args: argparse.Namespace, pairs: int) -> dict[str, Any]:
+    runs = []
+    for _ in range(pairs):
+        for fast_path in ("false", "true"):
+            result = asyncio.run(run(args, fast_path))
+            result["fast_path"] = fast_path
+            print(f"FAST_PATH={fast_path}:")
+            show(result)
+            runs.append(result)
+    return {"runs": runs, "table": ab_table(runs)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks load")
     length = parser.add_mutually_exclusive_group()
@@ -183,15 +216,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--out", type=Path, default=None, help="result file (JSON)")
+    parser.add_argument("--ab", type=int, default=0, metavar="N",
+                        help="N pairs of runs, FAST_PATH=false then true, and their table")
     args = parser.parse_args(argv)
     fixed, most = (5, 5) if args.quick else (600, 60) if args.full else (30, 20)
     args.fixed_seconds = fixed if args.fixed_seconds is None else args.fixed_seconds
     args.max_seconds = most if args.max_seconds is None else args.max_seconds
     if args.quick:
         args.projects, args.tasks = min(args.projects, 200), min(args.tasks, 100)
-    result = asyncio.run(run(args))
-    show(result)
     suffix = "-quick" if args.quick else "-full" if args.full else ""
+    if args.ab:
+        result = run_ab(args, args.ab)
+        print(result["table"])
+        suffix = "-ab" + suffix
+    else:
+        result = asyncio.run(run(args))
+        show(result)
     out = args.out or RESULTS / f"load{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
