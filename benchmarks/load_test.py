@@ -172,18 +172,24 @@ def show(result: dict[str, Any]) -> None:
         print(f"  non-2xx: {labels} = {count:.0f}")
 
 
+def _cpu_ms_per_request(phase: dict[str, Any]) -> float:
+    """The API's CPU time per request: less sensitive than req/s to a shared machine."""
+    rate = phase.get("req_s") or 0.0
+    return 10 * phase.get("api_cpu_percent_of_one_core", 0.0) / rate if rate else 0.0
+
+
 def ab_table(runs: list[dict[str, Any]]) -> str:
     """The A/B as a markdown table, one row per run in the order they ran."""
     rows = ["| run | FAST_PATH | load avg (1 min) at start | max req/s | p95 at max | "
-            "p95 at fixed rate | API CPU at fixed rate | errors |",
-            "|---|---|---|---|---|---|---|---|"]
+            "API CPU per request at max | fixed-rate req/s | p95 at fixed rate | errors |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(runs, 1):
         fixed, most = r.get("fixed", {}), r.get("max", {})
         rows.append(
             f"| {i} | {r['fast_path']} | {r['machine']['loadavg_at_start'][0]:.2f} | "
             f"{most.get('req_s', 0):,.0f} | {most.get('p95_ms', 0):.1f} ms | "
+            f"{_cpu_ms_per_request(most):.3f} ms | {fixed.get('req_s', 0):,.0f} | "
             f"{fixed.get('p95_ms', 0):.1f} ms | "
-            f"{fixed.get('api_cpu_percent_of_one_core', 0)}% | "
             f"{fixed.get('errors', 0) + most.get('errors', 0)} |")
     return "\n".join(rows)
 
