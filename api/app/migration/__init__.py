@@ -1,2 +1,3 @@
-"""Moving data between the in-memory stores and PostgreSQL: consistency checks, backfill,
-rehydration, and the wiring that puts the migration router in front of each store."""
+"""Moving data between the in-memory stores and PostgreSQL: the migration router that
+dual-writes and shifts reads, the wiring that puts it in front of each store, start-up
+reconciliation, backfill, rehydration and consistency checks."""

@@ -1,1 +1,2 @@
-"""PostgreSQL plumbing: the asyncpg pool, the migration runner and the named queries."""
+"""The PostgreSQL backend: the asyncpg adapters, their named queries, the pool, and the
+migration runner with the schema-version check."""
