@@ -1,4 +1,4 @@
-"""Benchmarks: `python -m benchmarks stores|load`. Importing the package puts api/ and the
+"""Benchmarks: `python -m benchmarks stores|load|inprocess`. Importing the package puts api/ and the
 repository root on sys.path, so `app` and `devcluster` import without installing."""
 
 import sys

@@ -1,4 +1,4 @@
-"""`python -m benchmarks stores|load [options]`: the one entry point for both benchmarks."""
+"""`python -m benchmarks stores|load|inprocess [options]`: the benchmarks' one entry point."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import sys
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("stores", "load"):
-        sys.exit("usage: python -m benchmarks stores [--quick] | load [--quick|--full] ...")
+    if len(sys.argv) < 2 or sys.argv[1] not in ("stores", "load", "inprocess"):
+        sys.exit("usage: python -m benchmarks stores [--quick] | load [--quick|--full|--ab N] "
+                 "... | inprocess")
     which, rest = sys.argv[1], sys.argv[2:]
     if which == "stores":
         from benchmarks.bench_stores import main as run
-    else:
+    elif which == "load":
         from benchmarks.load_test import main as run
+    else:
+        from benchmarks.inprocess import main as run
     run(rest)
 
 
