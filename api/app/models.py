@@ -27,6 +27,15 @@ from pydantic import (
     model_validator,
 )
 
+from app.canonical import (
+    MONEY_DIGITS,
+    MONEY_PLACES,
+    canonical_json,
+    canonical_money,
+    check_text,
+    fold,
+)
+
 SHORT_TEXT = 255
 LONG_TEXT = 100_000
 MAX_METADATA_BYTES = 64 * 1024
@@ -44,41 +53,32 @@ Ecosystem = Annotated[str, Lower, StringConstraints(min_length=1, max_length=100
 ProjectName = Annotated[str, Lower, StringConstraints(min_length=1, max_length=255)]
 OptText = Annotated[str | None, Field(default=None, max_length=LONG_TEXT)]
 OptShort = Annotated[str | None, Field(default=None, max_length=SHORT_TEXT)]
-Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
+Money = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES),
+    AfterValidator(canonical_money),
+]
 
 
-def _bounded_metadata(value: dict[str, Any]) -> dict[str, Any]:
-    if len(json.dumps(value, default=str)) > MAX_METADATA_BYTES:
+def _canonical_metadata(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    document = canonical_json(value, info.field_name or "value")
+    if len(json.dumps(document, default=str)) > MAX_METADATA_BYTES:
         raise ValueError(f"metadata larger than {MAX_METADATA_BYTES} bytes")
-    return value
+    return document  # type: ignore[no-any-return]
 
 
-Metadata = Annotated[dict[str, Any], AfterValidator(_bounded_metadata)]
-
-
-def reject_nul(value: Any, where: str) -> None:
-    """PostgreSQL refuses \\x00 in text and jsonb: a record holding one could be stored
-    in memory but never copied, so every backend refuses it at the door (keys and
-    values, nested), naming where it was found."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError(f"{where} contains a NUL character (\\x00), which cannot be stored")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            reject_nul(key, f"{where} key {str(key)[:50]!r}")
-            reject_nul(item, f"{where}.{str(key)[:50]}")
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            reject_nul(item, f"{where}[{i}]")
+Metadata = Annotated[dict[str, Any], AfterValidator(_canonical_metadata)]
 
 
 class NoNul:
-    """Mixin for request bodies: no string anywhere in them may hold \\x00."""
+    """Mixin for request bodies: no text in them may hold what a backend cannot store
+    (app.canonical.unstorable); JSON documents are checked by Metadata itself."""
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
-        reject_nul(value, info.field_name or "value")
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            check_text(value, info.field_name or "value")
         return value
 
 
@@ -133,9 +133,15 @@ class Dependency(Record):
     created_at: AwareDatetime
 
 
+NO_SLASH = r"^[^/]*$"
+
+
 class DependencyIn(Body):
-    ecosystem: Ecosystem
-    name: ProjectName
+    """A '/' is refused in a target's key: /api/projects/{ecosystem}/{name} could never
+    address it (npm scopes such as @babel/core are written without the slash)."""
+
+    ecosystem: Annotated[Ecosystem, StringConstraints(pattern=NO_SLASH)]
+    name: Annotated[ProjectName, StringConstraints(pattern=NO_SLASH)]
 
 
 class SearchHit(BaseModel):
@@ -176,6 +182,11 @@ class Contributor(Record):
     @field_serializer("hourly_rate")
     def _money(self, v: Decimal | None) -> str | None:
         return None if v is None else f"{v:.2f}"
+
+    @property
+    def email_key(self) -> str | None:
+        """The key email uniqueness is decided on, on every backend (app.canonical.fold)."""
+        return None if self.email is None else fold(self.email)
 
 
 class ContributorCreate(Body):

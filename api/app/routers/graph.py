@@ -65,7 +65,7 @@ async def count_dependents(
 @router.get("/api/search", response_model=SearchResult)
 async def search(
     graph: Graph,
-    q: Annotated[str, Query(max_length=1000)] = "",
+    q: Annotated[str, Query(max_length=1000, pattern=NO_NUL)] = "",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
     return model_response(await graph.search(q, limit))
