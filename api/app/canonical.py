@@ -22,6 +22,7 @@ write, and both stores receive the already-canonical value:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +39,27 @@ TOTAL_OVERFLOW = (
 def fold(text: str) -> str:
     """The case-insensitive key of `text` (str.casefold: 'ΑΣ', 'ας' and 'ασ' agree)."""
     return text.casefold()
+
+
+def key_text(text: str) -> str:
+    """A project key part as every store keeps it: Python's strip() and lower(), so the
+    body, the path and both stores agree on what is whitespace and what is case."""
+    return text.strip().lower()
+
+
+def project_key(max_length: int) -> Callable[[str], str]:
+    """A validator giving the stored key part of `text`, refused when it is empty after
+    stripping or longer than `max_length`."""
+
+    def check(text: str) -> str:
+        key = key_text(text)
+        if not key:
+            raise ValueError("must not be empty or only whitespace")
+        if len(key) > max_length:
+            raise ValueError(f"must be at most {max_length} characters once lowercased")
+        return key
+
+    return check
 
 
 def search_fold(text: str | None) -> str | None:

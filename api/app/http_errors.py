@@ -17,13 +17,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import FieldError, StoreError
+from app.errors import FieldError, InvalidDataError, StoreError
 
 
 async def store_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StoreError)
-    if isinstance(exc, FieldError):
-        field = {"loc": list(exc.loc), "msg": exc.detail, "type": "value_error"}
+    if isinstance(exc, InvalidDataError):  # 422 keeps one shape: FastAPI's list of fields
+        loc = list(exc.loc) if isinstance(exc, FieldError) else ["body"]
+        field = {"loc": loc, "msg": exc.detail, "type": "value_error"}
         return JSONResponse({"detail": [field]}, status_code=422)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 

@@ -34,6 +34,7 @@ from app.canonical import (
     canonical_money,
     check_text,
     fold,
+    project_key,
 )
 
 SHORT_TEXT = 255
@@ -48,9 +49,12 @@ def _aware(value: datetime) -> datetime:
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
-Lower = StringConstraints(strip_whitespace=True, to_lower=True)
-Ecosystem = Annotated[str, Lower, StringConstraints(min_length=1, max_length=100)]
-ProjectName = Annotated[str, Lower, StringConstraints(min_length=1, max_length=255)]
+Ecosystem = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(project_key(100))
+]
+ProjectName = Annotated[
+    str, StringConstraints(min_length=1, max_length=255), AfterValidator(project_key(255))
+]
 OptText = Annotated[str | None, Field(default=None, max_length=LONG_TEXT)]
 OptShort = Annotated[str | None, Field(default=None, max_length=SHORT_TEXT)]
 Money = Annotated[
