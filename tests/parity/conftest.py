@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,25 +64,23 @@ async def pg_database_2(pg_server: str, pg_template: str) -> AsyncIterator[PgDat
         yield db
 
 
-@pytest.fixture
-async def trio(
-    pg_database: PgDatabase, pg_database_2: PgDatabase, tmp_path: Path
-) -> AsyncIterator[Trio]:
-    (tmp_path / "memory").mkdir()
-    (tmp_path / "router").mkdir()
-    mem_graph = await MemoryGraphStore.open(tmp_path / "memory", fsync="never")
-    mem_tasks = await MemoryAgentTaskStore.open(tmp_path / "memory", fsync="never")
-    r_graph = await MemoryGraphStore.open(tmp_path / "router", fsync="never")
-    r_tasks = await MemoryAgentTaskStore.open(tmp_path / "router", fsync="never")
-    pg_graph, pg_tasks, database = await postgres_stores(pg_database_2.app_dsn,
-                                                         postgres_pool_size=2)
-    rpg_graph, rpg_tasks, r_database = await postgres_stores(pg_database.app_dsn,
+@asynccontextmanager
+async def open_trio(first: PgDatabase, second: PgDatabase, root: Path) -> AsyncIterator[Trio]:
+    """The three services: the router copies into `first`, PostgreSQL alone uses `second`."""
+    (root / "memory").mkdir()
+    (root / "router").mkdir()
+    mem_graph = await MemoryGraphStore.open(root / "memory", fsync="never")
+    mem_tasks = await MemoryAgentTaskStore.open(root / "memory", fsync="never")
+    r_graph = await MemoryGraphStore.open(root / "router", fsync="never")
+    r_tasks = await MemoryAgentTaskStore.open(root / "router", fsync="never")
+    pg_graph, pg_tasks, database = await postgres_stores(second.app_dsn, postgres_pool_size=2)
+    rpg_graph, rpg_tasks, r_database = await postgres_stores(first.app_dsn,
                                                              postgres_pool_size=2)
     graph = MigratingGraphStore(r_graph, rpg_graph, mode("graph", 2), second_write_timeout=5.0,
                                 rng=random.Random(2))
     tasks = MigratingAgentTaskStore(r_tasks, rpg_tasks, mode("agent_task", 2),
                                     second_write_timeout=5.0, rng=random.Random(3))
-    settings = Settings(data_dir=tmp_path)
+    settings = Settings(data_dir=root)
     apps = {
         "memory": create_app(settings, graph_store=mem_graph, task_store=mem_tasks),
         "postgres": create_app(settings, graph_store=pg_graph, task_store=pg_tasks),
@@ -99,3 +98,11 @@ async def trio(
             await db.close()
         for store in (mem_graph, mem_tasks, r_graph, r_tasks):
             await store.close()
+
+
+@pytest.fixture
+async def trio(
+    pg_database: PgDatabase, pg_database_2: PgDatabase, tmp_path: Path
+) -> AsyncIterator[Trio]:
+    async with open_trio(pg_database, pg_database_2, tmp_path) as opened:
+        yield opened

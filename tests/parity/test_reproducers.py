@@ -185,3 +185,19 @@ async def test_10_invalid_utf8_body_is_422(trio: Trio, content: bytes) -> None:
     answers = await trio.send("POST", "/v1/contributors", content=content,
                               headers={"content-type": "application/json"})
     names_field(same_answer(answers, 422), "body")
+
+
+async def test_10_openapi_declares_the_contracts_status_codes(trio: Trio) -> None:
+    doc = (await trio.clients["memory"].get("/openapi.json")).json()
+    by_id = [p for p in doc["paths"] if p.endswith("_id}") or p.endswith("{name}")]
+    assert len(by_id) >= 5, by_id
+    for path in by_id:
+        if "get" in doc["paths"][path]:
+            assert "404" in doc["paths"][path]["get"]["responses"], path
+    assert "409" in doc["paths"]["/v1/contributors"]["post"]["responses"]
+    patch = doc["paths"]["/api/agent/tasks/{task_id}"]["patch"]["responses"]
+    assert {"400", "404", "409", "422"} <= set(patch)
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            if method in ("post", "put", "patch") and not path.startswith("/api/admin"):
+                assert "413" in op["responses"] and "422" in op["responses"], (path, method)
