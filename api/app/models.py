@@ -65,13 +65,19 @@ Money = Annotated[
 
 
 def _canonical_metadata(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-    document = canonical_json(value, info.field_name or "value")
-    if len(json.dumps(document, default=str)) > MAX_METADATA_BYTES:
+    return _bounded(canonical_json(value, info.field_name or "value"))
+
+
+def _bounded(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value, default=str)) > MAX_METADATA_BYTES:
         raise ValueError(f"metadata larger than {MAX_METADATA_BYTES} bytes")
-    return document  # type: ignore[no-any-return]
+    return value
 
 
+# A request's document is refused or made canonical at the door (app.canonical); a stored
+# record's is taken as stored, so a journal written before a rule existed still replays.
 Metadata = Annotated[dict[str, Any], AfterValidator(_canonical_metadata)]
+StoredDocument = Annotated[dict[str, Any], AfterValidator(_bounded)]
 
 
 class NoNul:
@@ -179,7 +185,7 @@ class Contributor(Record):
     github_username: OptShort = None
     wallet_address: OptShort = None
     hourly_rate: Money | None = None
-    metadata: Metadata = Field(default_factory=dict)
+    metadata: StoredDocument = Field(default_factory=dict)
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
@@ -212,7 +218,7 @@ class Asset(Record):
     name: Annotated[str, Field(min_length=1, max_length=SHORT_TEXT)]
     description: OptText = None
     total_cost: Decimal = Decimal("0.00")
-    metadata: Metadata = Field(default_factory=dict)
+    metadata: StoredDocument = Field(default_factory=dict)
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
@@ -245,7 +251,7 @@ class Contribution(Record):
     asset_id: UUID
     cost_amount: Money
     coherence_score: Annotated[float, Field(ge=0.0, le=1.0)]
-    metadata: Metadata = Field(default_factory=dict)
+    metadata: StoredDocument = Field(default_factory=dict)
     timestamp: AwareDatetime
 
     @field_serializer("cost_amount")
@@ -316,7 +322,7 @@ class AgentTask(Record):
     model: Annotated[str, Field(max_length=100)]
     command: str
     output: str | None = None
-    context: Metadata = Field(default_factory=dict)
+    context: StoredDocument = Field(default_factory=dict)
     progress_pct: Annotated[int | None, Field(default=None, ge=0, le=100)] = None
     current_step: str | None = None
     decision_prompt: str | None = None
