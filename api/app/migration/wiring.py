@@ -3,7 +3,7 @@
 The container calls `build_migration_stores` once at start-up; the routers it returns
 are what the HTTP layer uses. `MigrationState` is the small interface the admin
 endpoints read from `request.app.state.migration`: both faces of both stores, the
-database, and the settings that hold the admin token.
+database, the settings that hold the admin token, and the live switches (`switches`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 
 from app.adapters.migration_graph_router import GraphBackend, MigratingGraphStore
 from app.adapters.migration_task_router import MigratingAgentTaskStore, TaskBackend
+from app.metrics import instrument_graph, instrument_tasks
+from app.migration.switches import SwitchBoard
 from app.settings import Settings
 
 log = logging.getLogger("app.migration")
@@ -35,6 +37,39 @@ class MigrationState:
     memory_opener: Any | None = None
     """Set when memory is not held open (every store PostgreSQL-primary): admin calls
     that need memory open it through this (app.migration.startup.MemoryOpener)."""
+    switches: SwitchBoard | None = None
+    memory_hold: MemoryHold | None = None
+
+
+class MemoryHold:
+    """Memory's durable stores, for a live rollback to a phase that trusts memory: when
+    every store started PostgreSQL-primary the process holds none (`memory_opener` is
+    set), so they are opened, put behind both routers and kept until shutdown."""
+
+    def __init__(
+        self, state: MigrationState, graph: MigratingGraphStore, tasks: MigratingAgentTaskStore
+    ) -> None:
+        self.state, self.graph, self.tasks = state, graph, tasks
+        self._opened: list[Any] = []
+
+    @property
+    def held(self) -> bool:
+        return self.state.memory_opener is None
+
+    async def hold(self) -> None:
+        opener = self.state.memory_opener
+        if opener is None:
+            return
+        graph, tasks = await opener.open_held()
+        self._opened += [graph, tasks]
+        self.state.memory_graph = self.graph.route.memory = instrument_graph(graph, "memory")
+        self.state.memory_tasks = self.tasks.route.memory = instrument_tasks(tasks, "memory")
+        self.state.memory_opener = None
+        log.info("memory's journal opened: this process holds memory again")
+
+    async def close(self) -> None:
+        while self._opened:
+            await self._opened.pop().close()
 
 
 def postgres_status(database: Any | None) -> dict[str, Any]:
@@ -58,7 +93,6 @@ def postgres_status(database: Any | None) -> dict[str, Any]:
 def postgres_stores(database: Any, settings: Settings) -> tuple[GraphBackend, TaskBackend]:
     """PostgreSQL stores on `database`, instrumented as backend="postgres"."""
     from app.container import build_routing
-    from app.metrics import instrument_graph, instrument_tasks
 
     graph_mod = importlib.import_module("app.adapters.postgres_graph_store")
     task_mod = importlib.import_module("app.adapters.postgres_agent_task_store")
@@ -87,20 +121,15 @@ async def build_migration_stores(
         built_graph, built_tasks = postgres_stores(database, settings)
         postgres_graph = postgres_graph or built_graph
         postgres_tasks = postgres_tasks or built_tasks
-    timeout, shadow = settings.second_write_timeout, settings.shadow_read_percent
+    timeout = settings.second_write_timeout
     graph = MigratingGraphStore(
-        memory_graph,
-        postgres_graph,
-        settings.store_mode("graph"),
-        second_write_timeout=timeout,
-        shadow_read_percent=shadow,
+        memory_graph, postgres_graph, settings.store_mode("graph"), second_write_timeout=timeout
     )
     tasks = MigratingAgentTaskStore(
         memory_tasks,
         postgres_tasks,
         settings.store_mode("agent_task"),
         second_write_timeout=timeout,
-        shadow_read_percent=shadow,
     )
     state = MigrationState(
         settings=settings,
@@ -111,12 +140,18 @@ async def build_migration_stores(
         database=database,
         routers=[graph, tasks],
     )
+    hold = MemoryHold(state, graph, tasks)
+    state.switches = SwitchBoard({"graph": graph.route, "agent_task": tasks.route}, hold)
+    state.memory_hold = hold
+
+    board = state.switches
 
     def store_status() -> dict[str, Any]:
         return {
             "graph_store": graph.store_status(),
             "agent_task_store": tasks.store_status(),
             "postgres": postgres_status(database),
+            "switches": board.summary(),
         }
 
     store_status.state = state  # type: ignore[attr-defined]
