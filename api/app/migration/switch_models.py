@@ -82,6 +82,9 @@ class SwitchDocument(BaseModel):
     applied_at: datetime
     stores: dict[StoreName, StoreSwitches]
     routing: dict[StoreName, StoreRouting]
+    memory_held: bool
+    """Whether this process holds memory's journal (it does unless every store is
+    PostgreSQL-primary): only such a process can trust memory."""
     last_error: str | None
 
 

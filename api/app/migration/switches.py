@@ -20,7 +20,10 @@ How a change lands, store by store:
   memory meanwhile (`mirror_to_memory`, switched on with writes held, so no write
   escapes both the export and the mirror). Then, writes held again, memory's project ids
   move past PostgreSQL's and memory becomes trusted. Memory that this process does not
-  hold (every store started PostgreSQL-primary) is opened first.
+  hold (every store started PostgreSQL-primary) is opened first; once every store is
+  PostgreSQL-primary it is closed again, as it would be in a process started so.
+- A record one store refuses to import (a backfill's or a rebuild's `rejected`) would
+  live in one store only: the switch refuses, naming the first ids.
 A drain that does not finish within `drain_timeout` changes nothing and says which store
 and how many writes. Applies run one at a time and to the end even if the caller goes
 away; applying what is in effect changes nothing and keeps the revision.
@@ -81,6 +84,8 @@ class MemoryHolder(Protocol):
 
     async def hold(self) -> None: ...
 
+    async def release(self) -> None: ...
+
 
 def _failure(action: str, error: BaseException) -> str:
     return f"{action} failed ({type(error).__name__})"
@@ -127,6 +132,7 @@ class SwitchBoard:
                 )
                 for s, m in modes.items()
             },
+            memory_held=self.memory is None or self.memory.held,
             last_error=self.last_error,
         )
 
@@ -206,6 +212,7 @@ class SwitchBoard:
                 telemetry.switch_revision(self.revision)
             for store, route in self.routes.items():
                 self._gauges(store, targets.get(store, route.mode), route.mode)
+        await self._release_memory()
         self.desired_revision = request.desired_revision
         self.last_error = None
         took = time.perf_counter() - started
@@ -259,19 +266,24 @@ class SwitchBoard:
         copying = route.mode.write_target == "dual"
         failures = route.dual_write_failures
         try:
-            step.backfilled = _written(await self._backfill(store, route))
+            report = await self._backfill(store, route)
         except Exception as e:
             raise SwitchFailed(503, f"{store} store: {_failure('backfill', e)} before "
                                     "PostgreSQL is trusted; its mode is unchanged") from None
+        _refuse_rejected(store, report, "PostgreSQL refused", "its mode is unchanged")
+        step.backfilled = _written(report)
         async with self._writes_held(store, route, drain, step):
             route.mode = target
         if not copying or route.dual_write_failures != failures:
             try:
-                step.backfilled += _written(await self._backfill(store, route))
+                report = await self._backfill(store, route)
             except Exception as e:
                 raise SwitchFailed(503, f"{store} store: PostgreSQL is trusted now, but the "
                                         f"{_failure('catch-up backfill', e)}: run POST "
                                         "/api/admin/backfill") from None
+            _refuse_rejected(store, report, "PostgreSQL is trusted now, but refused",
+                             "roll the store back to keep them")
+            step.backfilled += _written(report)
         return step
 
     async def _leave_postgres(
@@ -295,6 +307,7 @@ class SwitchBoard:
             except Exception as e:
                 raise SwitchFailed(503, f"{store} store: {_failure('rebuilding memory', e)}; "
                                         "it stays PostgreSQL-primary") from None
+            _refuse_rejected(store, report, "memory refused", "it stays PostgreSQL-primary")
             step.rehydrated = _written(report)
             async with self._writes_held(store, route, drain, step):
                 if route.mirror_failures != failures:
@@ -315,6 +328,16 @@ class SwitchBoard:
             raise
         step.mirrored = route.mirrored - mirrored
         return step
+
+    async def _release_memory(self) -> None:
+        if self.memory is None or not self.memory.held:
+            return
+        if any(trusted(route.mode) != "postgres" for route in self.routes.values()):
+            return
+        try:
+            await self.memory.release()
+        except Exception as e:  # noqa: BLE001 - the switches took effect; memory stays held
+            log.warning("closing memory's journal failed: %s", type(e).__name__)
 
     async def _backfill(self, store: StoreName, route: SwitchedRoute) -> CopyReport:
         if store == "graph":
@@ -337,6 +360,15 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
     """Mark a finished apply's exception as seen (its caller may have gone away)."""
     if not task.cancelled():
         task.exception()
+
+
+def _refuse_rejected(store: str, report: CopyReport, what: str, outcome: str) -> None:
+    if report.rejected:
+        count = sum(len(ids) for ids in report.rejected.values())
+        first = [f"{kind}:{i}" for kind, ids in report.rejected.items() for i in ids][:5]
+        raise SwitchFailed(409, f"{store} store: {what} {count} records (first: "
+                                f"{', '.join(first)}), which would be in one store only; "
+                                f"{outcome}")
 
 
 def _written(report: CopyReport) -> int:

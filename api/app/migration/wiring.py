@@ -14,9 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
+from app.adapters.memory_graph_store import MemoryGraphStore
 from app.adapters.migration_graph_router import GraphBackend, MigratingGraphStore
 from app.adapters.migration_task_router import MigratingAgentTaskStore, TaskBackend
+from app.container import build_routing
 from app.metrics import instrument_graph, instrument_tasks
+from app.migration.startup import MemoryOpener
 from app.migration.switches import SwitchBoard
 from app.settings import Settings
 
@@ -42,9 +46,11 @@ class MigrationState:
 
 
 class MemoryHold:
-    """Memory's durable stores, for a live rollback to a phase that trusts memory: when
-    every store started PostgreSQL-primary the process holds none (`memory_opener` is
-    set), so they are opened, put behind both routers and kept until shutdown."""
+    """Whether this process holds memory's durable stores, live. A process that started
+    with every store PostgreSQL-primary holds none (`memory_opener` is set, so replicas
+    can each open the journal briefly); the live switches keep it that way: once every
+    store is PostgreSQL-primary memory is closed (`release`, its journal stays on disk),
+    and a rollback to a phase that trusts memory opens it again (`hold`)."""
 
     def __init__(
         self, state: MigrationState, graph: MigratingGraphStore, tasks: MigratingAgentTaskStore
@@ -62,10 +68,26 @@ class MemoryHold:
             return
         graph, tasks = await opener.open_held()
         self._opened += [graph, tasks]
-        self.state.memory_graph = self.graph.route.memory = instrument_graph(graph, "memory")
-        self.state.memory_tasks = self.tasks.route.memory = instrument_tasks(tasks, "memory")
+        self._install(instrument_graph(graph, "memory"), instrument_tasks(tasks, "memory"))
         self.state.memory_opener = None
         log.info("memory's journal opened: this process holds memory again")
+
+    async def release(self) -> None:
+        if self.state.memory_opener is not None:
+            return
+        routing = build_routing(self.state.settings)
+        held: list[Any] = [self.state.memory_graph, self.state.memory_tasks]
+        self._install(instrument_graph(MemoryGraphStore(), "memory"),
+                      instrument_tasks(MemoryAgentTaskStore(routing=routing), "memory"))
+        self.state.memory_opener = MemoryOpener(self.state.settings, routing)
+        self._opened.clear()
+        for store in held:
+            await store.close()
+        log.info("every store is PostgreSQL-primary: memory's journal closed (kept on disk)")
+
+    def _install(self, graph: Any, tasks: Any) -> None:
+        self.state.memory_graph = self.graph.route.memory = graph
+        self.state.memory_tasks = self.tasks.route.memory = tasks
 
     async def close(self) -> None:
         while self._opened:
@@ -92,8 +114,6 @@ def postgres_status(database: Any | None) -> dict[str, Any]:
 
 def postgres_stores(database: Any, settings: Settings) -> tuple[GraphBackend, TaskBackend]:
     """PostgreSQL stores on `database`, instrumented as backend="postgres"."""
-    from app.container import build_routing
-
     graph_mod = importlib.import_module("app.adapters.postgres_graph_store")
     task_mod = importlib.import_module("app.adapters.postgres_agent_task_store")
     return (
