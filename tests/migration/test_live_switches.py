@@ -18,7 +18,7 @@ from app.migration import switches
 from app.migration.consistency import check_consistency
 from app.migration.switch_models import SwitchFailed, SwitchRejected, SwitchRequest
 from app.migration.switches import SwitchBoard
-from app.models import AgentTaskCreate, ProjectUpsert, TaskType
+from app.models import AgentTaskCreate, ContributorCreate, ProjectUpsert, TaskType
 from app.settings import Settings
 
 from tests.harness.postgres import PgDatabase
@@ -294,3 +294,19 @@ def test_without_postgres_no_set_may_ask_for_it() -> None:
     assert "DATABASE_URL must be set" in rejected.value.errors[0]["msg"]
     with pytest.raises(SwitchRejected, match="does not route the agent_task store"):
         board.resolve(req(agent_task={"read_percent": 0}))
+
+
+async def test_a_rebuild_that_memory_refuses_part_of_is_refused(stores: Stores) -> None:
+    graph, tasks, board = board_for(stores, 1)
+    await board.apply(req(all=PRIMARY))
+    await graph.create_contributor(ContributorCreate(name="pg", email="same@example.com"))
+    # memory holds another contributor with that address: the two stores disagree
+    await stores.memory_graph.create_contributor(
+        ContributorCreate(name="memory", email="SAME@example.com"))
+    with pytest.raises(SwitchFailed) as failed:
+        await board.apply(req(all={**BACK, "read_percent": 0}))
+    assert failed.value.status_code == 409
+    assert "graph store: memory refused 1 records (first: contributors:" in failed.value.detail
+    assert "stays PostgreSQL-primary" in failed.value.detail
+    assert graph.route.mode.write_target == "postgres" and not graph.route.mode.mirror_to_memory
+    assert tasks.route.mode.write_target == "postgres"  # stores after the failed one wait

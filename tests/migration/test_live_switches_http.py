@@ -306,3 +306,29 @@ async def test_live_rollback_where_every_store_started_postgres_primary(
     async with httpx.AsyncClient(base_url=api.url, timeout=60) as c:
         await assert_same_records_both_sides(c)
     await assert_acknowledged(api.url, load)  # from memory, reads at 0%
+
+
+async def test_a_rollback_cannot_trust_memory_another_process_holds(
+    api_factory: Any, tmp_path: Path
+) -> None:
+    from app.adapters.memory_graph_store import MemoryGraphStore
+
+    api = api_factory(DUAL_WRITE_MODE="true", IN_MEMORY_WRITES="false",
+                      READ_FROM_POSTGRES_PERCENT="100")
+    back = {"all": {"memory_writes": True, "read_percent": 0}}
+    async with httpx.AsyncClient(base_url=api.url, timeout=60) as c:
+        assert (await c.put("/api/projects/pypi/held", json={})).status_code == 200
+        other = await MemoryGraphStore.open(tmp_path / "data", fsync="never")
+        try:
+            answer = await put(c, back)
+        finally:
+            await other.close()
+        assert answer.status_code == 409, answer.text
+        assert "locked by another process" in answer.json()["detail"]
+        doc = (await c.get("/api/admin/switches", headers=AUTH)).json()
+        assert doc["revision"] == 1 and doc["memory_held"] is False
+        assert doc["routing"]["graph"]["trusted"] == "postgres"
+        assert doc["last_error"] == answer.json()["detail"]
+        again = await put(c, back)
+        assert again.status_code == 200 and again.json()["memory_held"] is True
+        assert (await c.get("/api/projects/pypi/held")).status_code == 200
