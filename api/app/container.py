@@ -201,6 +201,7 @@ async def build_container(settings: Settings) -> Container:
     state = getattr(status, "state", None)
     if state is not None:
         state.memory_opener = opener
+        closers.append(state.memory_hold.close)
     closers += [routed_tasks.drain, routed_graph.drain]
     return Container(
         settings,

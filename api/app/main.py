@@ -18,7 +18,7 @@ from app.adapters.graph_store import GraphStore
 from app.container import Container, build_container, build_routing
 from app.fastpath import FastPathMiddleware
 from app.middleware import GuardMiddleware
-from app.routers import admin, agent, graph, health, ledger
+from app.routers import admin, agent, graph, health, ledger, switches
 from app.settings import Settings, load_settings
 
 
@@ -63,7 +63,7 @@ def create_app(
         else None
     )
     http_errors.install(app)
-    for module in (health, graph, ledger, agent, admin):
+    for module in (health, graph, ledger, agent, admin, switches):
         # Flat, not include_router: this FastAPI matches every request through both the
         # app's and the included router's route lists (17-26 us a request, ~10% of the
         # maximum rate); the routes already carry their prefixes and tags. Stores are

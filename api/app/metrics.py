@@ -101,6 +101,42 @@ READ_PERCENT_CONFIGURED = Gauge(
     ["store"],
     registry=REGISTRY,
 )
+READ_PERCENT_ACTUAL = Gauge(
+    "storemigration_read_percent_actual",
+    "Percentage of reads sent to PostgreSQL by the mode in effect (differs from the "
+    "configured one while a live switch drains, or after one failed).",
+    ["store"],
+    registry=REGISTRY,
+)
+DUAL_WRITE_CONFIGURED = Gauge(
+    "storemigration_dual_write_configured",
+    "1 when the last switch set asked for dual-write, else 0.",
+    ["store"],
+    registry=REGISTRY,
+)
+DUAL_WRITE_ACTUAL = Gauge(
+    "storemigration_dual_write_actual",
+    "1 when the mode in effect has dual-write on, else 0.",
+    ["store"],
+    registry=REGISTRY,
+)
+MEMORY_WRITES_CONFIGURED = Gauge(
+    "storemigration_memory_writes_configured",
+    "1 when the last switch set asked for writes to memory, else 0.",
+    ["store"],
+    registry=REGISTRY,
+)
+MEMORY_WRITES_ACTUAL = Gauge(
+    "storemigration_memory_writes_actual",
+    "1 when the mode in effect writes to memory, else 0.",
+    ["store"],
+    registry=REGISTRY,
+)
+SWITCH_REVISION = Gauge(
+    "storemigration_switch_revision",
+    "Revision of the live switches in effect: 1 as started, +1 per change.",
+    registry=REGISTRY,
+)
 SHADOW_READS = Counter(
     "storemigration_shadow_reads_total",
     "Background comparisons of a read against the other store (match|mismatch|error).",

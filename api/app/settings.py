@@ -3,35 +3,97 @@
 A bad value stops the process with a message naming the variable; it never starts in
 a half-configured state. The migration switches resolve, per store, into a
 `StoreMode` that the migration router follows; per-store overrides
-(GRAPH_STORE_*, AGENT_TASK_STORE_*) let each store move on its own.
+(GRAPH_STORE_*, AGENT_TASK_STORE_*) let each store move on its own. A StoreMode is
+validated when it is built, so the same rules refuse a bad combination whether it comes
+from the environment at start-up or from the admin endpoint that changes the switches
+while the process serves (app.migration.switches).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Percent = Annotated[int, Field(ge=0, le=100)]
+ShadowPercent = Annotated[float, Field(ge=0, le=100)]
 StoreName = Literal["graph", "agent_task"]
+Backend = Literal["memory", "postgres"]
+STORES: tuple[StoreName, ...] = ("graph", "agent_task")
+SWITCHES = ("dual_write", "read_percent", "memory_writes", "shadow_read_percent", "backend")
 SECURE_SSLMODES = {"require", "verify-ca", "verify-full"}
 
 
-@dataclass(frozen=True)
-class StoreMode:
-    """How one store is served. `phase` is the migration phase it amounts to."""
+def incoherence(mode: StoreMode) -> tuple[str, str] | None:
+    """The first rule `mode` breaks, as (the switch to change, why), or None. Each rule
+    is a way to serve wrong answers or lose data; messages name the env variables."""
+    prefix = f"{mode.store.upper()}_STORE_"
+    if (mode.dual_write or mode.backend == "postgres") and not mode.postgres_configured:
+        return "dual_write" if mode.dual_write else "backend", (
+            f"DATABASE_URL must be set when DUAL_WRITE_MODE ({prefix}DUAL_WRITE_MODE) "
+            "is true or STORE_BACKEND=postgres"
+        )
+    if mode.dual_write and not mode.memory_writes and mode.read_percent != 100:
+        return "memory_writes", (
+            f"IN_MEMORY_WRITES ({prefix}IN_MEMORY_WRITES)=false requires "
+            "READ_FROM_POSTGRES_PERCENT=100: memory would serve stale reads"
+        )
+    if mode.read_percent > 0 and not mode.dual_write and mode.backend == "memory":
+        return "read_percent", (
+            f"READ_FROM_POSTGRES_PERCENT ({prefix}READ_FROM_POSTGRES_PERCENT)="
+            f"{mode.read_percent} requires DUAL_WRITE_MODE ({prefix}DUAL_WRITE_MODE)"
+            "=true: without dual-write PostgreSQL misses every new write, so reads "
+            "from it would answer stale data and wrong 404s"
+        )
+    if not mode.dual_write and not mode.memory_writes and mode.backend == "memory":
+        return "memory_writes", (
+            f"IN_MEMORY_WRITES ({prefix}IN_MEMORY_WRITES)=false requires DUAL_WRITE_MODE"
+        )
+    return None
+
+
+class StoreMode(BaseModel):
+    """How one store is served: its switches and what they amount to. Immutable, and
+    valid by construction (`incoherence`); the router swaps a whole StoreMode to change
+    a store's routing. `mirror_to_memory` is never set from the environment: it marks
+    the moment of a live rollback from PostgreSQL-primary while memory is rebuilt
+    (PostgreSQL still trusted, each write's result also put into memory)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     store: StoreName
     postgres_configured: bool
     dual_write: bool
     memory_writes: bool
-    read_percent: int
-    backend: Literal["memory", "postgres"]
+    read_percent: Percent
+    backend: Backend
+    shadow_read_percent: ShadowPercent = 0.0
+    mirror_to_memory: bool = False
+
+    @model_validator(mode="after")
+    def _coherent(self) -> StoreMode:
+        broken = incoherence(self)
+        if broken is not None:
+            field, message = broken
+            raise PydanticCustomError("incoherent_switches", message, {"field": field})
+        return self
+
+    def switches(self) -> dict[str, Any]:
+        """The five switches, as the admin endpoint reads and writes them."""
+        return {name: getattr(self, name) for name in SWITCHES}
 
     @property
     def write_target(self) -> str:
@@ -48,6 +110,11 @@ class StoreMode:
     @property
     def effective_read_percent(self) -> int:
         return 100 if self.write_target == "postgres" else self.read_percent
+
+    @property
+    def effective_shadow_percent(self) -> float:
+        """Shadow reads compare two stores that both receive every write: dual-write only."""
+        return self.shadow_read_percent if self.write_target == "dual" else 0.0
 
 
 DSN_SCHEMES = {"postgresql", "postgres"}
@@ -109,7 +176,7 @@ class Settings(BaseSettings):
     postgres_ssl_required: bool | None = None
 
     second_write_timeout: Annotated[float, Field(gt=0, le=60)] = 0.5
-    shadow_read_percent: Annotated[float, Field(ge=0, le=100)] = 0.0
+    shadow_read_percent: ShadowPercent = 0.0
     ready_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
     admin_token: SecretStr | None = None
     task_routing: str | None = None
@@ -137,33 +204,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
-        for store in ("graph", "agent_task"):
-            mode = self.store_mode(store)
-            prefix = f"{store.upper()}_STORE_"
-            if (mode.dual_write or mode.backend == "postgres") and not self.database_url:
-                raise ValueError(
-                    f"DATABASE_URL must be set when DUAL_WRITE_MODE ({prefix}DUAL_WRITE_MODE) "
-                    "is true or STORE_BACKEND=postgres"
-                )
-            if mode.dual_write and not mode.memory_writes and mode.read_percent != 100:
-                raise ValueError(
-                    f"IN_MEMORY_WRITES ({prefix}IN_MEMORY_WRITES)=false requires "
-                    "READ_FROM_POSTGRES_PERCENT=100: memory would serve stale reads"
-                )
-            if mode.read_percent > 0 and not mode.dual_write and mode.backend == "memory":
-                raise ValueError(
-                    f"READ_FROM_POSTGRES_PERCENT ({prefix}READ_FROM_POSTGRES_PERCENT)="
-                    f"{mode.read_percent} requires DUAL_WRITE_MODE ({prefix}DUAL_WRITE_MODE)"
-                    "=true: without dual-write PostgreSQL misses every new write, so reads "
-                    "from it would answer stale data and wrong 404s"
-                )
-            if not mode.dual_write and not mode.memory_writes and mode.backend == "memory":
-                raise ValueError(
-                    f"IN_MEMORY_WRITES ({prefix}IN_MEMORY_WRITES)=false requires DUAL_WRITE_MODE"
-                )
-        memory_trusted_dual = any(
-            self.store_mode(s).write_target == "dual" for s in ("graph", "agent_task")
-        )
+        for store in STORES:
+            try:
+                self.store_mode(store)
+            except ValidationError as e:
+                raise ValueError(e.errors()[0]["msg"]) from None
+        memory_trusted_dual = any(self.store_mode(s).write_target == "dual" for s in STORES)
         if self.rehydrate_on_start and not memory_trusted_dual:
             raise ValueError(
                 "REHYDRATE_ON_START=true requires a store in dual-write with memory writes "
@@ -197,6 +243,7 @@ class Settings(BaseSettings):
             memory_writes=pick("in_memory_writes"),
             read_percent=pick("read_from_postgres_percent"),
             backend=pick("store_backend"),
+            shadow_read_percent=self.shadow_read_percent,
         )
 
     def postgres_in_use(self) -> bool:

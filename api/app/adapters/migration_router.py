@@ -14,6 +14,9 @@ call, and keeps the rules that protect the data while two stores hold it:
 - a comparison (or a PostgreSQL miss) that overlapped a write on the same store is
   counted "skipped", not "mismatch": the two stores legitimately differ for the length
   of a write and its copy, and a busy store would otherwise look inconsistent.
+The mode can change while the process serves (app.migration.switches): each call reads
+`mode` once, at its start, and finishes under it; a change of the trusted store first
+holds new writes at the door and waits for the ones in flight (`WriteDoor`).
 The store-specific classes live in migration_graph_router.py and
 migration_task_router.py and are re-exported here.
 """
@@ -30,6 +33,7 @@ from pydantic import BaseModel
 
 from app.errors import NotFoundError, StoreError
 from app.migration import telemetry
+from app.migration.write_door import WriteDoor
 from app.settings import StoreMode
 
 log = logging.getLogger("app.migration")
@@ -76,18 +80,19 @@ class Route(Generic[S]):
         postgres: S | None,
         *,
         second_write_timeout: float = 0.5,
-        shadow_read_percent: float = 0.0,
+        shadow_read_percent: float | None = None,
         rng: random.Random | None = None,
         shadow_concurrency: int = 4,
     ) -> None:
         if postgres is None and mode.write_target != "in-memory":
             raise ValueError(f"{store} store: mode {mode.write_target!r} needs a PostgreSQL store")
+        if shadow_read_percent is not None:
+            mode = mode.model_copy(update={"shadow_read_percent": shadow_read_percent})
         self.store = store
         self.mode = mode
         self.memory = memory
         self.postgres = postgres
         self.second_write_timeout = second_write_timeout
-        self.shadow_read_percent = shadow_read_percent if mode.write_target == "dual" else 0.0
         self.rng = rng or random.Random()
         self._shadow_slots = shadow_concurrency
         self._shadow_tasks: set[asyncio.Task[None]] = set()
@@ -96,14 +101,17 @@ class Route(Generic[S]):
         self.dual_write_failures = 0
         self.shadow = {"match": 0, "mismatch": 0, "error": 0, "skipped": 0}
         self._write_seq = 0
-        self._writes_in_flight = 0
+        self.door = WriteDoor()
+        self.mirrored = 0
+        self.mirror_failures = 0
         telemetry.read_percent_configured(store, float(mode.effective_read_percent))
 
     # ------------------------------------------------------------------ writes
 
-    def writer(self) -> S:
-        """The store that answers writes (the trusted one)."""
-        if self.mode.write_target == "postgres":
+    def writer(self, mode: StoreMode | None = None) -> S:
+        """The store that answers writes (the trusted one). It cannot change while a
+        write is in flight: a change of the trusted store waits for those to end."""
+        if (mode or self.mode).write_target == "postgres":
             assert self.postgres is not None
             return self.postgres
         return self.memory
@@ -114,20 +122,37 @@ class Route(Generic[S]):
         call: Callable[[S], Awaitable[T]],
         copy: Callable[[S, T], Awaitable[None]],
     ) -> T:
+        await self.door.enter()
+        mode = self.mode
         self._write_seq += 1
-        self._writes_in_flight += 1
         try:
-            result = await call(self.writer())
-            if self.mode.write_target == "dual":
+            result = await call(self.writer(mode))
+            if mode.write_target == "dual":
                 await self.copy(operation, lambda pg: copy(pg, result))
+            elif mode.mirror_to_memory:
+                await self._mirror(operation, lambda memory: copy(memory, result))
             return result
         finally:
-            self._writes_in_flight -= 1
+            self.door.leave()
             self._write_seq += 1
+
+    async def _mirror(self, operation: str, put: Callable[[S], Awaitable[None]]) -> None:
+        """Put a PostgreSQL write's result into memory while memory is rebuilt; a
+        failure is counted (the rollback then refuses to trust memory) and not raised."""
+        try:
+            await put(self.memory)
+            self.mirrored += 1
+        except asyncio.CancelledError:
+            self.mirror_failures += 1
+            raise
+        except Exception as e:  # noqa: BLE001 - counted; the switch checks the count
+            self.mirror_failures += 1
+            log.warning("copy to memory during its rebuild failed: store=%s operation=%s "
+                        "reason=%s", self.store, operation, safe_reason(e))
 
     def _window(self) -> tuple[int, int]:
         """Where the writes stand now; pass it to `_quiet_since` later."""
-        return self._write_seq, self._writes_in_flight
+        return self._write_seq, self.door.in_flight
 
     def _quiet_since(self, window: tuple[int, int]) -> bool:
         """No write on this store was running at `window` or has started or ended since."""
@@ -161,8 +186,8 @@ class Route(Generic[S]):
 
     # ------------------------------------------------------------------ reads
 
-    def _postgres_turn(self) -> bool:
-        pct = self.mode.effective_read_percent
+    def _postgres_turn(self, mode: StoreMode) -> bool:
+        pct = mode.effective_read_percent
         if self.postgres is None or pct <= 0:
             return False
         return pct >= 100 or self.rng.random() * 100 < pct
@@ -179,15 +204,16 @@ class Route(Generic[S]):
     ) -> T:
         """Answer a read from the backend the mode picks. `missing` tells a miss (None);
         a NotFoundError from PostgreSQL is a miss as well."""
-        if self.mode.write_target == "postgres":
+        mode = self.mode
+        if mode.write_target == "postgres":
             assert self.postgres is not None
             self._served("postgres")
             return await call(self.postgres)
         window = self._window()
-        if not self._postgres_turn():
+        if not self._postgres_turn(mode):
             result = await call(self.memory)
             self._served("memory")
-            self._maybe_shadow(operation, call, result, self.postgres, window)
+            self._maybe_shadow(mode, operation, call, result, self.postgres, window)
             return result
         assert self.postgres is not None
         try:
@@ -209,7 +235,7 @@ class Route(Generic[S]):
         if missing is not None and missing(result):
             return await self._after_miss(operation, call, window)
         self._served("postgres")
-        self._maybe_shadow(operation, call, result, self.memory, window)
+        self._maybe_shadow(mode, operation, call, result, self.memory, window)
         return result
 
     async def _after_miss(
@@ -244,15 +270,17 @@ class Route(Generic[S]):
 
     def _maybe_shadow(
         self,
+        mode: StoreMode,
         operation: str,
         call: Callable[[S], Awaitable[T]],
         result: T,
         compare_with: S | None,
         window: tuple[int, int],
     ) -> None:
-        if compare_with is None or self.shadow_read_percent <= 0:
+        percent = mode.effective_shadow_percent
+        if compare_with is None or percent <= 0:
             return
-        if self.rng.random() * 100 >= self.shadow_read_percent:
+        if self.rng.random() * 100 >= percent:
             return
         if len(self._shadow_tasks) >= self._shadow_slots:
             return
@@ -301,6 +329,9 @@ class Route(Generic[S]):
             "read_target": mode.read_target,
             "read_from_postgres_percent": mode.effective_read_percent,
             "dual_write_enabled": mode.write_target == "dual",
+            "switches": mode.switches(),
+            "rebuilding_memory": mode.mirror_to_memory,
+            "writes_in_flight": self.door.in_flight,
             "reads_served": {
                 "memory": self.served["memory"],
                 "postgres": self.served["postgres"],
@@ -337,7 +368,7 @@ class RoutedStore(Generic[S]):
         mode: StoreMode,
         *,
         second_write_timeout: float = 0.5,
-        shadow_read_percent: float = 0.0,
+        shadow_read_percent: float | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.route: Route[S] = Route(

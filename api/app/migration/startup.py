@@ -195,6 +195,12 @@ class MemoryOpener:
             raise
         return graph, tasks
 
+    async def open_held(self) -> tuple[Any, Any]:
+        """Both memory stores, opened for good (the caller closes them): a live rollback
+        to a phase that trusts memory makes this process hold memory again."""
+        async with self._in_use:
+            return await self._open_once()
+
     @asynccontextmanager
     async def open(self, wait: float = 0.0) -> AsyncIterator[tuple[Any, Any]]:
         """Both memory stores, open for the block; MemoryLocked if another process

@@ -65,6 +65,26 @@ def read_percent_configured(store: str, percent: float) -> None:
     _set("READ_PERCENT_CONFIGURED", percent, store=store)
 
 
+def switches_configured(store: str, read_percent: int, dual_write: bool,
+                        memory_writes: bool) -> None:
+    read_percent_configured(store, float(read_percent))
+    _set("DUAL_WRITE_CONFIGURED", float(dual_write), store=store)
+    _set("MEMORY_WRITES_CONFIGURED", float(memory_writes), store=store)
+
+
+def switches_actual(store: str, read_percent: int, dual_write: bool,
+                    memory_writes: bool) -> None:
+    _set("READ_PERCENT_ACTUAL", float(read_percent), store=store)
+    _set("DUAL_WRITE_ACTUAL", float(dual_write), store=store)
+    _set("MEMORY_WRITES_ACTUAL", float(memory_writes), store=store)
+
+
+def switch_revision(revision: int) -> None:
+    metric = _metric("SWITCH_REVISION")
+    if metric is not None:
+        metric.set(float(revision))
+
+
 def shadow_read(store: str, result: str) -> None:
     _inc("SHADOW_READS", store=store, result=result)
 

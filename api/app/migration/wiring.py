@@ -3,7 +3,7 @@
 The container calls `build_migration_stores` once at start-up; the routers it returns
 are what the HTTP layer uses. `MigrationState` is the small interface the admin
 endpoints read from `request.app.state.migration`: both faces of both stores, the
-database, and the settings that hold the admin token.
+database, the settings that hold the admin token, and the live switches (`switches`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
+from app.adapters.memory_graph_store import MemoryGraphStore
 from app.adapters.migration_graph_router import GraphBackend, MigratingGraphStore
 from app.adapters.migration_task_router import MigratingAgentTaskStore, TaskBackend
+from app.container import build_routing
+from app.metrics import instrument_graph, instrument_tasks
+from app.migration.startup import MemoryOpener
+from app.migration.switches import SwitchBoard
 from app.settings import Settings
 
 log = logging.getLogger("app.migration")
@@ -35,6 +41,57 @@ class MigrationState:
     memory_opener: Any | None = None
     """Set when memory is not held open (every store PostgreSQL-primary): admin calls
     that need memory open it through this (app.migration.startup.MemoryOpener)."""
+    switches: SwitchBoard | None = None
+    memory_hold: MemoryHold | None = None
+
+
+class MemoryHold:
+    """Whether this process holds memory's durable stores, live. A process that started
+    with every store PostgreSQL-primary holds none (`memory_opener` is set, so replicas
+    can each open the journal briefly); the live switches keep it that way: once every
+    store is PostgreSQL-primary memory is closed (`release`, its journal stays on disk),
+    and a rollback to a phase that trusts memory opens it again (`hold`)."""
+
+    def __init__(
+        self, state: MigrationState, graph: MigratingGraphStore, tasks: MigratingAgentTaskStore
+    ) -> None:
+        self.state, self.graph, self.tasks = state, graph, tasks
+        self._opened: list[Any] = []
+
+    @property
+    def held(self) -> bool:
+        return self.state.memory_opener is None
+
+    async def hold(self) -> None:
+        opener = self.state.memory_opener
+        if opener is None:
+            return
+        graph, tasks = await opener.open_held()
+        self._opened += [graph, tasks]
+        self._install(instrument_graph(graph, "memory"), instrument_tasks(tasks, "memory"))
+        self.state.memory_opener = None
+        log.info("memory's journal opened: this process holds memory again")
+
+    async def release(self) -> None:
+        if self.state.memory_opener is not None:
+            return
+        routing = build_routing(self.state.settings)
+        held: list[Any] = [self.state.memory_graph, self.state.memory_tasks]
+        self._install(instrument_graph(MemoryGraphStore(), "memory"),
+                      instrument_tasks(MemoryAgentTaskStore(routing=routing), "memory"))
+        self.state.memory_opener = MemoryOpener(self.state.settings, routing)
+        self._opened.clear()
+        for store in held:
+            await store.close()
+        log.info("every store is PostgreSQL-primary: memory's journal closed (kept on disk)")
+
+    def _install(self, graph: Any, tasks: Any) -> None:
+        self.state.memory_graph = self.graph.route.memory = graph
+        self.state.memory_tasks = self.tasks.route.memory = tasks
+
+    async def close(self) -> None:
+        while self._opened:
+            await self._opened.pop().close()
 
 
 def postgres_status(database: Any | None) -> dict[str, Any]:
@@ -57,9 +114,6 @@ def postgres_status(database: Any | None) -> dict[str, Any]:
 
 def postgres_stores(database: Any, settings: Settings) -> tuple[GraphBackend, TaskBackend]:
     """PostgreSQL stores on `database`, instrumented as backend="postgres"."""
-    from app.container import build_routing
-    from app.metrics import instrument_graph, instrument_tasks
-
     graph_mod = importlib.import_module("app.adapters.postgres_graph_store")
     task_mod = importlib.import_module("app.adapters.postgres_agent_task_store")
     return (
@@ -87,20 +141,15 @@ async def build_migration_stores(
         built_graph, built_tasks = postgres_stores(database, settings)
         postgres_graph = postgres_graph or built_graph
         postgres_tasks = postgres_tasks or built_tasks
-    timeout, shadow = settings.second_write_timeout, settings.shadow_read_percent
+    timeout = settings.second_write_timeout
     graph = MigratingGraphStore(
-        memory_graph,
-        postgres_graph,
-        settings.store_mode("graph"),
-        second_write_timeout=timeout,
-        shadow_read_percent=shadow,
+        memory_graph, postgres_graph, settings.store_mode("graph"), second_write_timeout=timeout
     )
     tasks = MigratingAgentTaskStore(
         memory_tasks,
         postgres_tasks,
         settings.store_mode("agent_task"),
         second_write_timeout=timeout,
-        shadow_read_percent=shadow,
     )
     state = MigrationState(
         settings=settings,
@@ -111,12 +160,18 @@ async def build_migration_stores(
         database=database,
         routers=[graph, tasks],
     )
+    hold = MemoryHold(state, graph, tasks)
+    state.switches = SwitchBoard({"graph": graph.route, "agent_task": tasks.route}, hold)
+    state.memory_hold = hold
+
+    board = state.switches
 
     def store_status() -> dict[str, Any]:
         return {
             "graph_store": graph.store_status(),
             "agent_task_store": tasks.store_status(),
             "postgres": postgres_status(database),
+            "switches": board.summary(),
         }
 
     store_status.state = state  # type: ignore[attr-defined]
