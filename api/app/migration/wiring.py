@@ -52,6 +52,10 @@ def postgres_status(database: Any | None) -> dict[str, Any]:
     for key in ("size", "active", "idle", "waiting", "max"):
         if key in stats:
             doc[f"pool_{key}"] = stats[key]
+    if getattr(database, "schema_error", None):
+        doc["schema_error"] = database.schema_error
+    if hasattr(database, "tls_status"):
+        doc["tls"] = database.tls_status()
     return doc
 
 
