@@ -25,6 +25,7 @@ from app.models import TaskType
 from app.settings import Settings
 
 log = logging.getLogger("app.container")
+COPY_RETRY_SUBDIR = "copy-retry"
 
 
 class PostgresHandle(Protocol):
@@ -198,11 +199,13 @@ async def build_container(settings: Settings) -> Container:
         await _close_all(closers)
         raise
     routed_graph, routed_tasks, status = await build_migration_stores(
-        settings, graph, tasks, database, postgres_graph=pg_graph, postgres_tasks=pg_tasks
+        settings, graph, tasks, database, postgres_graph=pg_graph, postgres_tasks=pg_tasks,
+        retry_dir=settings.data_dir / COPY_RETRY_SUBDIR,
     )
     state = getattr(status, "state", None)
     if state is not None:
         state.memory_opener = opener
+        closers.append(state.close)
     closers += [routed_tasks.drain, routed_graph.drain]
     return Container(
         settings,

@@ -4,8 +4,9 @@ One `Route` per store decides, from the store's `StoreMode`, which backend answe
 call, and keeps the rules that protect the data while two stores hold it:
 - the trusted store answers a write; the other receives the resulting record through
   its replica face (an upsert of the new state, never a replay of the command), under
-  its own timeout; a failure there is logged without credentials, counted, and never
-  fails the request;
+  its own timeout; a failure there is logged without credentials, counted, never
+  fails the request, and puts the record on the copy-retry queue
+  (app.migration.copy_retry);
 - a read routed to PostgreSQL that fails falls back to memory; a PostgreSQL miss for a
   record memory holds is served from memory and counted as a mismatch, so a rollout
   never answers a wrong 404;
@@ -30,6 +31,7 @@ from pydantic import BaseModel
 
 from app.errors import NotFoundError, StoreError
 from app.migration import telemetry
+from app.migration.copy_retry import NO_RETRY, CopyTracker
 from app.settings import StoreMode
 
 log = logging.getLogger("app.migration")
@@ -97,6 +99,8 @@ class Route(Generic[S]):
         self.shadow = {"match": 0, "mismatch": 0, "error": 0, "skipped": 0}
         self._write_seq = 0
         self._writes_in_flight = 0
+        self.copies: CopyTracker = NO_RETRY
+        """Where failed copies go (app.migration.copy_retry); wiring sets the queue."""
         telemetry.read_percent_configured(store, float(mode.effective_read_percent))
 
     # ------------------------------------------------------------------ writes
@@ -117,9 +121,11 @@ class Route(Generic[S]):
         self._write_seq += 1
         self._writes_in_flight += 1
         try:
-            result = await call(self.writer())
-            if self.mode.write_target == "dual":
-                await self.copy(operation, lambda pg: copy(pg, result))
+            with self.copies.track() as pending:  # a copy that does not land is retried
+                result = await call(self.writer())
+                if self.mode.write_target == "dual":
+                    pending.result = result
+                    pending.landed = await self.copy(operation, lambda pg: copy(pg, result))
             return result
         finally:
             self._writes_in_flight -= 1
@@ -134,8 +140,9 @@ class Route(Generic[S]):
         seq, in_flight = window
         return in_flight == 0 and self._write_seq == seq
 
-    async def copy(self, operation: str, put: Callable[[S], Awaitable[None]]) -> None:
-        """Copy a record to PostgreSQL under the second-write timeout; never raises."""
+    async def copy(self, operation: str, put: Callable[[S], Awaitable[None]]) -> bool:
+        """Copy a record to PostgreSQL under the second-write timeout; True if it landed.
+        Never raises, except a cancellation."""
         assert self.postgres is not None
         try:
             async with (
@@ -148,6 +155,8 @@ class Route(Generic[S]):
             raise
         except Exception as e:  # noqa: BLE001 - any failure of the copy is counted, not raised
             self._copy_failed(operation, safe_reason(e))
+            return False
+        return True
 
     def _copy_failed(self, operation: str, reason: str) -> None:
         self.dual_write_failures += 1
@@ -308,6 +317,7 @@ class Route(Generic[S]):
             },
             "read_fallbacks": self.fallbacks,
             "dual_write_failures": self.dual_write_failures,
+            "copy_retry": self.copies.status(),
             "shadow_reads": dict(self.shadow),
         }
 

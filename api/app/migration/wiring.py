@@ -12,10 +12,12 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from app.adapters.migration_graph_router import GraphBackend, MigratingGraphStore
 from app.adapters.migration_task_router import MigratingAgentTaskStore, TaskBackend
+from app.migration.copy_retry import CopyRetryQueue
 from app.settings import Settings
 
 log = logging.getLogger("app.migration")
@@ -35,6 +37,12 @@ class MigrationState:
     memory_opener: Any | None = None
     """Set when memory is not held open (every store PostgreSQL-primary): admin calls
     that need memory open it through this (app.migration.startup.MemoryOpener)."""
+    copy_queues: list[CopyRetryQueue] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Stop the copy-retry queues, persisting what they still hold."""
+        for queue in self.copy_queues:
+            await queue.close()
 
 
 def postgres_status(database: Any | None) -> dict[str, Any]:
@@ -82,10 +90,13 @@ async def build_migration_stores(
     *,
     postgres_graph: GraphBackend | None = None,
     postgres_tasks: TaskBackend | None = None,
+    retry_dir: Path | None = None,
 ) -> tuple[MigratingGraphStore, MigratingAgentTaskStore, StoreStatus]:
     """Routers for both stores per settings.store_mode, and the store-status callable.
     The PostgreSQL stores are built on `database` unless given (e.g. already wrapped by
-    the metrics layer). The returned callable carries `.state`, the MigrationState for
+    the metrics layer). Each dual-writing store gets a copy-retry queue, durable in
+    `retry_dir` when given (memory is durable there too); close them with
+    `state.close()`. The returned callable carries `.state`, the MigrationState for
     `app.state.migration`."""
     if database is not None and (postgres_graph is None or postgres_tasks is None):
         built_graph, built_tasks = postgres_stores(database, settings)
@@ -115,6 +126,17 @@ async def build_migration_stores(
         database=database,
         routers=[graph, tasks],
     )
+    for router in (graph, tasks):
+        route = router.route
+        if route.mode.write_target == "dual":
+            queue = CopyRetryQueue(
+                route.store, route.memory, route.postgres, directory=retry_dir,
+                active=lambda route=route: route.mode.write_target == "dual",  # type: ignore[misc]
+                copy_timeout=max(4 * timeout, 2.0),
+            )
+            await queue.open()
+            route.copies = queue
+            state.copy_queues.append(queue)
 
     def store_status() -> dict[str, Any]:
         return {
