@@ -158,6 +158,12 @@ class PostgresServer:
             shutil.rmtree(self.datadir.parent, ignore_errors=True)
 
 
+PG_HBA = """local all all trust
+host all storemigration_app 127.0.0.1/32 scram-sha-256
+host all all 127.0.0.1/32 trust
+"""
+
+
 def start_postgres(tmpdir: str | Path | None = None, durable: bool = False,
                    tls: bool = False, tls_hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
                    ) -> PostgresServer:
@@ -178,6 +184,9 @@ def start_postgres(tmpdir: str | Path | None = None, durable: bool = False,
                       "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"]),
         check=True, capture_output=True,
     )
+    # The application role logs in with its password, as in production (so a wrong
+    # password is refused for real); the owner and the superuser stay on trust.
+    (datadir / "pg_hba.conf").write_text(PG_HBA)
     port = _free_port()
     opts = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={sockdir}"
             " -c max_connections=200")

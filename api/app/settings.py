@@ -52,8 +52,33 @@ class StoreMode:
         return 100 if self.write_target == "postgres" else self.read_percent
 
 
+DSN_SCHEMES = {"postgresql", "postgres"}
+BAD_DSN = (
+    "is not a PostgreSQL URL (expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or "
+    "postgresql:///DATABASE?host=/socket/dir); the value is not shown, since it may hold "
+    "a password"
+)
+
+
+def check_database_url(url: str) -> str:
+    """`url` when it is a PostgreSQL URL whose parts every later reader can take apart
+    (host, numeric port), else a ValueError that never echoes it: a string that does not
+    parse as a URL cannot be shown with its password masked."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ValueError(BAD_DSN) from None
+    has_host = bool(parts.hostname) or "host" in parse_qs(parts.query)
+    if parts.scheme not in DSN_SCHEMES or not has_host or " " in url.strip():
+        raise ValueError(BAD_DSN)
+    return url
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", hide_input_in_errors=True
+    )
 
     app_env: Literal["development", "test", "production"] = "development"
     api_version: str = "0.1.0"
@@ -93,6 +118,13 @@ class Settings(BaseSettings):
     task_routing: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     fast_path: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            check_database_url(v.get_secret_value())
+        return v
 
     @field_validator("task_routing")
     @classmethod

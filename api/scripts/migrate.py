@@ -22,6 +22,7 @@ from app.db.migrate import (  # noqa: E402
     MigrationError,
     apply_migrations,
 )
+from app.settings import check_database_url  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.database_url:
         print("migrate: set --database-url or DATABASE_URL", file=sys.stderr)
+        return 2
+    try:
+        check_database_url(args.database_url)
+    except ValueError as e:
+        print(f"migrate: the database URL {e}", file=sys.stderr)
         return 2
     try:
         report = asyncio.run(apply_migrations(

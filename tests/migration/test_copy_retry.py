@@ -229,8 +229,9 @@ async def test_a_record_postgresql_refuses_stays_queued_and_named(
 ) -> None:
     dsn = app_dsn(server)
     owner = await asyncpg.connect(with_database(server.dsn, DB))
-    await owner.execute("INSERT INTO contributors (id, name, email, created_at, updated_at) "
-                        "VALUES (gen_random_uuid(), 'first', 'same@x.org', now(), now())")
+    await owner.execute("INSERT INTO contributors (id, name, email, email_key, created_at, "
+                        "updated_at) VALUES (gen_random_uuid(), 'first', 'same@x.org', "
+                        "'same@x.org', now(), now())")
     await owner.close()
     world = await routed(dsn, None)
     try:

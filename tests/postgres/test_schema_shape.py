@@ -36,7 +36,7 @@ async def test_indexes_the_spec_asks_for(pg_database: PgDatabase) -> None:
     assert "UNIQUE" in defs["projects_ecosystem_name_key"]
     assert "(ecosystem, name)" in defs["projects_ecosystem_name_key"]
     assert "gin (name gin_trgm_ops)" in defs["projects_name_trgm"]
-    assert "gin (lower(description) gin_trgm_ops)" in defs["projects_description_trgm"]
+    assert "gin (description_lower gin_trgm_ops)" in defs["projects_description_trgm"]
     assert "(status, created_at)" in defs["agent_tasks_status_created_idx"]
     assert defs["contributions_contributor_id_idx"].endswith('(contributor_id, "timestamp", id)')
     assert defs["contributions_asset_id_idx"].endswith('(asset_id, "timestamp", id)')
