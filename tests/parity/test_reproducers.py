@@ -185,6 +185,7 @@ async def test_10_invalid_utf8_body_is_422(trio: Trio, content: bytes) -> None:
     answers = await trio.send("POST", "/v1/contributors", content=content,
                               headers={"content-type": "application/json"})
     names_field(same_answer(answers, 422), "body")
+    await agree(trio)
 
 
 async def test_10_openapi_declares_the_contracts_status_codes(trio: Trio) -> None:
