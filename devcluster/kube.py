@@ -3,12 +3,13 @@
 """A Kubernetes API emulator on 127.0.0.1, built on kmock: what the demo and every end-to-end
 test run the real operator against.
 
-No real API server can be installed here (TEST-HARNESS.md), so kmock's KubernetesEmulator is
-extended with what kopf, kubectl and the kubernetes client rely on: object metadata stamps
-(uid, resourceVersion, generation, creationTimestamp), 409 on duplicate create, 422 when a
-JSON-patch `test` fails, a separate /status subresource, CRDs that become discoverable and
-Established and whose openAPIV3Schema validates custom resources, equality label selectors,
-PUT, Table responses for kubectl, and list/discovery responses in the shapes clients expect.
+No real API server can be installed here (docs/ARCHITECTURE.md, "Real parts in tests"), so
+kmock's KubernetesEmulator is extended with what kopf, kubectl and the kubernetes client
+rely on: object metadata stamps (uid, resourceVersion, generation, creationTimestamp), 409
+on duplicate create, 422 when a JSON-patch `test` fails, a separate /status subresource,
+CRDs that become discoverable and Established and whose openAPIV3Schema validates custom
+resources, equality label selectors, PUT, Table responses for kubectl, and list/discovery
+responses in the shapes clients expect.
 Nothing here runs Jobs or rolls out Deployments: devcluster.controller does that.
 """
 

@@ -52,7 +52,7 @@ def create_app(
     app = FastAPI(
         title="StoreMigration API",
         version=settings.api_version,
-        description="Projects, contributions and agent tasks; see CONTRACT.md.",
+        description="Projects, contributions and agent tasks; see docs/CONTRACT.md.",
         lifespan=lifespan,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )

@@ -83,6 +83,18 @@ DUAL_WRITE_FAILURES = Counter(
     ["store", "operation"],
     registry=REGISTRY,
 )
+COPY_RETRY_DEPTH = Gauge(
+    "storemigration_copy_retry_queue_depth",
+    "Records whose dual-write copy failed and that wait to be copied again.",
+    ["store"],
+    registry=REGISTRY,
+)
+COPY_RETRIES = Counter(
+    "storemigration_copy_retries_total",
+    "Copies made again from the retry queue, by result (landed|failed|refused).",
+    ["store", "result"],
+    registry=REGISTRY,
+)
 READS = Counter(
     "storemigration_reads_total",
     "Reads served, by the backend that answered.",

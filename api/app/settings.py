@@ -34,7 +34,9 @@ StoreName = Literal["graph", "agent_task"]
 Backend = Literal["memory", "postgres"]
 STORES: tuple[StoreName, ...] = ("graph", "agent_task")
 SWITCHES = ("dual_write", "read_percent", "memory_writes", "shadow_read_percent", "backend")
-SECURE_SSLMODES = {"require", "verify-ca", "verify-full"}
+# Modes that check the server's certificate; `require` only encrypts, so a machine in
+# the middle can pose as the server and collect the credentials.
+VERIFIED_SSLMODES = frozenset({"verify-ca", "verify-full"})
 
 
 def incoherence(mode: StoreMode) -> tuple[str, str] | None:
@@ -171,6 +173,7 @@ class Settings(BaseSettings):
     postgres_max_overflow: Annotated[int, Field(ge=0, le=1000)] = 10
     postgres_pool_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
     postgres_pool_recycle: Annotated[float, Field(gt=0)] = 3600.0
+    postgres_overflow_idle_timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
     postgres_max_queries: Annotated[int, Field(ge=1)] = 50_000
     postgres_statement_timeout_ms: Annotated[int, Field(ge=0)] = 10_000
     postgres_ssl_required: bool | None = None
@@ -218,18 +221,38 @@ class Settings(BaseSettings):
                 "PostgreSQL when rolling back from PostgreSQL-primary"
             )
         if self.database_url and self.ssl_required():
-            query = parse_qs(urlsplit(self.database_url.get_secret_value()).query)
-            if not SECURE_SSLMODES & set(query.get("sslmode", [])):
-                raise ValueError(
-                    "DATABASE_URL must set sslmode=require (or verify-ca/verify-full) when "
-                    "APP_ENV=production; set POSTGRES_SSL_REQUIRED=false to override"
-                )
+            self._check_tls(self.database_url.get_secret_value())
         return self
 
+    def _check_tls(self, url: str) -> None:
+        """TLS rule: where TLS is required, the URL must ask for a verified certificate."""
+        modes = parse_qs(urlsplit(url).query).get("sslmode", [])
+        mode = modes[-1] if modes else None
+        if mode in VERIFIED_SSLMODES:
+            return
+        why = (
+            "sslmode=require encrypts but does not check the server's certificate, so "
+            "anything between the API and PostgreSQL can pose as the server and read the "
+            "credentials"
+            if mode == "require"
+            else f"sslmode={mode or '(unset)'} does not require TLS"
+        )
+        raise ValueError(
+            f"DATABASE_URL: {why}. When TLS is required (APP_ENV=production or "
+            "POSTGRES_SSL_REQUIRED=true) set sslmode=verify-full (or verify-ca) and "
+            "sslrootcert=<CA file>; POSTGRES_SSL_REQUIRED=false overrides the rule, with a "
+            "warning at every start"
+        )
+
     def ssl_required(self) -> bool:
+        """Whether DATABASE_URL must use TLS with a verified server certificate."""
         if self.postgres_ssl_required is not None:
             return self.postgres_ssl_required
         return self.app_env == "production"
+
+    def tls_override(self) -> bool:
+        """POSTGRES_SSL_REQUIRED=false switched off the production TLS rule."""
+        return self.app_env == "production" and self.postgres_ssl_required is False
 
     def store_mode(self, store: StoreName) -> StoreMode:
         def pick(name: str) -> Any:

@@ -3,7 +3,7 @@
 overwrite a row PostgreSQL holds at a newer updated_at and never write an asset's
 total_cost (the contribution trigger counts each contribution once).
 
-Run it AFTER dual-write is on (DESIGN.md, correction 1): writes made from then on are
+Run it AFTER dual-write is on (docs/ARCHITECTURE.md, departure 1): writes made from then on are
 copied by the router, and the backfill copies everything before.
 
   online:  backfill_postgres.py --api-url http://api:8000      (ADMIN_TOKEN in env)

@@ -198,7 +198,8 @@ async def test_setup_md(docs_setup: DocsSetup, kube_cluster: KubeCluster, tmp_pa
     for name in ("API_URL", "DATABASE_URL", "SCHEMA_DATABASE_URL"):
         env.pop(name)
     counts = await run_doc(DOCS[0], env, tmp_path)
-    assert counts["serve"] == 5 and counts["local"] >= 2 and counts["cluster"] == 2
+    assert counts["serve"] == 6 and counts["local"] >= 2 and counts["cluster"] == 2
+    assert counts["local-fails"] == 2
     listed = json.loads(await asyncio.to_thread(
         kubectl, kube_cluster, tmp_path, "get", "storemigration", "api-migration", "-o", "json"))
     assert listed["spec"]["adminTokenSecret"] == {"name": "store-migration", "key": "ADMIN_TOKEN"}

@@ -4,8 +4,9 @@ One `Route` per store decides, from the store's `StoreMode`, which backend answe
 call, and keeps the rules that protect the data while two stores hold it:
 - the trusted store answers a write; the other receives the resulting record through
   its replica face (an upsert of the new state, never a replay of the command), under
-  its own timeout; a failure there is logged without credentials, counted, and never
-  fails the request;
+  its own timeout; a failure there is logged without credentials, counted, never
+  fails the request, and puts the record on the copy-retry queue
+  (app.migration.copy_retry);
 - a read routed to PostgreSQL that fails falls back to memory; a PostgreSQL miss for a
   record memory holds is served from memory and counted as a mismatch, so a rollout
   never answers a wrong 404;
@@ -33,6 +34,7 @@ from pydantic import BaseModel
 
 from app.errors import NotFoundError, StoreError
 from app.migration import telemetry
+from app.migration.copy_retry import NO_RETRY, CopyTracker
 from app.migration.write_door import WriteDoor
 from app.settings import StoreMode
 
@@ -104,6 +106,8 @@ class Route(Generic[S]):
         self.door = WriteDoor()
         self.mirrored = 0
         self.mirror_failures = 0
+        self.copies: CopyTracker = NO_RETRY
+        """Where failed copies go (app.migration.copy_retry); wiring sets the queue."""
         telemetry.read_percent_configured(store, float(mode.effective_read_percent))
 
     # ------------------------------------------------------------------ writes
@@ -126,11 +130,13 @@ class Route(Generic[S]):
         mode = self.mode
         self._write_seq += 1
         try:
-            result = await call(self.writer(mode))
-            if mode.write_target == "dual":
-                await self.copy(operation, lambda pg: copy(pg, result))
-            elif mode.mirror_to_memory:
-                await self._mirror(operation, lambda memory: copy(memory, result))
+            with self.copies.track() as pending:  # a copy that does not land is retried
+                result = await call(self.writer(mode))
+                if mode.write_target == "dual":
+                    pending.result = result
+                    pending.landed = await self.copy(operation, lambda pg: copy(pg, result))
+                elif mode.mirror_to_memory:
+                    await self._mirror(operation, lambda memory: copy(memory, result))
             return result
         finally:
             self.door.leave()
@@ -159,8 +165,9 @@ class Route(Generic[S]):
         seq, in_flight = window
         return in_flight == 0 and self._write_seq == seq
 
-    async def copy(self, operation: str, put: Callable[[S], Awaitable[None]]) -> None:
-        """Copy a record to PostgreSQL under the second-write timeout; never raises."""
+    async def copy(self, operation: str, put: Callable[[S], Awaitable[None]]) -> bool:
+        """Copy a record to PostgreSQL under the second-write timeout; True if it landed.
+        Never raises, except a cancellation."""
         assert self.postgres is not None
         try:
             async with (
@@ -173,6 +180,8 @@ class Route(Generic[S]):
             raise
         except Exception as e:  # noqa: BLE001 - any failure of the copy is counted, not raised
             self._copy_failed(operation, safe_reason(e))
+            return False
+        return True
 
     def _copy_failed(self, operation: str, reason: str) -> None:
         self.dual_write_failures += 1
@@ -339,6 +348,7 @@ class Route(Generic[S]):
             },
             "read_fallbacks": self.fallbacks,
             "dual_write_failures": self.dual_write_failures,
+            "copy_retry": self.copies.status(),
             "shadow_reads": dict(self.shadow),
         }
 

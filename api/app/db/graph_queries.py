@@ -1,7 +1,7 @@
 """Named SQL for PostgresGraphStore: parameterized statements, never built by formatting.
 
 The bulk statements read from temp tables the adapter fills with COPY (the fastest
-path into PostgreSQL, PERFORMANCE-LIMITS.md), then upsert with one INSERT..SELECT per
+path into PostgreSQL, docs/BENCHMARKS.md "Machine limits"), then upsert with one INSERT..SELECT per
 table; rows held at a newer updated_at are left alone.
 """
 

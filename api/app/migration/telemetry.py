@@ -1,9 +1,10 @@
 """The migration's counters, reached through app.metrics.
 
 The router and the consistency check record what the operator's gates read
-(dual-write failures, reads per backend, fallbacks, shadow-read results, consistency
-results). app.metrics owns the metric objects; this module is the one place that
-knows their attribute names, so a missing metrics module never breaks a request.
+(dual-write failures, the copy-retry queue, reads per backend, fallbacks, shadow-read
+results, consistency results). app.metrics owns the metric objects; this module is the
+one place that knows their attribute names, so a missing metrics module never breaks a
+request.
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ async def postgres_copy(store: str, operation: str) -> AsyncIterator[None]:
 
 def dual_write_failure(store: str, operation: str) -> None:
     _inc("DUAL_WRITE_FAILURES", store=store, operation=operation)
+
+
+def copy_retry_depth(store: str, depth: int) -> None:
+    _set("COPY_RETRY_DEPTH", float(depth), store=store)
+
+
+def copy_retried(store: str, result: str) -> None:
+    _inc("COPY_RETRIES", store=store, result=result)
 
 
 def read_served(store: str, backend: str) -> None:

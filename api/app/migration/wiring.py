@@ -12,6 +12,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from app.adapters.memory_agent_task_store import MemoryAgentTaskStore
@@ -20,6 +21,7 @@ from app.adapters.migration_graph_router import GraphBackend, MigratingGraphStor
 from app.adapters.migration_task_router import MigratingAgentTaskStore, TaskBackend
 from app.container import build_routing
 from app.metrics import instrument_graph, instrument_tasks
+from app.migration.copy_retry import CopyRetryQueue
 from app.migration.startup import MemoryOpener
 from app.migration.switches import SwitchBoard
 from app.settings import Settings
@@ -43,6 +45,12 @@ class MigrationState:
     that need memory open it through this (app.migration.startup.MemoryOpener)."""
     switches: SwitchBoard | None = None
     memory_hold: MemoryHold | None = None
+    copy_queues: list[CopyRetryQueue] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Stop the copy-retry queues, persisting what they still hold."""
+        for queue in self.copy_queues:
+            await queue.close()
 
 
 class MemoryHold:
@@ -109,6 +117,10 @@ def postgres_status(database: Any | None) -> dict[str, Any]:
     for key in ("size", "active", "idle", "waiting", "max"):
         if key in stats:
             doc[f"pool_{key}"] = stats[key]
+    if getattr(database, "schema_error", None):
+        doc["schema_error"] = database.schema_error
+    if hasattr(database, "tls_status"):
+        doc["tls"] = database.tls_status()
     return doc
 
 
@@ -132,10 +144,13 @@ async def build_migration_stores(
     *,
     postgres_graph: GraphBackend | None = None,
     postgres_tasks: TaskBackend | None = None,
+    retry_dir: Path | None = None,
 ) -> tuple[MigratingGraphStore, MigratingAgentTaskStore, StoreStatus]:
     """Routers for both stores per settings.store_mode, and the store-status callable.
     The PostgreSQL stores are built on `database` unless given (e.g. already wrapped by
-    the metrics layer). The returned callable carries `.state`, the MigrationState for
+    the metrics layer). Each dual-writing store gets a copy-retry queue, durable in
+    `retry_dir` when given (memory is durable there too); close them with
+    `state.close()`. The returned callable carries `.state`, the MigrationState for
     `app.state.migration`."""
     if database is not None and (postgres_graph is None or postgres_tasks is None):
         built_graph, built_tasks = postgres_stores(database, settings)
@@ -160,6 +175,18 @@ async def build_migration_stores(
         database=database,
         routers=[graph, tasks],
     )
+    for router in (graph, tasks):
+        route = router.route
+        if route.postgres is not None:  # dual-write may be switched on live later
+            queue = CopyRetryQueue(
+                route.store, lambda route=route: (route.memory, route.postgres),  # type: ignore[misc]
+                directory=retry_dir,
+                active=lambda route=route: route.mode.write_target == "dual",  # type: ignore[misc]
+                copy_timeout=max(4 * timeout, 2.0),
+            )
+            await queue.open()
+            route.copies = queue
+            state.copy_queues.append(queue)
     hold = MemoryHold(state, graph, tasks)
     state.switches = SwitchBoard({"graph": graph.route, "agent_task": tasks.route}, hold)
     state.memory_hold = hold

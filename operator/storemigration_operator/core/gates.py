@@ -1,9 +1,9 @@
 """Gate readings and their verdicts.
 
 A reading is four numbers from Prometheus (or none, or an error). The verdict is one of the
-four results DESIGN.md names: Failed rolls back, Inconclusive and Error only hold. Keeping
-"no data" apart from "bad data" is the point: an idle service must never be rolled back, and
-an unreachable Prometheus must never wave a step through.
+four results docs/ARCHITECTURE.md names: Failed rolls back, Inconclusive and Error only hold.
+Keeping "no data" apart from "bad data" is the point: an idle service must never be rolled
+back, and an unreachable Prometheus must never wave a step through.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Every reconcile replays the same decision from what status remembers (phase entry, last step,
 when the gate window last restarted, which Job attempt belongs to which stage), so an operator
 restarted mid-interval neither repeats a step nor skips one. One call makes at most one
-forward transition; rollbacks of reads are instant. See DESIGN.md, "The operator".
+forward transition; rollbacks of reads are instant. See docs/ARCHITECTURE.md,
+"The operator".
 
 One reconcile is a _Run, built up in layers so each module reads alone: run_state (status,
 events, history), job_book (Job attempts), gate_window (gate evaluations, read rollback),
