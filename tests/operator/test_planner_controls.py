@@ -275,3 +275,16 @@ def test_abort_after_cleanup_began_is_refused_as_irreversible():
     sim.tick(H)
     assert sim.phase == "Complete"
     assert sim.condition("Degraded")["reason"] == "CleanupIrreversible"
+
+
+def test_promote_at_100_percent_starts_the_promotion_and_it_finishes_without_the_interval():
+    sim = Sim(dict(BASE, targetPhase="PostgresPrimary", readStep={"interval": "6h"},
+                   verify={"interval": "6h"}, gates={"window": "1h", "interval": "1m"}))
+    sim.tick()
+    sim.run_until(lambda: sim.percent == 100, H, limit=80)
+    sim.tick(M)
+    answer = promote(sim, "go")
+    assert answer["result"] == "Accepted" and "full verify, then snapshot" in answer["reason"]
+    sim.run_until(lambda: sim.phase == "PostgresPrimary", M, limit=5)  # not in 6 hours
+    order = [n.rsplit("-", 1)[0] for n in sim.created]
+    assert order[-2:] == ["sm-verify-full", "sm-snapshot"]

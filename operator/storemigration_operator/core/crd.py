@@ -79,7 +79,7 @@ def structural(node: dict[str, Any], defs: dict[str, Any], where: str,
                 **({"description": node["description"]} if "description" in node else {})}
         if "$ref" in node:
             return structural(node, defs, where, defaults)
-    first = {k: node[k] for k in ("type", "description") if k in node}
+    first: dict[str, Any] = {k: node[k] for k in ("type", "description") if k in node}
     out: dict[str, Any] = {**first, **{k: copy.deepcopy(v) for k, v in node.items()
                                        if k not in (*_DROPPED, *first, "properties", "items",
                                                     "exclusiveMinimum")}}

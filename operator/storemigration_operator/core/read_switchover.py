@@ -52,7 +52,8 @@ def read_switchover(ctx: Context) -> None:
     interval = spec.retry_after if percent == 0 else spec.read_step.interval
     due = window_start(st) + interval
     st.next_step_time = max(due, ctx.now)
-    if ctx.now < due and not ctx.promote_now:
+    under_way = percent >= 100 and st.promote_requested_at is not None  # promoted early
+    if ctx.now < due and not ctx.promote_now and not under_way:
         ctx.wait_unless_said("WaitingForInterval", f"reads at {percent}%; next step at "
                              f"{format_time(due)} if every gate holds until then")
         return
