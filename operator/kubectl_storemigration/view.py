@@ -88,10 +88,10 @@ def view(obj: dict[str, Any], now: datetime) -> dict[str, Any]:
         "targetPhase": raw_spec.get("targetPhase", spec.target_phase if spec else None),
         "reason": st.reason, "message": st.message,
         "nextStepTime": format_time(st.next_step_time) if st.next_step_time else None,
-        "controls": {k: raw_spec.get(k) for k in ("paused", "abort", "retryToken",
-                                                   "promoteToken") if k in raw_spec}
-        | {"dryRun": bool(spec and spec.gates.dry_run),
-           "cleanupApproved": bool(spec and spec.cleanup.approved)},
+        "controls": None if spec is None else {
+            "paused": spec.paused, "abort": spec.abort, "dryRun": spec.gates.dry_run,
+            "cleanupApproved": spec.cleanup.approved, "retryToken": spec.retry_token,
+            "promoteToken": spec.promote_token},
         "invalidSpec": invalid,
         "conditions": [c.model_dump(mode="json", by_alias=True) for c in st.conditions],
         "pods": [p.model_dump(mode="json", by_alias=True) for p in st.pods or []],
@@ -126,8 +126,8 @@ def render(obj: dict[str, Any], now: datetime) -> str:
     out.append(f"Now:         {v['reason'] or '-'}: {v['message'] or '-'}")
     out.append(f"Next step:   {when(st.next_step_time, now)}")
     shown = [f"{k} {str(val).lower() if isinstance(val, bool) else repr(val)}"
-             for k, val in v["controls"].items()]
-    out.append("Controls:    " + ", ".join(shown))
+             for k, val in (v["controls"] or {}).items() if val != ""]
+    out.append("Controls:    " + (", ".join(shown) or "-"))
     if v["invalidSpec"]:
         out.append(f"Spec:        INVALID: {v['invalidSpec']}")
     conds = {c.type: c for c in st.conditions}

@@ -217,3 +217,38 @@ async def test_plugin_errors_and_usage_exit_3(kube_cluster, tmp_path):
     assert code == 3 and "storemigration 'nothing-here' not found in namespace 'default'" in out
     code, out = await kubectl(env, "status", "x", "--timeout", "soon")
     assert code == 3 and "not a duration" in out
+
+
+async def test_get_watch_redraws_in_place_on_a_terminal_and_appends_changes_otherwise(
+        kube_cluster, tmp_path):
+    env = plugin_env(kube_cluster, tmp_path)
+    await kube_cluster.apply_file(ROOT / "crds" / "storemigrations.yaml")
+    await kube_cluster.create({"apiVersion": "migrations.storemigration.dev/v1alpha1",
+                               "kind": "StoreMigration",
+                               "metadata": {"name": "move", "namespace": "default"},
+                               "spec": SPEC})
+    sm = "/apis/migrations.storemigration.dev/v1alpha1/namespaces/default/storemigrations"
+    # a terminal: `script` gives the plugin a pseudo-TTY, as a person's shell would
+    proc = await asyncio.create_subprocess_exec(
+        "script", "-qfec", "kubectl storemigration get move --watch --interval 1s",
+        "/dev/null", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    await asyncio.sleep(6)
+    await kube_cluster.request("PATCH", f"{sm}/move/status",
+                               {"status": {"phase": "DualWrite", "reason": "WaitingForJob"}})
+    await asyncio.sleep(3)
+    proc.terminate()
+    tty, _ = await proc.communicate()
+    screens = tty.decode(errors="replace").split("\x1b[H\x1b[2J")
+    assert len(screens) >= 4, tty  # redrawn every second, in place
+    assert "Phase:       Preparation" in screens[1] and "Phase:       DualWrite" in screens[-1]
+    # a pipe: a new view only when the object changed
+    proc = await asyncio.create_subprocess_exec(
+        "kubectl", "storemigration", "get", "move", "--watch", "--interval", "1s", "-o", "json",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    await asyncio.sleep(5)
+    await kube_cluster.request("PATCH", f"{sm}/move/status", {"status": {"readPercent": 10}})
+    await asyncio.sleep(3)
+    proc.terminate()
+    piped, _ = await proc.communicate()
+    views = [json.loads(line) for line in piped.decode().splitlines()]
+    assert [v["readPercent"] for v in views] == [0, 10], piped
