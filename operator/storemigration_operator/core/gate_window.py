@@ -16,6 +16,9 @@ from .gates import GateReadings, GateResult, checks, evaluate
 from .spec import MigrationSpec, Phase
 from .status import GateCounts, GateEvaluation, MigrationStatus, Thresholds
 
+NEXT_AFTER_ROLLBACK = ("reads step again once every gate held for rollback.retryAfter "
+                       "(after rollback.maxRetries rollbacks: kubectl storemigration retry)")
+
 
 def evaluation_of(ctx: Context, readings: GateReadings) -> GateEvaluation:
     gates = ctx.spec.gates
@@ -74,7 +77,8 @@ def evaluate_gates(ctx: Context, readings: GateReadings) -> None:
         if previous != GateResult.Failed.value:  # an event per transition, not per minute
             ctx.event("Warning", "GateFailed", f"in PostgresPrimary: {evaluation.reason}; "
                       "hold restarted (lower targetPhase to roll back)")
-        ctx.degrade("GateFailed", evaluation.reason)
+        ctx.degrade("GateFailed", f"{evaluation.reason}; the hold restarted (to send reads "
+                    "back to memory: lower targetPhase, or kubectl storemigration abort)")
 
 
 def gates_holding(spec: MigrationSpec, st: MigrationStatus, now: datetime) -> bool:
@@ -95,7 +99,8 @@ def rollback_reads(ctx: Context, reason: str) -> None:
     st.gate_successes_in_window = 0
     st.promote_requested_at = None
     if not st.read_percent:
-        ctx.degrade("GateFailed", f"{reason} (reads already at 0%)")
+        ctx.degrade("GateFailed", f"{reason} (reads already at 0%; they step again once "
+                    "the gates hold)")
         return
     old = st.read_percent
     ctx.set_percent(0, "Rollback", reason, readings=st.last_gate)
@@ -107,7 +112,7 @@ def rollback_reads(ctx: Context, reason: str) -> None:
     if not rb.retry or st.retries > rb.max_retries:
         st.retries_exhausted = True
     ctx.event("Warning", "RolledBack", f"reads {old}% -> 0%: {reason}")
-    ctx.degrade("RolledBack", f"reads {old}% -> 0%: {reason}")
+    ctx.degrade("RolledBack", f"reads {old}% -> 0%: {reason}; {NEXT_AFTER_ROLLBACK}")
 
 
 def reset_window(ctx: Context) -> None:

@@ -23,7 +23,7 @@ from .conditions import set_condition
 from .context import Context, Observed, start, t
 from .durations import parse_time
 from .env import env_diff
-from .gate_window import evaluate_gates, reset_window
+from .gate_window import NEXT_AFTER_ROLLBACK, evaluate_gates, reset_window
 from .gates import GateReadings
 from .job_book import job, job_gate, sync_jobs
 from .model import DeploymentObservation, JobObservation, Plan
@@ -84,11 +84,13 @@ def run(ctx: Context) -> None:
         ctx.history("Retry", "spec.retryToken changed: failed Jobs and rollbacks retried")
     sync_jobs(ctx)
     if ctx.seen.deployment is None:
-        ctx.degrade("DeploymentNotFound", f"Deployment {spec.deployment} not found")
+        ctx.degrade("DeploymentNotFound", f"Deployment {spec.deployment} not found in this "
+                    "namespace: create it (spec.deployment cannot change)")
         return
     if not ctx.dep.container_found:
         ctx.degrade("ContainerNotFound",
-                    f"container {spec.container} not in Deployment {ctx.dep.name}")
+                    f"container {spec.container} not in Deployment {ctx.dep.name}: fix "
+                    "spec.container")
         return
     if ctx.invalid is not None:
         ctx.degrade("InvalidSpec", f"{ctx.invalid}; gates still run with the last valid "
@@ -170,7 +172,8 @@ def finish(ctx: Context) -> Plan:
     conds = st.conditions
     degraded = ctx.degraded
     if degraded is None and st.rolled_back:
-        degraded = ("RolledBack", "reads were rolled back; see history")
+        degraded = ("RolledBack", f"reads were rolled back (see history); "
+                    f"{NEXT_AFTER_ROLLBACK}")
     if set_condition(conds, "Degraded", degraded is not None,
                      degraded[0] if degraded else "AsExpected",
                      degraded[1] if degraded else "", now) and degraded is not None \
@@ -187,7 +190,9 @@ def finish(ctx: Context) -> Plan:
         ctx.phase == min(spec.target, Phase.Cleanup) and degraded is None and
         (ctx.phase != Phase.ReadSwitchover or st.read_percent == 100))
     set_condition(conds, "Ready", ready, "TargetReached" if ready else "NotYet",
-                  f"{st.phase} reached" if ready else "", now)
+                  f"{st.phase} reached" if ready else
+                  f"in {st.phase} at {st.read_percent}% reads; targetPhase {spec.target_phase}",
+                  now)
     st.reason, st.message = reason, message
     ctx.plan.status = st.wire()
     return ctx.plan
