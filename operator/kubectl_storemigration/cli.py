@@ -261,7 +261,11 @@ def main(argv: list[str] | None = None) -> int:
             return status(args, cluster)
         return control(args, cluster)
     except ClusterError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if args.output == "json":
+            print(json.dumps({"name": args.name, "command": args.command, "error": str(e),
+                              "exitCode": EXIT_ERROR}, indent=2))
+        else:
+            print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_OK

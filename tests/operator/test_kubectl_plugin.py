@@ -215,6 +215,8 @@ async def test_plugin_errors_and_usage_exit_3(kube_cluster, tmp_path):
     env = plugin_env(kube_cluster, tmp_path)
     code, out = await kubectl(env, "get", "nothing-here")
     assert code == 3 and "storemigration 'nothing-here' not found in namespace 'default'" in out
+    code, out = await kubectl(env, "pause", "nothing-here", "-o", "json")
+    assert code == 3 and "not found" in json.loads(out)["error"]
     code, out = await kubectl(env, "status", "x", "--timeout", "soon")
     assert code == 3 and "not a duration" in out
 
