@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_serializer, field_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from .fields import IntOrString, Reading, StatusModel, Timestamp
 from .spec import MigrationSpec
@@ -147,14 +155,25 @@ class JobResult(StatusModel):
     unreadable: dict[str, str] | None = Field(None, description="Known keys whose values had "
                                               "the wrong type, as text.")
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _tolerant(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> JobResult:
+        """Whatever a Job wrote is kept: a wrong-typed known key becomes text in
+        `unreadable` instead of failing the whole status."""
+        try:
+            result: JobResult = handler(data)
+            return result
+        except ValidationError as e:
+            if not isinstance(data, dict):
+                raise
+            bad = {str(err["loc"][0]) for err in e.errors() if err["loc"]}
+        kept = {k: v for k, v in data.items() if k not in bad}
+        fixed: JobResult = handler({**kept, "unreadable": {k: str(data[k])[:200] for k in bad}})
+        return fixed
+
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> JobResult:
-        try:
-            return cls.model_validate(doc)
-        except ValidationError as e:
-            bad = {str(err["loc"][0]) for err in e.errors() if err["loc"]}
-        kept = {k: v for k, v in doc.items() if k not in bad}
-        return cls.model_validate({**kept, "unreadable": {k: str(doc[k])[:200] for k in bad}})
+        return cls.model_validate(doc)
 
 
 class JobEntry(StatusModel):
