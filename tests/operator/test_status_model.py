@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from storemigration_operator.core.invalid import effective_spec
 from storemigration_operator.core.status import JobResult, read_status
 
 # What the operator wrote before status was typed (keys set by string), at 30% reads.
@@ -62,3 +63,12 @@ def test_job_results_of_any_shape_are_kept():
     assert result.model_dump(exclude_none=True) == {
         "ok": True, "unreadable": {"records": "many"}, "refused": 2,
         "refused_ids": {"projects": ["pypi/a"]}}
+
+
+def test_a_stored_last_valid_spec_this_version_cannot_read_does_not_block_a_valid_spec():
+    spec, error = effective_spec({"deployment": "api"},
+                                 {"lastValidSpec": {"deployment": "api", "retired": True}})
+    assert spec is not None and error is None
+    spec, error = effective_spec({"deployment": "api", "readStep": {"interval": "x"}},
+                                 {"lastValidSpec": {"deployment": "api", "retired": True}})
+    assert spec is None and error is not None and "readStep.interval" in error

@@ -29,20 +29,19 @@ def effective_spec(doc: Mapping[str, Any], status: Mapping[str, Any]
     An invalid spec must not blind the operator: while it is being fixed, the last valid spec
     (kept in status.lastValidSpec) still drives the gates and their rollbacks. None as the spec
     means there has never been a valid one: only the InvalidSpec plan applies."""
-    last = status.get("lastValidSpec")
+    last: MigrationSpec | None = None
+    if isinstance(status.get("lastValidSpec"), Mapping):
+        try:  # one this version cannot read (an older operator's) is no last valid spec
+            last = parse_spec(status["lastValidSpec"])
+        except InvalidSpec:
+            last = None
     try:
         spec = parse_spec(doc)
-        if isinstance(last, Mapping):
-            check_immutable(spec, parse_spec(last))
+        if last is not None:
+            check_immutable(spec, last)
         return spec, None
     except InvalidSpec as e:
-        error = str(e)
-    if isinstance(last, Mapping):
-        try:
-            return parse_spec(last), error
-        except InvalidSpec:
-            pass
-    return None, error
+        return last, str(e)
 
 
 def check_immutable(spec: MigrationSpec, first: MigrationSpec) -> None:
