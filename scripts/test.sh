@@ -7,5 +7,5 @@ cd "$ROOT"
 bash scripts/bootstrap.sh
 export PATH="$ROOT/.tools/bin:$ROOT/.venv/bin:$PATH"
 echo "== ruff"; ruff check .
-echo "== mypy"; mypy api/app operator/storemigration_operator devcluster demo api/scripts
+echo "== mypy"; mypy api/app operator/storemigration_operator operator/kubectl_storemigration devcluster demo api/scripts
 echo "== pytest"; exec pytest -q "$@"
