@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from app.canonical import search_fold
 from app.migration.graph_router import MigratingGraphStore
 from app.migration.task_router import MigratingAgentTaskStore
 from app.models import (
@@ -174,13 +175,14 @@ async def bulk(app_dsn: str, graph: PostgresGraphStore, size: int, offset: int
         await conn.execute("DELETE FROM projects WHERE id > $1", offset)
         await conn.execute("VACUUM projects")
         tuples = [(p.id, p.ecosystem, p.name, p.version, p.description, p.homepage_url,
-                   p.repository_url, p.created_at, p.updated_at) for p in rows]
+                   p.repository_url, p.created_at, p.updated_at, search_fold(p.description))
+                  for p in rows]
         start = time.perf_counter()
         async with conn.transaction():
             await conn.copy_records_to_table(
                 "projects", records=tuples,
                 columns=["id", "ecosystem", "name", "version", "description", "homepage_url",
-                         "repository_url", "created_at", "updated_at"])
+                         "repository_url", "created_at", "updated_at", "description_lower"])
         raw = time.perf_counter() - start
         await conn.execute("DELETE FROM projects WHERE id > $1", offset)
         await conn.execute("VACUUM projects")

@@ -1,17 +1,28 @@
 """HTTP load test: the API under uvicorn (one worker) in dual-write mode with half the
 reads from PostgreSQL, driven by wrk with a mixed request mix across both stores.
 
-`.venv/bin/python -m benchmarks load [--quick | --full]` starts a durable PostgreSQL
-(devcluster.postgres) and `python -m app` (devcluster.api_process.LocalApi) on
-127.0.0.1 with DUAL_WRITE_MODE=true and READ_FROM_POSTGRES_PERCENT=50, seeds it over
-HTTP, then runs two phases with the same mix (benchmarks/mixed.lua):
+`.venv/bin/python -m benchmarks load [--quick | --full | --double]` starts a durable
+PostgreSQL (devcluster.postgres) and `python -m app` (devcluster.api_process.LocalApi)
+on 127.0.0.1 with DUAL_WRITE_MODE=true and READ_FROM_POSTGRES_PERCENT=50, seeds it over
+HTTP, then runs up to two phases with the same mix (benchmarks/mixed.lua):
   fixed  a fixed rate (default 1,000 req/s) paced by benchmarks/fixed_rate.lua
   max    wrk as fast as it can (closed loop) for the highest sustained rate
-Each phase reports req/s, p50/p95/p99 and errors (non-2xx responses and socket
-errors: the mix only sends requests the API answers with 2xx). Everything is bounded:
-wrk's -d, a hard timeout on every subprocess, loopback only. --quick is ~10 s of load
-(the test suite's smoke), the default 30 s + 20 s, --full the spec's 10 minutes at
-1,000 req/s. Writes benchmarks/results/load[-quick|-full].json.
+A phase runs as consecutive wrk runs of --slice-seconds (30 s), so every slice has its
+own line: req/s, p50/p95/p99/max, HTTP errors, and the dual-write copy failures the
+API counted meanwhile (storemigration_dual_write_failures_total; the timeouts among
+them from the API's log) and the copy-retry queue's depth. A phase's own percentiles
+merge its slices' quantiles (111 points each, finest at the tail). HTTP errors are
+non-2xx answers and socket errors: the mix only sends requests the API answers with
+2xx. A copy failure is a second class of error: the client got its answer, but
+PostgreSQL missed the write until the copy-retry queue copied it again. After the
+load, once the queue has drained (or 60 s), a full verify (every record, the
+consistency check the operator runs) reports what PostgreSQL is missing or holds
+differently.
+
+Lengths: --quick ~10 s (the test suite's smoke), the default 30 s + 20 s, --full the
+spec's 10 minutes at 1,000 req/s then 60 s max, --double the spec's 2x load, 2,000
+req/s for 2 minutes. Everything is bounded: wrk's -d, a hard timeout on every
+subprocess, loopback only. Writes benchmarks/results/load[-quick|-full|-double].json.
 
 `--ab N` is the fast path's A/B in one command: N pairs of runs, FAST_PATH=false then the
 default (true), back to back, each on a fresh PostgreSQL and API process, then a
@@ -25,6 +36,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -38,6 +50,10 @@ from benchmarks.common import RESULTS, ROOT, database, machine
 from devcluster.api_process import LocalApi
 
 HERE = ROOT / "benchmarks"
+TOKEN = "load-test-admin-token"
+QUANTILES = [*range(1, 100), 99.1, 99.2, 99.3, 99.4, 99.5, 99.6, 99.7, 99.8, 99.9, 99.95, 99.99]
+DRAIN_SECONDS = 60.0
+FAILURE_LINE = re.compile(r"dual write to postgres failed: .* reason=(\w+)")
 
 
 def api_env(app_dsn: str, read_percent: int, fast_path: str | None = None) -> dict[str, str]:
@@ -46,6 +62,7 @@ def api_env(app_dsn: str, read_percent: int, fast_path: str | None = None) -> di
         "DUAL_WRITE_MODE": "true",
         "READ_FROM_POSTGRES_PERCENT": str(read_percent),
         "LOG_LEVEL": "WARNING",
+        "ADMIN_TOKEN": TOKEN,
         "POSTGRES_POOL_SIZE": os.environ.get("POSTGRES_POOL_SIZE", "10"),
         "POSTGRES_MAX_OVERFLOW": "0",
         "FAST_PATH": fast_path or os.environ.get("FAST_PATH", "true"),
@@ -81,7 +98,8 @@ async def seed(url: str, projects: int, tasks: int, parties: int) -> dict[str, l
 
 def script(keys: dict[str, list[str]], rate: int | None, threads: int, into: Path) -> Path:
     lines = [f"{k} = {{{', '.join(json.dumps(v) for v in vals)}}}" for k, vals in keys.items()]
-    body = "\n".join(lines) + "\n" + (HERE / "mixed.lua").read_text()
+    quantiles = ", ".join(f"{q:g}" for q in QUANTILES)
+    body = "\n".join(lines) + f"\nQUANTILES = {{{quantiles}}}\n" + (HERE / "mixed.lua").read_text()
     if rate:
         body += f"\nRATE = {rate}\nTHREADS = {threads}\n" + (HERE / "fixed_rate.lua").read_text()
     into.write_text(body)
@@ -96,11 +114,45 @@ def run_wrk(url: str, lua: Path, seconds: int, threads: int, connections: int) -
     raw = json.loads(line.removeprefix("WRK_JSON "))
     errors = raw["non2xx"] + raw["connect"] + raw["read"] + raw["write"] + raw["timeout"]
     return {"req_s": raw["requests"] / (raw["duration_us"] / 1e6), "requests": raw["requests"],
+            "seconds": raw["duration_us"] / 1e6,
             "p50_ms": raw["p50_us"] / 1e3, "p95_ms": raw["p95_us"] / 1e3,
             "p99_ms": raw["p99_us"] / 1e3, "max_ms": raw["max_us"] / 1e3, "errors": errors,
             "error_detail": {k: raw[k] for k in ("non2xx", "connect", "read", "write",
                                                  "timeout")},
+            "quantiles_us": raw["quantiles_us"],
             "command": " ".join(cmd[:-3] + ["<mix>.lua", url])}
+
+
+def merged_percentile(slices: list[dict[str, Any]], q: float) -> float:
+    """The q-th percentile (ms) of a phase from its slices' quantile points: each slice's
+    CDF is the step through its points, weighted by its request count."""
+    total = sum(s["requests"] for s in slices) or 1
+    candidates: list[float] = sorted({float(v) for s in slices for v in s["quantiles_us"]})
+
+    def cdf(x: float) -> float:
+        below = 0.0
+        for s in slices:
+            points = [(p, v) for p, v in zip(QUANTILES, s["quantiles_us"], strict=True)
+                      if v <= x]
+            below += s["requests"] * (points[-1][0] / 100 if points else 0.0)
+        return below / total
+
+    for x in candidates:
+        if cdf(x) >= q / 100 - 1e-12:
+            return x / 1e3
+    return float(max(s["max_ms"] for s in slices))
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Sums of the counters and gauges the load result reports, from /metrics."""
+    sums = {"dual_write_failures": 0.0, "copy_retry_depth": 0.0}
+    names = {"storemigration_dual_write_failures_total": "dual_write_failures",
+             "storemigration_copy_retry_queue_depth": "copy_retry_depth"}
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in names:
+            sums[names[name]] += float(line.rsplit(" ", 1)[1])
+    return sums
 
 
 def non_2xx_by_route(url: str) -> dict[str, float]:
@@ -113,9 +165,93 @@ def non_2xx_by_route(url: str) -> dict[str, float]:
     return out
 
 
+class FailureLog:
+    """Reads the API log from where it was last read: copy failures by reason."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+
+    def since_last(self) -> dict[str, int]:
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            text = f.read().decode(errors="replace")
+            self.offset = f.tell()
+        reasons: dict[str, int] = {}
+        for match in FAILURE_LINE.finditer(text):
+            reasons[match.group(1)] = reasons.get(match.group(1), 0) + 1
+        return reasons
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_phase(api: LocalApi, lua: Path, seconds: int, rate: int | None, args: argparse.Namespace,
+              connections: int, failures: FailureLog) -> dict[str, Any]:
+    """One phase as consecutive wrk slices, each with its copy failures and queue depth."""
+    assert api.process is not None
+    slices: list[dict[str, Any]] = []
+    cpu0, t0 = cpu_seconds(api.process.pid), time.monotonic()
+    done = 0
+    while done < seconds:
+        length = min(args.slice_seconds, seconds - done)
+        before = scrape(api.url)
+        failures.since_last()
+        one = run_wrk(api.url, lua, length, args.threads, connections)
+        after = scrape(api.url)
+        reasons = failures.since_last()
+        one |= {"at_s": done, "dual_write_failures": int(after["dual_write_failures"]
+                                                          - before["dual_write_failures"]),
+                "dual_write_timeouts": reasons.get("TimeoutError", 0),
+                "copy_retry_depth": int(after["copy_retry_depth"])}
+        slices.append(one)
+        print(slice_line(one), flush=True)
+        done += length
+    requests = sum(s["requests"] for s in slices)
+    elapsed = sum(s["seconds"] for s in slices)
+    phase: dict[str, Any] = {
+        "req_s": requests / elapsed, "requests": requests, "seconds": round(elapsed, 1),
+        "p50_ms": merged_percentile(slices, 50), "p95_ms": merged_percentile(slices, 95),
+        "p99_ms": merged_percentile(slices, 99), "max_ms": max(s["max_ms"] for s in slices),
+        "errors": sum(s["errors"] for s in slices),
+        "error_detail": {k: sum(s["error_detail"][k] for s in slices)
+                         for k in slices[0]["error_detail"]},
+        "dual_write_failures": sum(s["dual_write_failures"] for s in slices),
+        "dual_write_timeouts": sum(s["dual_write_timeouts"] for s in slices),
+        "target_req_s": rate,
+        "api_cpu_percent_of_one_core": round(
+            100 * (cpu_seconds(api.process.pid) - cpu0) / (time.monotonic() - t0), 1),
+        "command": slices[0]["command"],
+        "slices": [{k: v for k, v in s.items() if k not in ("quantiles_us", "command")}
+                   for s in slices],
+    }
+    return phase
+
+
+def slice_line(s: dict[str, Any]) -> str:
+    return (f"    {s['at_s']:>4}s +{s['seconds']:4.0f}s {s['req_s']:7,.0f} req/s  "
+            f"p50 {s['p50_ms']:7.2f}  p95 {s['p95_ms']:7.2f}  p99 {s['p99_ms']:7.2f}  "
+            f"max {s['max_ms']:7.1f} ms  HTTP errors {s['errors']}  dual-write failures "
+            f"{s['dual_write_failures']} ({s['dual_write_timeouts']} timeouts)  "
+            f"retry queue {s['copy_retry_depth']}")
+
+
+def settle_and_verify(url: str) -> dict[str, Any]:
+    """Wait for the copy-retry queues to drain, then a full verify (sample 1.0)."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    waited, deadline = time.monotonic(), time.monotonic() + DRAIN_SECONDS
+    while scrape(url)["copy_retry_depth"] > 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    depth = scrape(url)["copy_retry_depth"]
+    answer = httpx.post(f"{url}/api/admin/consistency-check", params={"sample": 1.0},
+                        headers=headers, timeout=600)
+    answer.raise_for_status()
+    report = answer.json()
+    return {"queue_drained_in_s": round(time.monotonic() - waited, 1),
+            "queue_depth_at_verify": int(depth), "passed": report["passed"],
+            "checked": report["checked"], "missing": report["missing_count"],
+            "different": report["different_count"], "in_flight": report["in_flight_count"]}
 
 
 async def run(args: argparse.Namespace, fast_path: str | None = None) -> dict[str, Any]:
@@ -129,26 +265,27 @@ async def run(args: argparse.Namespace, fast_path: str | None = None) -> dict[st
                        env=api_env(app_dsn, args.read_percent, fast_path))
         api.start()
         try:
-            assert api.process is not None
             keys = await asyncio.to_thread(lambda: asyncio.run(
                 seed(api.url, args.projects, args.tasks, 50)))
             result["seeded"] = {k: len(v) for k, v in keys.items()}
+            failures = FailureLog(api.log_path)
             phases = [("fixed", args.rate, args.fixed_seconds, args.fixed_connections),
                       ("max", None, args.max_seconds, args.max_connections)]
             for name, rate, seconds, conns in phases:
                 if seconds <= 0:
                     continue
+                print(f"  {name} ({f'{rate:,} req/s' if rate else 'as fast as it goes'}, "
+                      f"{seconds} s, {conns} connections):", flush=True)
                 lua = script(keys, rate, args.threads, tmp / f"{name}.lua")
-                cpu0, t0 = cpu_seconds(api.process.pid), time.monotonic()
-                phase = await asyncio.to_thread(run_wrk, api.url, lua, seconds, args.threads,
-                                                conns)
-                phase["api_cpu_percent_of_one_core"] = round(
-                    100 * (cpu_seconds(api.process.pid) - cpu0) / (time.monotonic() - t0), 1)
-                phase["target_req_s"] = rate
-                result[name] = phase
-            async with httpx.AsyncClient(timeout=10) as client:
-                status = await client.get(f"{api.url}/api/agent/store-status")
-            result["store_status"] = status.json()
+                result[name] = await asyncio.to_thread(run_phase, api, lua, seconds, rate,
+                                                       args, conns, failures)
+            status = await asyncio.to_thread(
+                lambda: httpx.get(f"{api.url}/api/agent/store-status", timeout=10).json())
+            result["store_status"] = status
+            result["copy_retry_peak_depth"] = sum(
+                status[s]["copy_retry"].get("peak_depth", 0)
+                for s in ("graph_store", "agent_task_store"))
+            result["verify"] = await asyncio.to_thread(settle_and_verify, api.url)
             result["non_2xx_by_route"] = await asyncio.to_thread(non_2xx_by_route, api.url)
         finally:
             api.stop()
@@ -166,8 +303,16 @@ def show(result: dict[str, Any]) -> None:
             target = f" (target {r['target_req_s']:,})" if r["target_req_s"] else ""
             print(f"  {name:5} {r['req_s']:8,.0f} req/s{target}  p50 {r['p50_ms']:.2f} ms  "
                   f"p95 {r['p95_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  max {r['max_ms']:.1f} "
-                  f"ms  errors {r['errors']} ({r['requests']:,} requests, API CPU "
+                  f"ms ({r['requests']:,} requests, API CPU "
                   f"{r['api_cpu_percent_of_one_core']}% of a core)")
+            print(f"        errors: HTTP {r['errors']}  |  dual-write copy failures "
+                  f"{r['dual_write_failures']} ({r['dual_write_timeouts']} timeouts)")
+    v = result["verify"]
+    print(f"  copy-retry queue: peak depth {result['copy_retry_peak_depth']}, drained in "
+          f"{v['queue_drained_in_s']} s (depth {v['queue_depth_at_verify']} at verify)")
+    print(f"  full verify after the run: {v['checked']:,} records checked, {v['missing']} "
+          f"missing, {v['different']} different, {v['in_flight']} in flight -> "
+          f"{'passed' if v['passed'] else 'FAILED'}")
     for labels, count in result.get("non_2xx_by_route", {}).items():
         print(f"  non-2xx: {labels} = {count:.0f}")
 
@@ -206,31 +351,48 @@ def run_ab(args: argparse.Namespace, pairs: int) -> dict[str, Any]:
     return {"runs": runs, "table": ab_table(runs)}
 
 
+PRESETS = {  # name: (fixed seconds, max seconds, rate, slice seconds)
+    "quick": (6, 4, 1000, 3),
+    "full": (600, 60, 1000, 30),
+    "double": (120, 0, 2000, 30),
+    "default": (30, 20, 1000, 30),
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks load")
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--quick", action="store_true", help="~10 s of load: 5 s + 5 s")
+    length.add_argument("--quick", action="store_true", help="~10 s of load: 6 s + 4 s")
     length.add_argument("--full", action="store_true",
-                        help="the spec's run: 10 minutes at the fixed rate, then 60 s max")
-    parser.add_argument("--rate", type=int, default=1000, help="fixed-rate phase req/s")
+                        help="the spec's run: 10 minutes at 1,000 req/s, then 60 s max")
+    length.add_argument("--double", action="store_true",
+                        help="the spec's 2x load: 2,000 req/s for 2 minutes")
+    parser.add_argument("--rate", type=int, default=None, help="fixed-rate phase req/s")
     parser.add_argument("--read-percent", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--fixed-connections", type=int, default=32)
+    parser.add_argument("--fixed-connections", type=int, default=None)
     parser.add_argument("--max-connections", type=int, default=32)
     parser.add_argument("--fixed-seconds", type=int, default=None)
     parser.add_argument("--max-seconds", type=int, default=None)
+    parser.add_argument("--slice-seconds", type=int, default=None,
+                        help="length of each reported slice (default 30)")
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--out", type=Path, default=None, help="result file (JSON)")
     parser.add_argument("--ab", type=int, default=0, metavar="N",
                         help="N pairs of runs, FAST_PATH=false then true, and their table")
     args = parser.parse_args(argv)
-    fixed, most = (5, 5) if args.quick else (600, 60) if args.full else (30, 20)
+    preset = next((p for p in ("quick", "full", "double") if getattr(args, p)), "default")
+    fixed, most, rate, slice_s = PRESETS[preset]
     args.fixed_seconds = fixed if args.fixed_seconds is None else args.fixed_seconds
     args.max_seconds = most if args.max_seconds is None else args.max_seconds
+    args.rate = rate if args.rate is None else args.rate
+    args.slice_seconds = slice_s if args.slice_seconds is None else args.slice_seconds
+    if args.fixed_connections is None:
+        args.fixed_connections = 64 if args.rate > 1000 else 32
     if args.quick:
         args.projects, args.tasks = min(args.projects, 200), min(args.tasks, 100)
-    suffix = "-quick" if args.quick else "-full" if args.full else ""
+    suffix = "" if preset == "default" else f"-{preset}"
     if args.ab:
         result = run_ab(args, args.ab)
         print(result["table"])

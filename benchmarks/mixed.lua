@@ -1,6 +1,7 @@
 -- Mixed traffic for wrk across both stores: ~70% reads, ~30% writes, every request one
 -- the API answers with 2xx, so any non-2xx wrk counts is an error. load_test.py prepends
--- the seeded keys (PROJECTS, TASKS, CONTRIBUTORS, ASSETS) as Lua tables.
+-- the seeded keys (PROJECTS, TASKS, CONTRIBUTORS, ASSETS) as Lua tables, and QUANTILES,
+-- the percentiles done() reports besides p50/p95/p99 (merged across slices there).
 local json = {["Content-Type"] = "application/json"}
 local counter = 0
 
@@ -56,9 +57,15 @@ end
 
 function done(summary, latency, requests)
   local e = summary.errors
+  local quantiles = {}
+  for i, q in ipairs(QUANTILES or {}) do
+    quantiles[i] = string.format("%d", latency:percentile(q))
+  end
   io.write(string.format(
     'WRK_JSON {"requests":%d,"duration_us":%d,"non2xx":%d,"connect":%d,"read":%d,'
-    .. '"write":%d,"timeout":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d}\n',
+    .. '"write":%d,"timeout":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d,'
+    .. '"quantiles_us":[%s]}\n',
     summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max,
+    table.concat(quantiles, ",")))
 end

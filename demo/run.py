@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devcluster.cluster import LocalCluster, Timing, migration_spec
+from devcluster.cluster import MIGRATION, NAMESPACE, ROOT, LocalCluster, Timing, migration_spec
 from devcluster.faults import restore_app_access, revoke_app_access, row_counts
 from devcluster.traffic import Traffic, verify_acknowledged
 
@@ -75,8 +76,39 @@ def _rolled_back_after(status: dict[str, Any], since_iso: str) -> bool:
                for h in status.get("history") or [])
 
 
+def watch_commands(lc: LocalCluster) -> list[str]:
+    """The commands a second terminal runs to watch this run, exactly (KUBECONFIG and the
+    venv's bin, where kubectl finds the kubectl-storemigration plugin)."""
+    assert lc.kube is not None
+    config = f"KUBECONFIG={lc.kube.kubeconfig}"
+    bin_dir = Path(sys.executable).parent
+    return [f"{config} kubectl get storemigrations -n {NAMESPACE} -w",
+            f"{config} PATH={bin_dir}:$PATH kubectl storemigration get {MIGRATION} "
+            f"-n {NAMESPACE} --watch"]
+
+
+def look_around(lc: LocalCluster) -> list[str]:
+    """What a person can run against the kept cluster (--keep)."""
+    assert lc.kube is not None and lc.pg is not None
+    config = f"KUBECONFIG={lc.kube.kubeconfig}"
+    lines = [*watch_commands(lc),
+             f"{config} kubectl get storemigration {MIGRATION} -n {NAMESPACE} -o yaml",
+             f"{config} kubectl get deployments,jobs,pods,events -n {NAMESPACE}",
+             f"curl -s {lc.api.url}/api/agent/store-status",
+             f"psql '{lc.owner_dsn}'"]
+    if lc.prometheus is not None:
+        lines.append(f"open {lc.prometheus.url}/graph (Prometheus)")
+    lines.append(f"logs: {lc.logs} (cd {ROOT} to run the kubectl lines with this checkout)")
+    return lines
+
+
 async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
-                   progress: Callable[[float, dict[str, Any], Traffic], None]) -> Outcome:
+                   progress: Callable[[float, dict[str, Any], Traffic], None],
+                   out: Callable[[str], None] = print,
+                   done: Callable[[Outcome, LocalCluster], Awaitable[None]] | None = None
+                   ) -> Outcome:
+    """One run; `done` is awaited with the outcome while the cluster is still up (the
+    summary, and with --keep the wait for Ctrl-C), then everything stops."""
     timing = FAST if opts.fast else DEFAULT
     if opts.faults:
         timing = Timing(**{**timing.__dict__, "retry": False})
@@ -91,6 +123,9 @@ async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
             show("!! (bash scripts/bootstrap.sh) to see the real error-rate and p95 gates.")
             show("!" * 72)
         outcome.prometheus = lc.prometheus.url if lc.prometheus else None
+        out("Watch it from a second terminal:")
+        for line in watch_commands(lc):
+            out(f"    {line}")
         traffic = Traffic(lc.api.url, rate=opts.rate)
         traffic.tag = "Preparation"  # memory only, before the StoreMigration exists
         runner = asyncio.get_running_loop().create_task(traffic.run())
@@ -130,7 +165,9 @@ async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
             outcome.jobs.append({"name": run.name, "kind": run.kind, "exit": run.exit_code,
                                  "seconds": round(run.seconds, 2), "result": result,
                                  "phase": outcome.phase_at(run.started)})
-    outcome.elapsed = time.monotonic() - started
+        outcome.elapsed = time.monotonic() - started
+        if done is not None:
+            await done(outcome, lc)
     return outcome
 
 

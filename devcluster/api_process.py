@@ -42,8 +42,11 @@ class LocalApi:
         )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives with the process
+        # Its own session: a Ctrl-C in the demo's terminal reaches only the demo, which
+        # then stops every process in order (demo --keep).
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app"], env=full, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "app"], env=full, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             wait_http(f"{self.url}/api/health", timeout=timeout)

@@ -188,7 +188,7 @@ class LocalCluster:
         log = open(self.logs / "operator.log", "wb")  # noqa: SIM115 - lives with the process
         self.operator = subprocess.Popen(
             [sys.executable, "-m", "storemigration_operator"], env=env, cwd=str(ROOT),
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self._stack.callback(self._stop_operator)
 
     def _stop_operator(self) -> None:

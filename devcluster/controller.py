@@ -184,7 +184,7 @@ class LocalController:
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *self._command(container), cwd=str(ROOT), env=env, stdout=log,
-                    stderr=asyncio.subprocess.STDOUT)
+                    stderr=asyncio.subprocess.STDOUT, start_new_session=True)
                 self._job_procs[name] = proc
                 try:
                     code = await asyncio.wait_for(proc.wait(), JOB_TIMEOUT)

@@ -3,12 +3,14 @@
 """A Kubernetes API emulator on 127.0.0.1, built on kmock: what the demo and every end-to-end
 test run the real operator against.
 
-No real API server can be installed here (TEST-HARNESS.md), so kmock's KubernetesEmulator is
-extended with what kopf, kubectl and the kubernetes client rely on: object metadata stamps
-(uid, resourceVersion, generation, creationTimestamp), 409 on duplicate create, 422 when a
-JSON-patch `test` fails, a separate /status subresource, CRDs that become discoverable and
-Established and whose openAPIV3Schema validates custom resources, equality label selectors,
-PUT, Table responses for kubectl, and list/discovery responses in the shapes clients expect.
+No real API server can be installed here (docs/ARCHITECTURE.md, "Real parts in tests"), so
+kmock's KubernetesEmulator is extended with what kopf, kubectl and the kubernetes client
+rely on: object metadata stamps (uid, resourceVersion, generation, creationTimestamp), 409
+on duplicate create, 422 when a JSON-patch `test` fails, a separate /status subresource,
+CRDs that become discoverable and Established and whose openAPIV3Schema validates custom
+resources, equality label selectors, PUT, Table responses for kubectl (lists, and watches:
+`kubectl get -w`), and list/discovery
+responses in the shapes clients expect.
 Nothing here runs Jobs or rolls out Deployments: devcluster.controller does that.
 """
 
@@ -43,6 +45,8 @@ CORE = {
         "CustomResourceDefinition", False, {"status"}),
 }
 NAMESPACES_PATH = re.compile(r"^/api/v1/namespaces/?$")
+COLLECTION_PATH = re.compile(
+    r"^/apis?/(?P<gv>(?:[^/]+/)?v[^/]+)/(?:namespaces/(?P<ns>[^/]+)/)?(?P<plural>[^/]+)/?$")
 VERBS = {"create", "delete", "get", "list", "patch", "update", "watch"}
 
 
@@ -89,7 +93,15 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 self._status_sub.add(kmock.resource(key))
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        """kmock 0.8 cannot parse /api/v1/namespaces itself: serve it here (one namespace)."""
+        """kmock 0.8 cannot parse /api/v1/namespaces itself: serve it here (one namespace).
+        Watches that ask for Tables (kubectl get -w) are served here too."""
+        watching = raw_request.query.get("watch") in ("true", "1")
+        found = COLLECTION_PATH.match(raw_request.path)
+        if watching and found and raw_request.method == "GET" and \
+                "as=Table" in raw_request.headers.get("Accept", ""):
+            res = kmock.resource(f"{found['gv']}/{found['plural']}")
+            if res in self._columns:
+                return await self._watch_table(raw_request, res, found["ns"])
         if NAMESPACES_PATH.match(raw_request.path) and raw_request.method == "GET":
             if raw_request.query.get("watch") in ("true", "1"):
                 resp = aiohttp.web.StreamResponse()
@@ -102,6 +114,27 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {
                     "name": "default", "uid": "default-ns", "resourceVersion": "1"}}]})
         return await super().__call__(raw_request)
+
+    async def _watch_table(self, raw_request: aiohttp.web.BaseRequest, res: Any,
+                           namespace: str | None) -> aiohttp.web.StreamResponse:
+        """Changes from now on, each object as a one-row Table (kubectl lists first, then
+        watches from that list's resourceVersion, so nothing is replayed)."""
+        name = raw_request.query.get("fieldSelector", "").removeprefix("metadata.name=") or None
+        resp = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(raw_request)  # type: ignore[arg-type]
+        limit = float(raw_request.query.get("timeoutSeconds", "1800"))
+        try:
+            async with asyncio.timeout(limit):
+                async for event in self._buses[res]:
+                    meta = (event.get("object") or {}).get("metadata") or {}
+                    if (namespace and meta.get("namespace") != namespace) or \
+                            (name and meta.get("name") != name):
+                        continue
+                    row = {"type": event["type"], "object": self._table(res, [event["object"]])}
+                    await resp.write(json.dumps(row).encode() + b"\n")
+        except (TimeoutError, ConnectionError):
+            pass
+        return resp
 
     def _next_rv(self) -> str:
         self._rv += 1

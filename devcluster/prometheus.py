@@ -59,6 +59,7 @@ class LocalPrometheus:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopped by us, not by the terminal's Ctrl-C
         )
         wait_http(f"{self.url}/-/ready", timeout=timeout)
         return self

@@ -6,6 +6,8 @@
 -- bulk imports both upsert with ON CONFLICT .. DO UPDATE .. WHERE this rule; until now the
 -- rule was spelt out in both statements of each table. Each function takes the incoming
 -- row (`excluded`) and the held row whole, so the statements pass them as they are.
+-- The keys of 008 (contributors.email_key, projects.description_lower) are compared
+-- like every other column, so a re-run backfill replaces a key 008 computed in SQL.
 -- Plain SQL expressions, IMMUTABLE, so the planner inlines them: no call per row.
 -- EXECUTE for the app role only, as for every function of this schema.
 
@@ -15,9 +17,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN incoming.updated_at > held.updated_at
     OR (incoming.updated_at = held.updated_at
         AND (incoming.version, incoming.description, incoming.homepage_url,
-             incoming.repository_url, incoming.created_at)
+             incoming.repository_url, incoming.created_at, incoming.description_lower)
         IS DISTINCT FROM (held.version, held.description, held.homepage_url,
-             held.repository_url, held.created_at));
+             held.repository_url, held.created_at, held.description_lower));
 
 CREATE FUNCTION storemigration_contributor_newer(incoming contributors, held contributors)
 RETURNS boolean
@@ -26,9 +28,10 @@ RETURN incoming.updated_at > held.updated_at
     OR (incoming.updated_at = held.updated_at
         AND (incoming.type, incoming.name, incoming.email, incoming.github_username,
              incoming.wallet_address, incoming.hourly_rate, incoming.metadata,
-             incoming.created_at)
+             incoming.created_at, incoming.email_key)
         IS DISTINCT FROM (held.type, held.name, held.email, held.github_username,
-             held.wallet_address, held.hourly_rate, held.metadata, held.created_at));
+             held.wallet_address, held.hourly_rate, held.metadata, held.created_at,
+             held.email_key));
 
 -- total_cost is not compared: only the contributions trigger changes it.
 CREATE FUNCTION storemigration_asset_newer(incoming assets, held assets)

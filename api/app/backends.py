@@ -23,12 +23,12 @@ from app.settings import STORES, Settings
 from app.stores.memory.durable import DurableMemory
 from app.stores.ports import GraphBackend, TaskBackend
 from app.stores.postgres.graph_store import PostgresGraphStore
-from app.stores.postgres.pool import Database
+from app.stores.postgres.pool import Database, keep_connecting, remind_schema_mismatch
 from app.stores.postgres.schema import SchemaVersionError
 from app.stores.postgres.task_store import PostgresAgentTaskStore
 
 log = logging.getLogger("app.container")
-RECONNECT_SECONDS = 5.0
+COPY_RETRY_SUBDIR = "copy-retry"
 
 Closers = list[Callable[[], Awaitable[None]]]
 
@@ -42,20 +42,32 @@ def postgres_stores(database: Database, settings: Settings) -> tuple[GraphBacken
 
 
 async def _connect(settings: Settings) -> tuple[Database, asyncio.Task[None] | None]:
-    """The database, connected. Where PostgreSQL is trusted for some store (phase 3 on,
-    or STORE_BACKEND=postgres), or memory must be rebuilt from it (REHYDRATE_ON_START),
-    any failure stops start-up. Otherwise only a schema-version mismatch does: an
-    unreachable server must not take the service down, so the pool is retried in the
-    background while requests are served from memory, failures are counted and
-    /api/ready answers 503."""
+    """The database, connected, or a background task that stands in for it. Where
+    PostgreSQL is trusted for some store (phase 3 on, or STORE_BACKEND=postgres), or
+    memory must be rebuilt from it (REHYDRATE_ON_START), any failure stops start-up
+    (the process exits non-zero). Otherwise the service serves from memory while
+    /api/ready answers 503: an unreachable server is retried in the background
+    (app.stores.postgres.pool.keep_connecting), and a schema-version mismatch, found now
+    or at a later connect, stops the retries and is logged once a minute."""
     database = Database.from_settings(settings)
+    if settings.tls_override():
+        log.warning(
+            "POSTGRES_SSL_REQUIRED=false: APP_ENV=production but TLS to PostgreSQL is not "
+            "required, so the server's identity and the credentials are unprotected in "
+            "transit (store-status shows postgres.tls.override=true)"
+        )
     modes = [settings.store_mode(s) for s in STORES]
     required = settings.rehydrate_on_start or any(m.write_target == "postgres" for m in modes)
     try:
         await database.connect()
         return database, None
-    except SchemaVersionError:
-        raise
+    except SchemaVersionError as e:
+        if required:
+            raise startup.StartupRefused(
+                f"PostgreSQL schema mismatch and this configuration trusts PostgreSQL: "
+                f"{e.detail}"
+            ) from None
+        return database, asyncio.create_task(remind_schema_mismatch(database))
     except StoreUnavailableError as e:
         if required:
             raise startup.StartupRefused(
@@ -64,19 +76,7 @@ async def _connect(settings: Settings) -> tuple[Database, asyncio.Task[None] | N
                 f"{e.detail}"
             ) from None
         log.error("PostgreSQL unavailable at start-up, retrying in background: %s", e.detail)
-
-    async def retry() -> None:
-        while True:
-            await asyncio.sleep(RECONNECT_SECONDS)
-            try:
-                await database.connect()
-            except StoreUnavailableError as e:
-                log.warning("PostgreSQL still unavailable: %s", e.detail)
-                continue
-            log.info("PostgreSQL connected")
-            return
-
-    return database, asyncio.create_task(retry())
+    return database, asyncio.create_task(keep_connecting(database))
 
 
 async def _close_all(closers: Closers) -> None:
@@ -124,9 +124,14 @@ async def build_container(settings: Settings) -> Container:
         await _close_all(closers)
         raise
     routed_graph, routed_tasks, status = await build_migration_stores(
-        settings, graph, tasks, database, postgres_graph=pg_graph, postgres_tasks=pg_tasks
+        settings, graph, tasks, database, postgres_graph=pg_graph, postgres_tasks=pg_tasks,
+        retry_dir=settings.data_dir / COPY_RETRY_SUBDIR, memory_source=memory,
     )
-    status.state.memory_opener = opener
+    state = status.state
+    state.memory_opener = opener
+    if state.memory_hold is not None:
+        closers.append(state.memory_hold.close)
+    closers.append(state.close)
     closers += [routed_tasks.drain, routed_graph.drain]
     return Container(
         settings,
@@ -134,6 +139,6 @@ async def build_container(settings: Settings) -> Container:
         routed_tasks,
         postgres=database,
         store_status=status,
-        migration=status.state,
+        migration=state,
         closers=closers,
     )

@@ -23,7 +23,10 @@ class PostgresHandle(Protocol):
     """The PostgreSQL connection as the HTTP layer sees it.
 
     check() raises on any failure (unreachable, timed out); stats() returns pool
-    numbers under the keys connected (bool), size, max, active, idle, waiting."""
+    numbers under the keys connected (bool), size, max, active, idle, waiting;
+    schema_error says why the database's schema version was refused (else None)."""
+
+    schema_error: str | None
 
     async def check(self, timeout: float) -> None: ...  # noqa: ASYNC109
 

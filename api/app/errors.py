@@ -7,6 +7,10 @@ string, ever reaches a client.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from app.canonical import MONEY_MAX, TOTAL_OVERFLOW
+
 
 class StoreError(Exception):
     """Base class. `detail` is safe to show a client."""
@@ -49,3 +53,23 @@ class StoreLockedError(StoreError):
     """Another process holds the store's exclusive lock (memory's journal)."""
 
     status_code = 409
+
+
+class FieldError(InvalidDataError):
+    """A request field every backend refuses for a reason only the store can see (an
+    asset's total that would overflow); answered in FastAPI's 422 shape, naming the field."""
+
+    def __init__(self, loc: tuple[str, ...], detail: str) -> None:
+        super().__init__(detail)
+        self.loc = loc
+
+
+def total_overflow() -> FieldError:
+    """The answer, on every backend, to a contribution that would raise its asset's
+    total_cost past what numeric(18, 2) holds."""
+    return FieldError(("body", "cost_amount"), f"cost_amount {TOTAL_OVERFLOW}")
+
+
+def check_contribution_total(total: Decimal) -> None:
+    if total > MONEY_MAX:
+        raise total_overflow()

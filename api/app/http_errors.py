@@ -12,15 +12,35 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import StoreError
+from app.errors import FieldError, InvalidDataError, StoreError
 
 
 async def store_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StoreError)
+    if isinstance(exc, InvalidDataError):  # 422 keeps one shape: FastAPI's list of fields
+        loc = list(exc.loc) if isinstance(exc, FieldError) else ["body"]
+        field = {"loc": loc, "msg": exc.detail, "type": "value_error"}
+        return JSONResponse({"detail": [field]}, status_code=422)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+
+async def unparsable_body(request: Request, exc: Exception) -> Response:
+    """FastAPI answers 400 "There was an error parsing the body" when the body is not
+    UTF-8 or nests deeper than the JSON decoder goes; the contract says 422, naming the
+    body, as for any other body that is not JSON."""
+    assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError | RecursionError):
+        reason = "not UTF-8" if isinstance(cause, UnicodeDecodeError) else "nested too deeply"
+        detail = [{"loc": ["body"], "msg": f"Request body is not valid JSON: {reason}",
+                   "type": "json_invalid"}]
+        return JSONResponse({"detail": detail}, status_code=422)
+    return await http_exception_handler(request, exc)
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -46,4 +66,5 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StoreError, store_error)
+    app.add_exception_handler(StarletteHTTPException, unparsable_body)
     app.add_exception_handler(RequestValidationError, validation_error)

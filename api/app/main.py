@@ -19,7 +19,7 @@ from app.backends import build_container
 from app.container import Container
 from app.fastpath import FastPathMiddleware
 from app.middleware import GuardMiddleware
-from app.routers import admin, agent, graph, health, ledger
+from app.routers import admin, agent, graph, health, ledger, switches
 from app.settings import Settings, load_settings
 from app.stores.ports import AgentTaskStore, GraphStore
 
@@ -53,7 +53,7 @@ def create_app(
     app = FastAPI(
         title="StoreMigration API",
         version=settings.api_version,
-        description="Projects, contributions and agent tasks; see CONTRACT.md.",
+        description="Projects, contributions and agent tasks; see docs/CONTRACT.md.",
         lifespan=lifespan,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
@@ -62,7 +62,7 @@ def create_app(
     if graph_store is not None and task_store is not None:
         app.state.container = Container(settings, graph_store, task_store)
     http_errors.install(app)
-    for module in (health, graph, ledger, agent, admin):
+    for module in (health, graph, ledger, agent, admin, switches):
         app.include_router(module.router)
     app.add_middleware(FastPathMiddleware, owner=app, enabled=settings.fast_path)
     app.add_middleware(GuardMiddleware)

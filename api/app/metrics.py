@@ -83,6 +83,18 @@ DUAL_WRITE_FAILURES = Counter(
     ["store", "operation"],
     registry=REGISTRY,
 )
+COPY_RETRY_DEPTH = Gauge(
+    "storemigration_copy_retry_queue_depth",
+    "Records whose dual-write copy failed and that wait to be copied again.",
+    ["store"],
+    registry=REGISTRY,
+)
+COPY_RETRIES = Counter(
+    "storemigration_copy_retries_total",
+    "Copies made again from the retry queue, by result (landed|failed|refused).",
+    ["store", "result"],
+    registry=REGISTRY,
+)
 READS = Counter(
     "storemigration_reads_total",
     "Reads served, by the backend that answered.",
@@ -99,6 +111,42 @@ READ_PERCENT_CONFIGURED = Gauge(
     "storemigration_read_percent_configured",
     "Configured percentage of reads sent to PostgreSQL.",
     ["store"],
+    registry=REGISTRY,
+)
+READ_PERCENT_ACTUAL = Gauge(
+    "storemigration_read_percent_actual",
+    "Percentage of reads sent to PostgreSQL by the mode in effect (differs from the "
+    "configured one while a live switch drains, or after one failed).",
+    ["store"],
+    registry=REGISTRY,
+)
+DUAL_WRITE_CONFIGURED = Gauge(
+    "storemigration_dual_write_configured",
+    "1 when the last switch set asked for dual-write, else 0.",
+    ["store"],
+    registry=REGISTRY,
+)
+DUAL_WRITE_ACTUAL = Gauge(
+    "storemigration_dual_write_actual",
+    "1 when the mode in effect has dual-write on, else 0.",
+    ["store"],
+    registry=REGISTRY,
+)
+MEMORY_WRITES_CONFIGURED = Gauge(
+    "storemigration_memory_writes_configured",
+    "1 when the last switch set asked for writes to memory, else 0.",
+    ["store"],
+    registry=REGISTRY,
+)
+MEMORY_WRITES_ACTUAL = Gauge(
+    "storemigration_memory_writes_actual",
+    "1 when the mode in effect writes to memory, else 0.",
+    ["store"],
+    registry=REGISTRY,
+)
+SWITCH_REVISION = Gauge(
+    "storemigration_switch_revision",
+    "Revision of the live switches in effect: 1 as started, +1 per change.",
     registry=REGISTRY,
 )
 SHADOW_READS = Counter(

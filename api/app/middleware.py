@@ -1,4 +1,5 @@
-"""One pure-ASGI layer around the whole app: body limit, request metrics, last-resort 500.
+"""One pure-ASGI layer around the whole app: body limit, path check, request metrics,
+last-resort 500.
 
 It is a single layer because it sits on every request: a body over the limit is
 refused with 413 before anything parses it (a declared Content-Length is checked up
@@ -15,6 +16,7 @@ import logging
 import traceback
 from time import perf_counter
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,7 +38,7 @@ class BodyTooLarge(HTTPException):
         super().__init__(status_code=413, detail=TOO_LARGE)
 
 
-async def _send_json(send: Send, status: int, detail: str) -> None:
+async def _send_json(send: Send, status: int, detail: Any) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -50,6 +52,23 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+BAD_PATH = [{"loc": ["path"], "msg": "URL path is not valid UTF-8 after percent-decoding",
+             "type": "value_error"}]
+
+
+def _path_is_utf8(scope: Scope) -> bool:
+    """Starlette decodes %FF%FE in a path to U+FFFD without a word; a key written that
+    way would be stored as something the client never sent, so it is refused."""
+    raw = scope.get("raw_path")
+    if not raw or b"%" not in raw:
+        return True
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -91,6 +110,10 @@ class GuardMiddleware:
             status = 413 if declared > 0 else 400
             await _send_json(send, status, TOO_LARGE if status == 413 else "Bad Content-Length")
             self._observe(scope["method"], "<rejected>", status, perf_counter() - start)
+            return
+        if not _path_is_utf8(scope):
+            await _send_json(send, 422, BAD_PATH)
+            self._observe(scope["method"], "<rejected>", 422, perf_counter() - start)
             return
 
         async def guarded_receive() -> Message:

@@ -27,6 +27,16 @@ from pydantic import (
     model_validator,
 )
 
+from app.canonical import (
+    MONEY_DIGITS,
+    MONEY_PLACES,
+    canonical_json,
+    canonical_money,
+    check_text,
+    fold,
+    project_key,
+)
+
 SHORT_TEXT = 255
 LONG_TEXT = 100_000
 MAX_METADATA_BYTES = 64 * 1024
@@ -39,46 +49,46 @@ def _aware(value: datetime) -> datetime:
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
-Lower = StringConstraints(strip_whitespace=True, to_lower=True)
-Ecosystem = Annotated[str, Lower, StringConstraints(min_length=1, max_length=100)]
-ProjectName = Annotated[str, Lower, StringConstraints(min_length=1, max_length=255)]
+Ecosystem = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(project_key(100))
+]
+ProjectName = Annotated[
+    str, StringConstraints(min_length=1, max_length=255), AfterValidator(project_key(255))
+]
 OptText = Annotated[str | None, Field(default=None, max_length=LONG_TEXT)]
 OptShort = Annotated[str | None, Field(default=None, max_length=SHORT_TEXT)]
-Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
+Money = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES),
+    AfterValidator(canonical_money),
+]
 
 
-def _bounded_metadata(value: dict[str, Any]) -> dict[str, Any]:
+def _canonical_metadata(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    return _bounded(canonical_json(value, info.field_name or "value"))
+
+
+def _bounded(value: dict[str, Any]) -> dict[str, Any]:
     if len(json.dumps(value, default=str)) > MAX_METADATA_BYTES:
         raise ValueError(f"metadata larger than {MAX_METADATA_BYTES} bytes")
     return value
 
 
-Metadata = Annotated[dict[str, Any], AfterValidator(_bounded_metadata)]
-
-
-def reject_nul(value: Any, where: str) -> None:
-    """PostgreSQL refuses \\x00 in text and jsonb: a record holding one could be stored
-    in memory but never copied, so every backend refuses it at the door (keys and
-    values, nested), naming where it was found."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError(f"{where} contains a NUL character (\\x00), which cannot be stored")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            reject_nul(key, f"{where} key {str(key)[:50]!r}")
-            reject_nul(item, f"{where}.{str(key)[:50]}")
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            reject_nul(item, f"{where}[{i}]")
+# A request's document is refused or made canonical at the door (app.canonical); a stored
+# record's is taken as stored, so a journal written before a rule existed still replays.
+Metadata = Annotated[dict[str, Any], AfterValidator(_canonical_metadata)]
+StoredDocument = Annotated[dict[str, Any], AfterValidator(_bounded)]
 
 
 class NoNul:
-    """Mixin for request bodies: no string anywhere in them may hold \\x00."""
+    """Mixin for request bodies: no text in them may hold what a backend cannot store
+    (app.canonical.unstorable); JSON documents are checked by Metadata itself."""
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
-        reject_nul(value, info.field_name or "value")
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            check_text(value, info.field_name or "value")
         return value
 
 
@@ -133,9 +143,15 @@ class Dependency(Record):
     created_at: AwareDatetime
 
 
+NO_SLASH = r"^[^/]*$"
+
+
 class DependencyIn(Body):
-    ecosystem: Ecosystem
-    name: ProjectName
+    """A '/' is refused in a target's key: /api/projects/{ecosystem}/{name} could never
+    address it (npm scopes such as @babel/core are written without the slash)."""
+
+    ecosystem: Annotated[Ecosystem, StringConstraints(pattern=NO_SLASH)]
+    name: Annotated[ProjectName, StringConstraints(pattern=NO_SLASH)]
 
 
 class SearchHit(BaseModel):
@@ -169,13 +185,18 @@ class Contributor(Record):
     github_username: OptShort = None
     wallet_address: OptShort = None
     hourly_rate: Money | None = None
-    metadata: Metadata = Field(default_factory=dict)
+    metadata: StoredDocument = Field(default_factory=dict)
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
     @field_serializer("hourly_rate")
     def _money(self, v: Decimal | None) -> str | None:
         return None if v is None else f"{v:.2f}"
+
+    @property
+    def email_key(self) -> str | None:
+        """The key email uniqueness is decided on, on every backend (app.canonical.fold)."""
+        return None if self.email is None else fold(self.email)
 
 
 class ContributorCreate(Body):
@@ -197,7 +218,7 @@ class Asset(Record):
     name: Annotated[str, Field(min_length=1, max_length=SHORT_TEXT)]
     description: OptText = None
     total_cost: Decimal = Decimal("0.00")
-    metadata: Metadata = Field(default_factory=dict)
+    metadata: StoredDocument = Field(default_factory=dict)
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
@@ -230,7 +251,7 @@ class Contribution(Record):
     asset_id: UUID
     cost_amount: Money
     coherence_score: Annotated[float, Field(ge=0.0, le=1.0)]
-    metadata: Metadata = Field(default_factory=dict)
+    metadata: StoredDocument = Field(default_factory=dict)
     timestamp: AwareDatetime
 
     @field_serializer("cost_amount")
@@ -301,7 +322,7 @@ class AgentTask(Record):
     model: Annotated[str, Field(max_length=100)]
     command: str
     output: str | None = None
-    context: Metadata = Field(default_factory=dict)
+    context: StoredDocument = Field(default_factory=dict)
     progress_pct: Annotated[int | None, Field(default=None, ge=0, le=100)] = None
     current_step: str | None = None
     decision_prompt: str | None = None

@@ -196,10 +196,15 @@ def _detail(response: httpx.Response) -> str:
 
 
 def database_url(given: str | None) -> str:
+    from app.settings import check_database_url
+
     url = given or os.environ.get("DATABASE_URL", "")
     if not url:
         raise ScriptError(EXIT_USAGE, "no database: pass --database-url or set DATABASE_URL")
-    return url
+    try:
+        return check_database_url(url)
+    except ValueError as e:
+        raise ScriptError(EXIT_USAGE, f"the database URL {e}") from None
 
 
 def load_snapshot(path: str) -> tuple[Any, list[Any]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.settings import check_database_url  # noqa: E402
 from app.stores.postgres.schema import (  # noqa: E402
     EXPECTED_SCHEMA_VERSION,
     MigrationError,
@@ -32,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.database_url:
         print("migrate: set --database-url or DATABASE_URL", file=sys.stderr)
+        return 2
+    try:
+        check_database_url(args.database_url)
+    except ValueError as e:
+        print(f"migrate: the database URL {e}", file=sys.stderr)
         return 2
     try:
         report = asyncio.run(apply_migrations(

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rebuild the API's in-memory stores from PostgreSQL: POST /api/admin/rehydrate.
 
-This is the first step of rolling back phase 3 (DESIGN.md, correction 2): memory is
+This is the first step of rolling back phase 3 (docs/ARCHITECTURE.md, departure 2): memory is
 rebuilt from PostgreSQL, the newest truth, never from the snapshot taken when phase 3
 began. The operator runs it as the rehydrate Job; rollback_postgres_migration.py calls
 the same endpoint before it switches memory writes back on.

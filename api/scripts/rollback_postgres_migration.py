@@ -15,7 +15,7 @@
                                or every restart will require PostgreSQL.
 
 Phase 3 rebuilds memory from PostgreSQL, the newest truth, not from the snapshot taken
-when phase 3 began, which would lose every write made since (DESIGN.md, correction 2).
+when phase 3 began, which would lose every write made since (docs/ARCHITECTURE.md, departure 2).
 The target is a Kubernetes Deployment (its container's env is patched, which restarts
 its pods) or a local KEY=VALUE environment file. Only the names above are changed;
 with --store graph|agent_task the per-store names (GRAPH_STORE_..., AGENT_TASK_STORE_...)

@@ -60,9 +60,10 @@ def scope(report: dict[str, Any], stores: tuple[str, ...]) -> dict[str, Any]:
 async def offline(args: Any) -> dict[str, Any]:
     from app.migration.consistency import check_consistency
 
+    dsn = c.database_url(args.database_url)
     graph, tasks = c.load_snapshot(args.snapshot)
     memory = c.Frozen(graph, tasks)
-    pg_graph, pg_tasks, database = await c.open_postgres(c.database_url(args.database_url))
+    pg_graph, pg_tasks, database = await c.open_postgres(dsn)
     with_graph, with_tasks = "graph" in args.stores, "agent_task" in args.stores
     try:
         report = await check_consistency(

@@ -8,7 +8,6 @@ concurrent edit of the Deployment makes us re-read instead of overwriting someon
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from typing import Any
 
@@ -16,15 +15,15 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from .core.durations import parse_time
-from .core.jobs import container_env, secret_env, snapshot_mount
+from .core.jobs import container_env
 from .core.model import DeploymentObservation, JobObservation, JobRequest
-from .core.spec import InvalidSpec, parse_spec
 from .core.statuswrite import status_json_patch
+from .settings import OperatorSettings
 
 # (connect, read) seconds on every call: a hung API server fails the reconcile, which kopf
 # retries, instead of blocking a thread forever.
-REQUEST_TIMEOUT = (float(os.environ.get("OPERATOR_KUBE_CONNECT_TIMEOUT", "5")),
-                   float(os.environ.get("OPERATOR_KUBE_READ_TIMEOUT", "30")))
+_AT_IMPORT = OperatorSettings()
+REQUEST_TIMEOUT = (_AT_IMPORT.kube_connect_timeout, _AT_IMPORT.kube_read_timeout)
 RAW: dict[str, Any] = {"_preload_content": False, "_request_timeout": REQUEST_TIMEOUT}
 GROUP, VERSION, PLURAL = "migrations.storemigration.dev", "v1alpha1", "storemigrations"
 NAME_LABEL = "storemigration.dev/name"
@@ -34,9 +33,10 @@ _clients: dict[str, kubernetes.client.ApiClient] = {}
 
 def api_client() -> kubernetes.client.ApiClient:
     """In-cluster credentials when present, else the kubeconfig named by KUBECONFIG."""
-    key = os.environ.get("KUBECONFIG", "")
+    settings = OperatorSettings()
+    key = settings.kubeconfig or ""
     if key not in _clients:
-        if os.environ.get("KUBERNETES_SERVICE_HOST") and not key:
+        if settings.kubernetes_service_host and not key:
             kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
             _clients[key] = kubernetes.client.ApiClient()
         else:
@@ -138,21 +138,12 @@ def patch_env(dep: dict[str, Any], container: str, env_set: dict[str, str],
         meta["name"], meta["namespace"], body, **RAW)
 
 
-def job_extras(kind: str, owner: dict[str, Any]
-               ) -> tuple[tuple[tuple[str, str, str], ...], tuple[str, str] | None]:
-    """What the owner's spec adds to a Job beyond the request: the secretKeyRef env
-    (ADMIN_TOKEN) and, for snapshot/archive, the snapshot volume."""
-    try:
-        spec = parse_spec(owner.get("spec") or {})
-    except InvalidSpec:
-        return (), None
-    return secret_env(spec), snapshot_mount(kind, spec)
-
-
 def job_manifest(req: JobRequest, ns: str, owner: dict[str, Any]) -> dict[str, Any]:
+    """The Job for a request; everything in it comes from the request (the spec the planner
+    used), the owner gives only its name and uid for labels and ownerReferences."""
     labels = {NAME_LABEL: owner["metadata"]["name"], KIND_LABEL: req.kind,
               "app.kubernetes.io/managed-by": "storemigration-operator"}
-    secrets, mount = job_extras(req.kind, owner)
+    secrets, mount = req.secret_env, req.snapshot_mount
     container: dict[str, Any] = {
         "name": req.kind, "image": req.image or "storemigration-api:latest",
         "command": list(req.command), "args": list(req.args),

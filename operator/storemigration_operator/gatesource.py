@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,10 +23,11 @@ from typing import Any
 from .core.gates import GateReadings, GateSource
 from .core.promresult import ResultShapeError, sample_value
 from .core.spec import Gates
+from .settings import OperatorSettings
 
 FIELDS = {"errorRate": "error_rate", "p95": "p95_seconds", "mismatchRatio": "mismatch_ratio",
           "requests": "requests"}
-QUERY_TIMEOUT = float(os.environ.get("OPERATOR_PROMETHEUS_TIMEOUT", "10"))
+QUERY_TIMEOUT = OperatorSettings().prometheus_timeout
 _EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate-query")
 _busy: set[str] = set()
 _busy_lock = threading.Lock()
@@ -97,9 +97,8 @@ class NoGateSource:
         return GateReadings(error="no Prometheus configured (spec.gates.prometheusURL)")
 
 
-def gate_source_for(gates: Gates) -> GateSource:
-    path = os.environ.get("OPERATOR_GATE_READINGS_FILE")
-    if path:
-        return FileGateSource(Path(path))
-    url = gates.prometheus_url or os.environ.get("PROMETHEUS_URL")
-    return PrometheusGateSource(url) if url else NoGateSource()
+def gate_source_for(gates: Gates, settings: OperatorSettings) -> GateSource:
+    if settings.gate_readings_file is not None:
+        return FileGateSource(settings.gate_readings_file)
+    url = gates.prometheus_url or settings.prometheus_url
+    return PrometheusGateSource(url, settings.prometheus_timeout) if url else NoGateSource()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-import os
 from typing import Any, cast
 
 import kopf
@@ -28,11 +27,10 @@ from .core.model import Event, Plan
 from .core.planner import gates_due, plan
 from .core.spec import MigrationSpec
 from .gatesource import gate_source_for
+from .settings import OperatorSettings
 
 GROUP, VERSION, PLURAL = cluster.GROUP, cluster.VERSION, cluster.PLURAL
-TIMER_INTERVAL = float(os.environ.get("OPERATOR_TIMER_INTERVAL", "60"))
-RETRY_DELAY = float(os.environ.get("OPERATOR_RETRY_DELAY", "15"))
-CONFLICT_DELAY = float(os.environ.get("OPERATOR_CONFLICT_DELAY", "1"))
+TIMER_INTERVAL = OperatorSettings().timer_interval  # kopf registers the timer at import
 TRANSIENT = (ApiException, urllib3.exceptions.HTTPError, OSError)
 _locks: dict[str, asyncio.Lock] = {}
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -48,7 +46,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    if os.environ.get("KUBECONFIG"):
+    if OperatorSettings().kubeconfig:
         return kopf.login_with_kubeconfig(**kwargs)
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
@@ -74,7 +72,7 @@ async def write_status(obj: dict[str, Any], status: dict[str, Any]) -> None:
         if conflict:
             raise kopf.TemporaryError("the StoreMigration changed while it was reconciled; "
                                       "planning again from the new version",
-                                      delay=CONFLICT_DELAY) from None
+                                      delay=OperatorSettings().conflict_delay) from None
         raise
 
 
@@ -97,12 +95,14 @@ async def _apply(p: Plan, spec: MigrationSpec, owner: dict[str, Any], ns: str,
 async def reconcile(ns: str, name: str, uid: str, logger: Logger,
                     raise_permanent: bool) -> None:
     lock = _locks.setdefault(uid, asyncio.Lock())
+    settings = OperatorSettings()
+    retry = settings.retry_delay
     async with lock:
         try:
             obj = await asyncio.to_thread(cluster.read_migration, ns, name)
         except TRANSIENT as e:
             raise kopf.TemporaryError(f"cannot read the StoreMigration: {e}",
-                                      delay=RETRY_DELAY) from None
+                                      delay=retry) from None
         if obj is None or obj["metadata"].get("deletionTimestamp"):
             return
         now = datetime.datetime.now(tz=datetime.UTC)
@@ -123,16 +123,16 @@ async def reconcile(ns: str, name: str, uid: str, logger: Logger,
             jobs = await asyncio.to_thread(cluster.observe_jobs, ns, name)
         except TRANSIENT as e:
             raise kopf.TemporaryError(f"cannot observe the cluster: {e}",
-                                      delay=RETRY_DELAY) from None
+                                      delay=retry) from None
         readings = None
         if gates_due(parsed, old, now):
-            readings = await gate_source_for(parsed.gates).read(parsed.gates)
+            readings = await gate_source_for(parsed.gates, settings).read(parsed.gates)
         p = plan(parsed, old, readings, jobs, cluster.observe_deployment(dep, parsed.container),
-                 now, name=name, generation=generation, spec_doc=spec_doc, invalid=error)
+                 now, name=name, generation=generation, invalid=error)
         try:
             await _apply(p, parsed, obj, ns, dep, logger)
         except TRANSIENT as e:
-            raise kopf.TemporaryError(f"cannot apply the plan: {e}", delay=RETRY_DELAY) from None
+            raise kopf.TemporaryError(f"cannot apply the plan: {e}", delay=retry) from None
         await write_status(obj, p.status)
         _post(obj, p.events)
         metrics.record(ns, name, old, p.status)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prometheus_client import Counter, Gauge, start_http_server
 
 from .core.durations import parse_time
 from .core.spec import Phase
+from .settings import OperatorSettings
 
 PHASE = Gauge("storemigration_operator_phase", "1 for the current phase",
               ["namespace", "name", "phase"])
@@ -23,9 +23,9 @@ LAST_VERIFY = Gauge("storemigration_operator_last_verify_success_timestamp_secon
 
 
 def serve() -> None:
-    port = os.environ.get("OPERATOR_METRICS_PORT")
-    if port:
-        start_http_server(int(port), addr=os.environ.get("OPERATOR_METRICS_ADDR", "0.0.0.0"))
+    settings = OperatorSettings()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_addr)
 
 
 def record(namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Projects, dependency edges and search, as CONTRACT.md's graph-store section says."""
+"""Projects, dependency edges and search, as docs/CONTRACT.md's graph-store section says."""
 
 from __future__ import annotations
 

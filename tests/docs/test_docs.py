@@ -4,6 +4,9 @@ temporary PostgreSQL and a real API process, `serve` blocks are started and must
 `helm` blocks with the real helm binary (.tools/bin/helm), and `cluster` blocks with the
 real kubectl against the Kubernetes API emulator (devcluster/kube.py) -- not with
 --dry-run: the patches must land on the StoreMigration and are checked afterwards.
+The `kubectl storemigration get` block also runs against the demo's own cluster
+(devcluster.LocalCluster: PostgreSQL, the API under traffic, Prometheus, the operator)
+mid-migration, and must show the parts of the output the doc prints.
 Also: .env.example and app.settings.Settings name the same variables.
 """
 
@@ -16,6 +19,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +27,11 @@ import httpx
 import pytest
 from app.settings import Settings
 
+from devcluster.cluster import LocalCluster, Timing, migration_spec
 from devcluster.kube import KubeCluster
 from devcluster.net import free_port
 from devcluster.postgres import APP_PASSWORD
+from devcluster.traffic import Traffic
 from tests.docs.conftest import TOKEN, DocsSetup
 from tests.docs.mdblocks import ALLOWED_SKIPS, MODES, Block, blocks, for_test
 
@@ -34,6 +40,10 @@ DOCS = [ROOT / "docs" / name for name in ("SETUP.md", "POSTGRESQL-MIGRATION.md",
 HELM = ROOT / ".tools" / "bin" / "helm"
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
 SETTING_LINE = re.compile(r"^(# )?([A-Z][A-Z0-9_]*)=(.*)$")
+OUTPUT_MARKER = "<!-- output: kubectl storemigration get -->"
+DEMO_TIMING = Timing(read_start=10, read_step=10, read_interval="10m", gate_interval="2s",
+                     window="15s", min_requests=30.0, verify_interval="10m",
+                     primary_hold="10m", target_phase="ReadSwitchover")
 
 CLUSTER_OBJECTS = """
 apiVersion: apps/v1
@@ -63,6 +73,8 @@ spec: {deployment: api, targetPhase: PostgresPrimary, adminTokenSecret: {name: s
 def base_env(setup: DocsSetup | None, kube: KubeCluster | None, tmp: Path) -> dict[str, str]:
     env = {k: os.environ[k] for k in BASE_ENV if k in os.environ}
     env["HOME"] = str(tmp / "home")  # kubectl's discovery cache stays in the test's dir
+    # the venv's bin, as scripts/test.sh has it: kubectl finds kubectl-storemigration there
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     if kube is not None:
         env["KUBECONFIG"] = str(kube.kubeconfig)
     if setup is not None:
@@ -198,7 +210,8 @@ async def test_setup_md(docs_setup: DocsSetup, kube_cluster: KubeCluster, tmp_pa
     for name in ("API_URL", "DATABASE_URL", "SCHEMA_DATABASE_URL"):
         env.pop(name)
     counts = await run_doc(DOCS[0], env, tmp_path)
-    assert counts["serve"] == 5 and counts["local"] >= 2 and counts["cluster"] == 2
+    assert counts["serve"] == 6 and counts["local"] >= 2 and counts["cluster"] == 2
+    assert counts["local-fails"] == 2
     listed = json.loads(await asyncio.to_thread(
         kubectl, kube_cluster, tmp_path, "get", "storemigration", "api-migration", "-o", "json"))
     assert listed["spec"]["adminTokenSecret"] == {"name": "store-migration", "key": "ADMIN_TOKEN"}
@@ -239,3 +252,60 @@ async def test_runbook_md(docs_setup: DocsSetup, tmp_path: Path) -> None:
     counts = await run_doc(DOCS[2], base_env(docs_setup, None, tmp_path), tmp_path)
     assert counts["local"] >= 6 and counts["local-fails"] == 1
     assert HELM.exists()
+
+
+def sample_output(doc: Path) -> str:
+    """The ```text block after the output marker: what the doc says `get` prints."""
+    lines = doc.read_text().splitlines()
+    start = lines.index(OUTPUT_MARKER) + 2
+    assert lines[start - 1] == "```text"
+    return "\n".join(lines[start:lines.index("```", start)])
+
+
+def parts(view: str) -> list[str]:
+    """The shape of a `get` view: its section labels and its gate rows, in order."""
+    labels = [re.split(r"[ :(]", line, maxsplit=1)[0] for line in view.splitlines()
+              if line and not line.startswith(" ")]
+    gates = [line.split()[0] for line in view.splitlines()
+             if re.match(r"  (errorRate|p95|mismatchRatio|requests) ", line)]
+    queries = [line.split(":", 1)[0].strip() for line in view.splitlines()
+               if line.startswith("      PromQL: ")]
+    return [*labels, *gates, *queries]
+
+
+@pytest.mark.slow
+async def test_the_plugin_view_in_the_docs_is_what_the_demo_cluster_shows(tmp_path: Path
+                                                                           ) -> None:
+    doc = DOCS[1]
+    [block] = [b for b in blocks(doc) if "kubectl storemigration get" in b.code]
+    assert block.mode == "cluster"
+    sample = sample_output(doc)
+    async with LocalCluster(tmp_path / "cluster", require_prometheus=True) as lc:
+        assert lc.prometheus is not None and lc.kube is not None
+        traffic = Traffic(lc.api.url, rate=40)
+        runner = asyncio.get_running_loop().create_task(traffic.run())
+        try:
+            await lc.create_migration(migration_spec(DEMO_TIMING, lc.api.url,
+                                                     lc.prometheus.url, tmp_path))
+
+            def mid_migration() -> bool:
+                st = lc.status()
+                return st.get("phase") == "ReadSwitchover" and \
+                    (st.get("lastGate") or {}).get("result") == "Successful" and \
+                    (st.get("jobs") or {}).get("verify", {}).get("passed") is True
+
+            await lc.wait_for(mid_migration, 240, "ReadSwitchover with a successful gate")
+            env = base_env(None, lc.kube, tmp_path) | {
+                "NAMESPACE": "default", "MIGRATION": "store-migration", "ADMIN_TOKEN": "x"}
+            prelude = "".join(b.code for b in blocks(doc) if b.mode == "env")
+            done = await asyncio.to_thread(_run, prelude + block.code, env)
+        finally:
+            traffic.stop()
+            await runner
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = "\n".join(done.stdout.splitlines()[:-1])  # the view; the last line is -o json's
+    (tmp_path / "view.txt").write_text(shown)
+    print(shown)
+    assert parts(shown) == parts(sample), (shown, sample)
+    assert "Phase:       ReadSwitchover, reads" in shown
+    assert done.stdout.splitlines()[-1].startswith("ReadSwitchover ")  # the -o json line

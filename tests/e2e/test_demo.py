@@ -1,17 +1,28 @@
 """Issue 6's main job, end to end: `python -m demo` as a user runs it (with the --fast
-schedule), healthy and with PostgreSQL faults, judged by the summary it writes."""
+schedule), healthy and with PostgreSQL faults, judged by the summary it writes. The healthy
+run is started with --keep, as a new user would: the watch commands it prints as it starts
+are run from "a second terminal" while the cluster is up after the summary, then Ctrl-C
+(SIGINT to its process group, as a terminal sends it) stops everything."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+HELD = "Press Ctrl-C to stop it."
 
 
 def run_demo(tmp_path: Path, *flags: str) -> tuple[int, str, dict[str, Any]]:
@@ -23,20 +34,113 @@ def run_demo(tmp_path: Path, *flags: str) -> tuple[int, str, dict[str, Any]]:
     return proc.returncode, text, json.loads(out.read_text())
 
 
+class Demo:
+    """The demo as a subprocess whose output is read as it comes."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "demo", *args], cwd=ROOT,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, start_new_session=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_line(self, needle: str, limit: float) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if any(needle in line for line in self.lines):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"no {needle!r} (exit {self.proc.poll()}):\n{self.text[-4000:]}")
+
+    def ctrl_c(self, limit: float = 90) -> int:
+        os.killpg(self.proc.pid, signal.SIGINT)
+        code = self.proc.wait(limit)
+        self.reader.join(10)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def second_terminal(line: str, seconds: float, tmp_path: Path) -> str:
+    """A printed command, as a person pastes it, stopped after `seconds` (it watches)."""
+    env = {k: os.environ[k] for k in ("PATH", "LANG") if k in os.environ}
+    env["HOME"] = str(tmp_path / "home")
+    done = subprocess.run(["timeout", str(seconds), "bash", "-c", line], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode in (0, 124), done.stdout + done.stderr  # 124: stopped by timeout
+    return done.stdout
+
+
 @pytest.mark.slow
-def test_demo_migrates_to_complete_without_losing_a_write(tmp_path: Path) -> None:
-    code, text, s = run_demo(tmp_path)
-    assert code == 0, text[-4000:]
-    assert s["reached"] and s["final_phase"] == "Complete"
-    assert s["acknowledged_writes_checked"] > 0 and s["lost"] == 0
-    assert "ZERO RECORDS LOST" in text
-    assert s["backfill"]["ok"] and s["backfill"]["records"] > 0
-    gating = [v for v in s["verify_runs"] if v["phase"] in ("DualWrite", "ReadSwitchover")]
-    assert gating and all(v["passed"] and v["mismatches"] == 0 for v in gating)
-    assert s["rollbacks"] == []
-    assert sum(s["rows_in_postgres"].values()) > 0
-    assert {"DualWrite", "ReadSwitchover", "PostgresPrimary"} <= set(s["p95_ms_by_phase"])
-    assert s["traffic"]["errors_5xx"] == 0
+def test_demo_migrates_to_complete_and_keeps_the_cluster_up_until_ctrl_c(tmp_path: Path
+                                                                          ) -> None:
+    out = tmp_path / "summary.json"
+    demo = Demo("--fast", "--keep", "--json", str(out))
+    try:
+        demo.wait_for_line(HELD, 420)
+        s = json.loads(out.read_text())
+        text = demo.text
+        # As it starts, before the StoreMigration is applied: the exact watch commands.
+        start = text.index("Watch it from a second terminal:")
+        assert start < text.index("applied StoreMigration/store-migration")
+        get_w, plugin_w = demo.lines[demo.lines.index("Watch it from a second terminal:") + 1:][:2]
+        assert re.fullmatch(r"    KUBECONFIG=\S+/kubeconfig kubectl get storemigrations "
+                            r"-n default -w", get_w), get_w
+        assert re.fullmatch(r"    KUBECONFIG=\S+/kubeconfig PATH=\S+:\$PATH kubectl "
+                            r"storemigration get store-migration -n default --watch",
+                            plugin_w), plugin_w
+        # The summary, as before.
+        assert s["reached"] and s["final_phase"] == "Complete"
+        assert s["acknowledged_writes_checked"] > 0 and s["lost"] == 0
+        assert "ZERO RECORDS LOST" in text
+        assert s["backfill"]["ok"] and s["backfill"]["records"] > 0
+        gating = [v for v in s["verify_runs"] if v["phase"] in ("DualWrite", "ReadSwitchover")]
+        assert gating and all(v["passed"] and v["mismatches"] == 0 for v in gating)
+        assert s["rollbacks"] == []
+        assert sum(s["rows_in_postgres"].values()) > 0
+        assert {"DualWrite", "ReadSwitchover", "PostgresPrimary"} <= set(s["p95_ms_by_phase"])
+        assert s["traffic"]["errors_5xx"] == 0
+        # After the summary the cluster is still up: the printed commands work.
+        listed = second_terminal(get_w.strip(), 8, tmp_path)
+        assert re.search(r"^store-migration\s+Complete\s+", listed, re.M), listed
+        view = second_terminal(plugin_w.strip(), 8, tmp_path)
+        assert "Phase:       Complete" in view and "History" in view, view
+        kept = demo.lines[demo.lines.index(
+            "--keep: the local cluster stays up until Ctrl-C. From another terminal:") + 1:]
+        curl = next(line.strip() for line in kept if line.strip().startswith("curl "))
+        api_url = curl.split()[-1].rsplit("/api/", 1)[0]
+        assert httpx.get(f"{api_url}/api/health", timeout=10).status_code == 200
+        psql = next(line.strip() for line in kept if line.strip().startswith("psql "))
+        rows = second_terminal(f"{psql} -tAc 'SELECT count(*) FROM projects'", 20, tmp_path)
+        assert int(rows.strip()) > 0
+        found = re.search(r"Work dir: (\S+)", text)
+        assert found is not None
+        workdir = Path(found[1])
+        # Ctrl-C stops it all, in order.
+        assert demo.ctrl_c() == 0, demo.text[-3000:]
+        assert "stopping the local cluster ..." in demo.text
+        assert f"stopped; the work dir is kept: {workdir}" in demo.text
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{api_url}/api/health", timeout=5)
+        assert (workdir / "kubeconfig").exists()
+        shutil.rmtree(workdir, ignore_errors=True)
+    finally:
+        demo.kill()
 
 
 @pytest.mark.slow
@@ -51,3 +155,4 @@ def test_demo_with_faults_ends_at_zero_percent_with_the_reason(tmp_path: Path) -
     assert "error rate" in rollback["reason"]
     assert rollback["readings"]["errorRate"] > 0.01
     assert s["acknowledged_writes_checked"] > 0 and s["lost"] == 0
+    assert "Watch it from a second terminal:" in text

@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +86,9 @@ def pg_template(pg_server: str) -> Iterator[str]:
         asyncio.run(drop_database(pg_server, name))
 
 
-@pytest.fixture
-async def pg_database(pg_server: str, pg_template: str) -> AsyncIterator[PgDatabase]:
+@asynccontextmanager
+async def fresh_database(pg_server: str, pg_template: str) -> AsyncIterator[PgDatabase]:
+    """A new database cloned from the migrated template, dropped on exit."""
     name = f"sm_test_{uuid.uuid4().hex[:12]}"
     await clone_database(pg_server, pg_template, name)
     try:
@@ -98,3 +100,9 @@ async def pg_database(pg_server: str, pg_template: str) -> AsyncIterator[PgDatab
         )
     finally:
         await drop_database(pg_server, name)
+
+
+@pytest.fixture
+async def pg_database(pg_server: str, pg_template: str) -> AsyncIterator[PgDatabase]:
+    async with fresh_database(pg_server, pg_template) as db:
+        yield db

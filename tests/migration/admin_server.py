@@ -58,6 +58,7 @@ class AdminServer:
         try:
             yield
         finally:
+            await status.state.close()  # type: ignore[attr-defined]
             await database.close()
 
     def __enter__(self) -> AdminServer:

@@ -60,7 +60,7 @@ class Sim:
             due = gates_due(spec, self.status, self.now)
             p = plan(spec, self.status, self.readings(self.now) if due else None,
                      dict(self.jobs), self.deployment(), self.now, name="sm", generation=1,
-                     spec_doc=self.spec_doc, invalid=error)
+                     invalid=error)
         self.env.update(p.env_set)
         for name in p.env_remove:
             self.env.pop(name, None)

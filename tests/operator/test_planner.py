@@ -382,7 +382,9 @@ def test_a_malformed_verify_result_is_a_failed_check_not_a_crash():
 
 @pytest.mark.parametrize("result", [None, {"passed": False, "error": "API unreachable"}])
 def test_a_verify_job_that_could_not_run_holds_without_rolling_back(result):
-    sim = Sim(dict(BASE, verify={"interval": "2h"}, readStep={"interval": "3h"}))
+    # a budget (spec.jobs.backoffLimit) that lasts the six hours: see test_failure_budget_*
+    sim = Sim(dict(BASE, verify={"interval": "2h"}, readStep={"interval": "3h"},
+                   jobs={"backoffLimit": 60}))
     to_read_switchover(sim)
     sim.job_outcome = lambda kind: ("Failed", result)  # exit 3, OOM-killed: no verdict
     for _ in range(6 * 6):

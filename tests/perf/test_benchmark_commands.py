@@ -2,8 +2,10 @@
 
 Short versions of `python -m benchmarks stores` and `python -m benchmarks load`, each
 as a real subprocess against a real PostgreSQL (and, for the load test, the real API
-under uvicorn driven by wrk). They assert that every phase produced numbers and that
-the load saw zero errors; never latencies, which belong to the benchmark output.
+under uvicorn driven by wrk). They assert that every phase produced numbers, that the
+load saw zero HTTP errors and that a full verify afterwards finds nothing missing or
+different (a dual-write copy that failed meanwhile must have been copied again by the
+retry queue); never latencies, which belong to the benchmark output.
 """
 
 from __future__ import annotations
@@ -45,16 +47,23 @@ def test_store_benchmark_measures_every_operation_on_every_backend(tmp_path: Pat
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by scripts/bootstrap.sh")
-def test_load_test_quick_run_has_zero_errors(tmp_path: Path) -> None:
+def test_load_test_quick_run_has_zero_errors_and_verify_finds_nothing(tmp_path: Path) -> None:
     out = tmp_path / "load.json"
-    run_benchmark("load", "--quick", "--out", str(out), timeout=300)
+    done = run_benchmark("load", "--quick", "--out", str(out), timeout=300)
     result = json.loads(out.read_text())
     for phase in ("fixed", "max"):
         r = result[phase]
         assert r["requests"] > 0 and r["req_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0
         assert r["errors"] == 0, (phase, r["error_detail"], result["non_2xx_by_route"])
+        assert len(r["slices"]) == 2 and sum(s["requests"] for s in r["slices"]) == r["requests"]
+        assert r["dual_write_failures"] == sum(s["dual_write_failures"] for s in r["slices"])
+        assert min(s["p50_ms"] for s in r["slices"]) <= r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
     assert result["non_2xx_by_route"] == {}
     for store in ("graph_store", "agent_task_store"):
         status = result["store_status"][store]
-        assert status["write_target"] == "dual" and status["dual_write_failures"] == 0
+        assert status["write_target"] == "dual" and status["copy_retry"]["enabled"]
         assert status["reads_served"]["postgres"] > 0 and status["reads_served"]["memory"] > 0
+    verify = result["verify"]
+    assert verify["passed"] and verify["missing"] == 0 and verify["different"] == 0, verify
+    assert verify["checked"] > 1000 and verify["queue_depth_at_verify"] == 0
+    assert "dual-write copy failures" in done.stdout and "full verify after the run" in done.stdout

@@ -1,4 +1,4 @@
-"""Pool exhaustion, start-up checks (schema version, TLS), credentials never in errors,
+"""Pool exhaustion, start-up checks (schema version, TLS rule), credentials never in errors,
 the migration runner and the application role's limits."""
 
 from __future__ import annotations
@@ -107,10 +107,10 @@ async def test_password_never_appears_in_errors(pg_database: PgDatabase) -> None
 
 
 async def test_tls_required_refuses_a_url_without_sslmode(pg_database: PgDatabase) -> None:
-    with pytest.raises(ValueError, match="sslmode"):
+    with pytest.raises(ValueError, match=r"sslmode=\(unset\) does not require TLS"):
         Settings(app_env="production", database_url=pg_database.app_dsn)
     db = Database(PoolConfig(dsn=pg_database.app_dsn, ssl_required=True))
-    with pytest.raises(StoreUnavailableError, match="TLS is required"):
+    with pytest.raises(StoreUnavailableError, match="verified server certificate is required"):
         await db.connect()
 
 

@@ -1,5 +1,5 @@
 """Run a migration script exactly as the operator's Job would: the Job manifest is built by
-the operator's own code (core.jobs.job_parts through cluster.job_manifest), and its
+the operator's own code (core.jobs.job_request through cluster.job_manifest), and its
 command, args and env -- secretKeyRef values resolved the way the kubelet does -- are
 executed here, from the repository root standing in for the image's WORKDIR /app.
 """
@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from storemigration_operator.cluster import job_manifest
-from storemigration_operator.core.jobs import job_parts
-from storemigration_operator.core.model import JobRequest
+from storemigration_operator.core.jobs import job_request
 from storemigration_operator.core.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,9 +35,7 @@ class JobRun:
 
 
 def manifest_for(kind: str, spec_doc: dict[str, Any]) -> dict[str, Any]:
-    spec = parse_spec(spec_doc)
-    image, command, args, env = job_parts(kind, spec, "storemigration-api:test")
-    request = JobRequest(f"sm-{kind}-1", kind, image, command, args, env)
+    request = job_request(kind, f"sm-{kind}-1", parse_spec(spec_doc), "storemigration-api:test")
     return job_manifest(request, "default", {**OWNER, "spec": spec_doc})
 
 

@@ -55,3 +55,17 @@ def test_rehydrate_on_start_accepts_a_one_store_rollback() -> None:
     )
     assert settings.store_mode("graph").write_target == "dual"
     assert settings.store_mode("agent_task").write_target == "in-memory"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"dual_write_mode": True}, {"graph_store_dual_write_mode": True},
+     {"store_backend": "postgres"}],
+)
+def test_dual_write_or_postgres_without_database_url_is_refused(
+    env: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(ConfigurationError, match="DATABASE_URL must be set"):
+        load_settings(**env)
+    assert load_settings(database_url=DSN, **env)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from uuid import UUID
 
+from app.canonical import search_fold
 from app.models import Contribution, Payout, Project, SearchHit
 
 CENT = Decimal("0.01")
@@ -51,14 +52,14 @@ def compute_payouts(contributions: Iterable[Contribution], value_amount: Decimal
 
 
 def normalize_query(query: str) -> str:
-    return query.strip().lower()
+    return search_fold(query.strip()) or ""
 
 
 def matches(query: str, project: Project) -> bool:
     """`query` must already be normalized; an empty query matches nothing."""
     if not query:
         return False
-    return query in project.name or query in (project.description or "").lower()
+    return query in project.name or query in (search_fold(project.description) or "")
 
 
 def rank_key(query: str, project: Project) -> tuple[int, str, str]:

@@ -1,7 +1,8 @@
 """MigratingGraphStore: the GraphStore the HTTP layer sees while the graph moves to
 PostgreSQL. Each call is routed by a `StoreRouting` (see router.py); a write copies
 the records it produced, not the command, so ids, timestamps and derived values come
-from the trusted store.
+from the trusted store: parents a write changed are read back from it (`route.writer()`,
+memory under dual-write, PostgreSQL while memory is rebuilt for a live rollback).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class MigratingGraphStore(RoutedStore[GraphBackend]):
         async def put(pg: GraphBackend, d: Dependency) -> None:
             # The source project's dependency_count changed with the edge: copy it too,
             # first, so a project PostgreSQL missed earlier is healed before the edge.
-            source = await route.memory.get_project(from_ecosystem, from_name)
+            source = await route.writer().get_project(from_ecosystem, from_name)
             if source is not None:
                 await pg.put_project(source)
             await pg.put_dependency(d)
@@ -76,15 +77,16 @@ class MigratingGraphStore(RoutedStore[GraphBackend]):
         route = self.route
 
         async def put(pg: GraphBackend, c: Contribution) -> None:
-            # Parents first, as memory holds them now, so a contributor or asset that
+            # Parents first, as the trusted store holds them now, so a contributor or asset that
             # PostgreSQL missed (written before dual-write, or a failed copy) is healed
             # before the row that references it. put_asset never writes total_cost: the
             # contribution's insert trigger adds its cost exactly once, and the asset's
             # newer updated_at (moved by this contribution) wins over any older copy.
-            contributor = await route.memory.get_contributor(c.contributor_id)
+            trusted = route.writer()
+            contributor = await trusted.get_contributor(c.contributor_id)
             if contributor is not None:
                 await pg.put_contributor(contributor)
-            asset = await route.memory.get_asset(c.asset_id)
+            asset = await trusted.get_asset(c.asset_id)
             if asset is not None:
                 await pg.put_asset(asset)
             await pg.put_contribution(c)

@@ -4,8 +4,9 @@ One `StoreRouting` per store decides, from the store's `StoreMode`, which backen
 call, and keeps the rules that protect the data while two stores hold it:
 - the trusted store answers a write; the other receives the resulting record through
   its replica face (an upsert of the new state, never a replay of the command), under
-  its own timeout; a failure there is logged without credentials, counted, and never
-  fails the request;
+  its own timeout; a failure there is logged without credentials, counted, never
+  fails the request, and puts the record on the copy-retry queue
+  (app.migration.copy_retry);
 - a read routed to PostgreSQL that fails falls back to memory; a PostgreSQL miss for a
   record memory holds is served from memory and counted as a mismatch, so a rollout
   never answers a wrong 404;
@@ -14,6 +15,9 @@ call, and keeps the rules that protect the data while two stores hold it:
 - a comparison (or a PostgreSQL miss) that overlapped a write on the same store is
   counted "skipped", not "mismatch": the two stores legitimately differ for the length
   of a write and its copy, and a busy store would otherwise look inconsistent.
+The mode can change while the process serves (app.migration.switches): each call reads
+`mode` once, at its start, and finishes under it; a change of the trusted store first
+holds new writes at the door and waits for the ones in flight (`WriteDoor`).
 The store-specific classes built on it are in graph_router.py and task_router.py.
 """
 
@@ -29,6 +33,8 @@ from pydantic import BaseModel
 
 from app.errors import NotFoundError, StoreError
 from app.migration import telemetry
+from app.migration.copy_retry import NO_RETRY, CopyTracker
+from app.migration.write_door import WriteDoor
 from app.settings import StoreMode
 
 log = logging.getLogger("app.migration")
@@ -75,18 +81,19 @@ class StoreRouting(Generic[S]):
         postgres: S | None,
         *,
         second_write_timeout: float = 0.5,
-        shadow_read_percent: float = 0.0,
+        shadow_read_percent: float | None = None,
         rng: random.Random | None = None,
         shadow_concurrency: int = 4,
     ) -> None:
         if postgres is None and mode.write_target != "in-memory":
             raise ValueError(f"{store} store: mode {mode.write_target!r} needs a PostgreSQL store")
+        if shadow_read_percent is not None:
+            mode = mode.model_copy(update={"shadow_read_percent": shadow_read_percent})
         self.store = store
         self.mode = mode
         self.memory = memory
         self.postgres = postgres
         self.second_write_timeout = second_write_timeout
-        self.shadow_read_percent = shadow_read_percent if mode.write_target == "dual" else 0.0
         self.rng = rng or random.Random()
         self._shadow_slots = shadow_concurrency
         self._shadow_tasks: set[asyncio.Task[None]] = set()
@@ -95,14 +102,19 @@ class StoreRouting(Generic[S]):
         self.dual_write_failures = 0
         self.shadow = {"match": 0, "mismatch": 0, "error": 0, "skipped": 0}
         self._write_seq = 0
-        self._writes_in_flight = 0
+        self.door = WriteDoor()
+        self.mirrored = 0
+        self.mirror_failures = 0
+        self.copies: CopyTracker = NO_RETRY
+        """Where failed copies go (app.migration.copy_retry); wiring sets the queue."""
         telemetry.read_percent_configured(store, float(mode.effective_read_percent))
 
     # ------------------------------------------------------------------ writes
 
-    def writer(self) -> S:
-        """The store that answers writes (the trusted one)."""
-        if self.mode.write_target == "postgres":
+    def writer(self, mode: StoreMode | None = None) -> S:
+        """The store that answers writes (the trusted one). It cannot change while a
+        write is in flight: a change of the trusted store waits for those to end."""
+        if (mode or self.mode).write_target == "postgres":
             assert self.postgres is not None
             return self.postgres
         return self.memory
@@ -113,28 +125,48 @@ class StoreRouting(Generic[S]):
         call: Callable[[S], Awaitable[T]],
         copy: Callable[[S, T], Awaitable[None]],
     ) -> T:
+        await self.door.enter()
+        mode = self.mode
         self._write_seq += 1
-        self._writes_in_flight += 1
         try:
-            result = await call(self.writer())
-            if self.mode.write_target == "dual":
-                await self.copy(operation, lambda pg: copy(pg, result))
+            with self.copies.track() as pending:  # a copy that does not land is retried
+                result = await call(self.writer(mode))
+                if mode.write_target == "dual":
+                    pending.result = result
+                    pending.landed = await self.copy(operation, lambda pg: copy(pg, result))
+                elif mode.mirror_to_memory:
+                    await self._mirror(operation, lambda memory: copy(memory, result))
             return result
         finally:
-            self._writes_in_flight -= 1
+            self.door.leave()
             self._write_seq += 1
+
+    async def _mirror(self, operation: str, put: Callable[[S], Awaitable[None]]) -> None:
+        """Put a PostgreSQL write's result into memory while memory is rebuilt; a
+        failure is counted (the rollback then refuses to trust memory) and not raised."""
+        try:
+            await put(self.memory)
+            self.mirrored += 1
+        except asyncio.CancelledError:
+            self.mirror_failures += 1
+            raise
+        except Exception as e:  # noqa: BLE001 - counted; the switch checks the count
+            self.mirror_failures += 1
+            log.warning("copy to memory during its rebuild failed: store=%s operation=%s "
+                        "reason=%s", self.store, operation, safe_reason(e))
 
     def _window(self) -> tuple[int, int]:
         """Where the writes stand now; pass it to `_quiet_since` later."""
-        return self._write_seq, self._writes_in_flight
+        return self._write_seq, self.door.in_flight
 
     def _quiet_since(self, window: tuple[int, int]) -> bool:
         """No write on this store was running at `window` or has started or ended since."""
         seq, in_flight = window
         return in_flight == 0 and self._write_seq == seq
 
-    async def copy(self, operation: str, put: Callable[[S], Awaitable[None]]) -> None:
-        """Copy a record to PostgreSQL under the second-write timeout; never raises."""
+    async def copy(self, operation: str, put: Callable[[S], Awaitable[None]]) -> bool:
+        """Copy a record to PostgreSQL under the second-write timeout; True if it landed.
+        Never raises, except a cancellation."""
         assert self.postgres is not None
         try:
             async with (
@@ -147,6 +179,8 @@ class StoreRouting(Generic[S]):
             raise
         except Exception as e:  # noqa: BLE001 - any failure of the copy is counted, not raised
             self._copy_failed(operation, safe_reason(e))
+            return False
+        return True
 
     def _copy_failed(self, operation: str, reason: str) -> None:
         self.dual_write_failures += 1
@@ -160,8 +194,8 @@ class StoreRouting(Generic[S]):
 
     # ------------------------------------------------------------------ reads
 
-    def _postgres_turn(self) -> bool:
-        pct = self.mode.effective_read_percent
+    def _postgres_turn(self, mode: StoreMode) -> bool:
+        pct = mode.effective_read_percent
         if self.postgres is None or pct <= 0:
             return False
         return pct >= 100 or self.rng.random() * 100 < pct
@@ -178,15 +212,16 @@ class StoreRouting(Generic[S]):
     ) -> T:
         """Answer a read from the backend the mode picks. `missing` tells a miss (None);
         a NotFoundError from PostgreSQL is a miss as well."""
-        if self.mode.write_target == "postgres":
+        mode = self.mode
+        if mode.write_target == "postgres":
             assert self.postgres is not None
             self._served("postgres")
             return await call(self.postgres)
         window = self._window()
-        if not self._postgres_turn():
+        if not self._postgres_turn(mode):
             result = await call(self.memory)
             self._served("memory")
-            self._maybe_shadow(operation, call, result, self.postgres, window)
+            self._maybe_shadow(mode, operation, call, result, self.postgres, window)
             return result
         assert self.postgres is not None
         try:
@@ -208,7 +243,7 @@ class StoreRouting(Generic[S]):
         if missing is not None and missing(result):
             return await self._after_miss(operation, call, window)
         self._served("postgres")
-        self._maybe_shadow(operation, call, result, self.memory, window)
+        self._maybe_shadow(mode, operation, call, result, self.memory, window)
         return result
 
     async def _after_miss(
@@ -243,15 +278,17 @@ class StoreRouting(Generic[S]):
 
     def _maybe_shadow(
         self,
+        mode: StoreMode,
         operation: str,
         call: Callable[[S], Awaitable[T]],
         result: T,
         compare_with: S | None,
         window: tuple[int, int],
     ) -> None:
-        if compare_with is None or self.shadow_read_percent <= 0:
+        percent = mode.effective_shadow_percent
+        if compare_with is None or percent <= 0:
             return
-        if self.rng.random() * 100 >= self.shadow_read_percent:
+        if self.rng.random() * 100 >= percent:
             return
         if len(self._shadow_tasks) >= self._shadow_slots:
             return
@@ -300,6 +337,9 @@ class StoreRouting(Generic[S]):
             "read_target": mode.read_target,
             "read_from_postgres_percent": mode.effective_read_percent,
             "dual_write_enabled": mode.write_target == "dual",
+            "switches": mode.switches(),
+            "rebuilding_memory": mode.mirror_to_memory,
+            "writes_in_flight": self.door.in_flight,
             "reads_served": {
                 "memory": self.served["memory"],
                 "postgres": self.served["postgres"],
@@ -307,6 +347,7 @@ class StoreRouting(Generic[S]):
             },
             "read_fallbacks": self.fallbacks,
             "dual_write_failures": self.dual_write_failures,
+            "copy_retry": self.copies.status(),
             "shadow_reads": dict(self.shadow),
         }
 
@@ -323,7 +364,7 @@ class RoutedStore(Generic[S]):
         mode: StoreMode,
         *,
         second_write_timeout: float = 0.5,
-        shadow_read_percent: float = 0.0,
+        shadow_read_percent: float | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.route: StoreRouting[S] = StoreRouting(

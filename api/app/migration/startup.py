@@ -59,6 +59,10 @@ class MemorySource(Protocol):
 
     def journals_exist(self) -> dict[str, bool]: ...
 
+    def volatile(self) -> tuple[GraphBackend, TaskBackend]:
+        """Empty stores with no journal: the memory face while memory is not held."""
+        ...
+
     async def open(self) -> tuple[OpenGraph, OpenTasks]:
         """Both stores, opened; StoreLockedError if another process holds a journal."""
         ...
@@ -164,6 +168,12 @@ class MemoryOpener:
         self.settings = settings
         self.memory = memory
         self._in_use = asyncio.Lock()
+
+    async def open_held(self) -> tuple[OpenGraph, OpenTasks]:
+        """Both memory stores, opened for good (the caller closes them): a live rollback
+        to a phase that trusts memory makes this process hold memory again."""
+        async with self._in_use:
+            return await self.memory.open()
 
     @asynccontextmanager
     async def open(self, wait: float = 0.0) -> AsyncIterator[tuple[OpenGraph, OpenTasks]]:

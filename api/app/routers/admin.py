@@ -87,7 +87,7 @@ def _unavailable(action: str, error: Exception) -> HTTPException:
 async def snapshot(
     state: Admin, source: Literal["memory", "postgres"] = "memory"
 ) -> Response:
-    """A snapshot of one store pair in the snapshot format (app.adapters.snapshot)."""
+    """A snapshot of one store pair in the snapshot format (app.stores.snapshot)."""
     async with AsyncExitStack() as stack:
         if source == "postgres":
             _need_postgres(state)

@@ -25,10 +25,10 @@ from app.models import (
     TaskStatus,
     TaskType,
 )
-from app.routers.deps import Current, Tasks, model_response
+from app.routers.deps import BODY_LIMIT, Current, Tasks, errors, model_response
 from app.settings import STORES
 
-router = APIRouter(prefix="/api/agent", tags=["agent"])
+router = APIRouter(prefix="/api/agent", tags=["agent"], responses=BODY_LIMIT)
 
 TASK_ID = re.compile(r"^task_[0-9a-f]{16}$")
 TaskLimit = Annotated[int, Query(ge=1, le=100)]
@@ -78,7 +78,7 @@ async def task_count(store: Tasks) -> dict[str, Any]:
     return await store.get_task_count()
 
 
-@router.get("/tasks/{task_id}", response_model=AgentTask)
+@router.get("/tasks/{task_id}", response_model=AgentTask, responses=errors(e404="Task not found"))
 async def get_task(task_id: str, store: Tasks) -> Response:
     task = await store.get_task(task_id) if TASK_ID.match(task_id) else None
     if task is None:
@@ -89,7 +89,8 @@ async def get_task(task_id: str, store: Tasks) -> Response:
 @router.patch(
     "/tasks/{task_id}",
     response_model=AgentTask,
-    responses={400: {"description": "At least one field required"}},
+    responses=errors(e400="At least one field required", e404="Task not found",
+                     e409="Invalid status transition"),
 )
 async def update_task(task_id: str, data: AgentTaskUpdate, store: Tasks) -> Response:
     if data.is_empty():

@@ -41,6 +41,21 @@ Current = Annotated[Container, Depends(get_container)]
 JSON = "application/json"
 
 
+class ErrorMessage(BaseModel):
+    """The contract's error body for 400, 404 and 409: {"detail": "what went wrong"}."""
+
+    detail: str
+
+
+def errors(**codes: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the contract's errors: errors(e404="Task not found")."""
+    return {int(code[1:]): {"model": ErrorMessage, "description": text}
+            for code, text in codes.items()}
+
+
+BODY_LIMIT = errors(e413="Request body larger than 1 MiB (app.middleware.MAX_BODY_BYTES)")
+
+
 def model_response(model: BaseModel, status_code: int = 200) -> Response:
     """A model serialized once by pydantic (skips FastAPI's re-validation of the result)."""
     return Response(model.model_dump_json(), status_code=status_code, media_type=JSON)

@@ -6,20 +6,33 @@ every backend whatever the backend does with case.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
+from pydantic import AfterValidator
 
+from app.canonical import project_key
 from app.models import Dependency, DependencyIn, Project, ProjectUpsert, SearchResult
-from app.routers.deps import Graph, found_response, json_response, model_response
+from app.routers.deps import (
+    BODY_LIMIT,
+    Graph,
+    errors,
+    found_response,
+    json_response,
+    model_response,
+)
 
-router = APIRouter(tags=["projects"])
+router = APIRouter(tags=["projects"], responses=BODY_LIMIT)
 
 NO_NUL = r"^[^\x00]*$"
-EcosystemPath = Annotated[str, Path(min_length=1, max_length=100, pattern=NO_NUL)]
-NamePath = Annotated[str, Path(min_length=1, max_length=255, pattern=NO_NUL)]
-PROJECT_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Project not found"}}
+EcosystemPath = Annotated[
+    str, Path(min_length=1, max_length=100, pattern=NO_NUL), AfterValidator(project_key(100))
+]
+NamePath = Annotated[
+    str, Path(min_length=1, max_length=255, pattern=NO_NUL), AfterValidator(project_key(255))
+]
+PROJECT_NOT_FOUND = errors(e404="Project not found")
 
 
 @router.get("/api/projects/count", response_model=dict[str, int])
@@ -65,7 +78,7 @@ async def count_dependents(
 @router.get("/api/search", response_model=SearchResult)
 async def search(
     graph: Graph,
-    q: Annotated[str, Query(max_length=1000)] = "",
+    q: Annotated[str, Query(max_length=1000, pattern=NO_NUL)] = "",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
     return model_response(await graph.search(q, limit))

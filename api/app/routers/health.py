@@ -3,7 +3,8 @@
 /api/health answers while the process can serve at all; /api/ready also checks what
 requests need (PostgreSQL, when configured, within READY_TIMEOUT) and answers 503
 naming the failed check, so a rollout waits and traffic drains away from a pod that
-lost its database. Pool gauges are refreshed on each scrape of /metrics.
+lost its database; a refused schema version is named as such, with its message.
+Pool gauges are refreshed on each scrape of /metrics.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ async def health(request: Request) -> dict[str, Any]:
 
 async def _check_postgres(container: Container) -> str:
     assert container.postgres is not None
+    if container.postgres.schema_error:
+        metrics.POSTGRES_UP.set(0)
+        return "schema_mismatch"
     timeout = container.settings.ready_timeout
     try:
         await asyncio.wait_for(container.postgres.check(timeout), timeout)
@@ -78,6 +82,9 @@ async def ready(request: Request, container: Current) -> JSONResponse:
         checks["postgres"] = await _check_postgres(container)
     ok = all(v == "ok" for v in checks.values())
     body = _status(request, "ready" if ok else "not_ready") | {"checks": checks}
+    if checks.get("postgres") == "schema_mismatch":
+        assert container.postgres is not None
+        body["detail"] = {"postgres": container.postgres.schema_error}
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

@@ -78,7 +78,7 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Refuse combinations that would lose data or leak credentials. */}}
 {{- define "store-migration.validate" -}}
 {{- if and (gt (int .Values.api.replicas) 1) (not .Values.api.inMemoryRetired) }}
-{{- fail "api.replicas > 1 needs api.inMemoryRetired=true: while memory is written each replica would hold its own copy (see DESIGN.md)" }}
+{{- fail "api.replicas > 1 needs api.inMemoryRetired=true: while memory is written each replica would hold its own copy (see docs/ARCHITECTURE.md)" }}
 {{- end }}
 {{- if and (eq .Values.api.env.appEnv "production") (or .Values.secrets.databaseUrl .Values.secrets.adminToken) }}
 {{- fail "api.env.appEnv=production: put DATABASE_URL and ADMIN_TOKEN in a Secret and set secrets.existingSecret, not secrets.databaseUrl/adminToken" }}

@@ -6,34 +6,34 @@ so `kubectl describe` shows how long the resource has been Degraded, not when we
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Literal
+
+from .status import Condition, HistoryEntry
 
 HISTORY_LIMIT = 20
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded", "Paused")
 
 
-def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool, reason: str,
-                  message: str, now: str) -> bool:
+def set_condition(conditions: list[Condition], type_: str, status: bool, reason: str,
+                  message: str, now: datetime) -> bool:
     """Upsert a condition; True when its status flipped or its reason changed."""
-    text = "True" if status else "False"
+    text: Literal["True", "False"] = "True" if status else "False"
     for cond in conditions:
-        if cond.get("type") == type_:
-            changed = cond.get("status") != text or cond.get("reason") != reason
-            if cond.get("status") != text:
-                cond["lastTransitionTime"] = now
-            cond.update(status=text, reason=reason, message=message)
+        if cond.type == type_:
+            changed = cond.status != text or cond.reason != reason
+            if cond.status != text:
+                cond.last_transition_time = now
+            cond.status, cond.reason, cond.message = text, reason, message
             return changed
-    conditions.append({"type": type_, "status": text, "reason": reason, "message": message,
-                       "lastTransitionTime": now})
+    conditions.append(Condition(type=type_, status=text, reason=reason, message=message,
+                                last_transition_time=now))
     return True
 
 
-def get_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
-    for cond in conditions:
-        if cond.get("type") == type_:
-            return cond
-    return None
+def get_condition(conditions: list[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
 
 
-def append_history(history: list[dict[str, Any]], entry: dict[str, Any]) -> list[dict[str, Any]]:
+def append_history(history: list[HistoryEntry], entry: HistoryEntry) -> list[HistoryEntry]:
     return [*history, entry][-HISTORY_LIMIT:]

@@ -1,9 +1,9 @@
 """Gate readings and their verdicts.
 
 A reading is four numbers from Prometheus (or none, or an error). The verdict is one of the
-four results DESIGN.md names: Failed rolls back, Inconclusive and Error only hold. Keeping
-"no data" apart from "bad data" is the point: an idle service must never be rolled back, and
-an unreachable Prometheus must never wave a step through.
+four results docs/ARCHITECTURE.md names: Failed rolls back, Inconclusive and Error only hold.
+Keeping "no data" apart from "bad data" is the point: an idle service must never be rolled
+back, and an unreachable Prometheus must never wave a step through.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .spec import Gates
+from .status import GateCheck
 
 
 class GateResult(enum.StrEnum):
@@ -55,13 +56,27 @@ def clean(value: float | None) -> float | None:
     return value
 
 
-def json_number(value: float | None) -> float | str | None:
-    """A reading as status can hold it: JSON has no Infinity, so +Inf is written as a string."""
-    if value is not None and math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value is not None and math.isnan(value):
-        return "NaN"
-    return value
+def _check(gate: str, value: float | None, threshold: float, at_least: bool, gates: Gates
+           ) -> GateCheck:
+    if value is None:
+        result = "NoData"
+    else:
+        passed = value >= threshold if at_least else value <= threshold
+        result = "Passed" if passed else "Failed"
+    return GateCheck(gate=gate, value=value, threshold=threshold,
+                     comparison=">=" if at_least else "<=", result=result,
+                     query=gates.query(gate))
+
+
+def checks(readings: GateReadings, gates: Gates) -> list[GateCheck]:
+    """Each gate's value beside its threshold and the PromQL that produced it."""
+    return [
+        _check("errorRate", clean(readings.error_rate), gates.error_rate_ceiling, False, gates),
+        _check("p95", clean(readings.p95_seconds), gates.p95_ceiling_seconds, False, gates),
+        _check("mismatchRatio", clean(readings.mismatch_ratio), gates.mismatch_ratio_ceiling,
+               False, gates),
+        _check("requests", clean(readings.requests), gates.min_requests, True, gates),
+    ]
 
 
 def evaluate(readings: GateReadings, gates: Gates) -> GateVerdict:

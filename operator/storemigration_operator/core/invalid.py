@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from .conditions import set_condition
-from .durations import format_time
 from .model import Event, Plan
 from .spec import InvalidSpec, MigrationSpec, parse_spec
+from .status import read_status
 
 
 def invalid_spec_plan(status: Mapping[str, Any], error: str, now: datetime,
                       generation: int) -> Plan:
-    st: dict[str, Any] = copy.deepcopy(dict(status))
-    st.pop("kopf", None)
-    st.setdefault("phase", "Preparation")
-    st.setdefault("readPercent", 0)
-    conds: list[dict[str, Any]] = st.setdefault("conditions", [])
-    nows = format_time(now)
-    set_condition(conds, "Degraded", True, "InvalidSpec", error, nows)
-    set_condition(conds, "Progressing", False, "InvalidSpec", "fix the spec to continue", nows)
-    st.update(observedGeneration=generation, reason="InvalidSpec", message=error)
-    return Plan(status=st, events=[Event("Warning", "InvalidSpec", error)])
+    st = read_status(status)
+    set_condition(st.conditions, "Degraded", True, "InvalidSpec", error, now)
+    set_condition(st.conditions, "Progressing", False, "InvalidSpec", "fix the spec to continue",
+                  now)
+    st.observed_generation, st.reason, st.message = generation, "InvalidSpec", error
+    return Plan(status=st.wire(), events=[Event("Warning", "InvalidSpec", error)])
 
 
 def effective_spec(doc: Mapping[str, Any], status: Mapping[str, Any]
@@ -34,20 +29,19 @@ def effective_spec(doc: Mapping[str, Any], status: Mapping[str, Any]
     An invalid spec must not blind the operator: while it is being fixed, the last valid spec
     (kept in status.lastValidSpec) still drives the gates and their rollbacks. None as the spec
     means there has never been a valid one: only the InvalidSpec plan applies."""
-    last = status.get("lastValidSpec")
+    last: MigrationSpec | None = None
+    if isinstance(status.get("lastValidSpec"), Mapping):
+        try:  # one this version cannot read (an older operator's) is no last valid spec
+            last = parse_spec(status["lastValidSpec"])
+        except InvalidSpec:
+            last = None
     try:
         spec = parse_spec(doc)
-        if isinstance(last, Mapping):
-            check_immutable(spec, parse_spec(last))
+        if last is not None:
+            check_immutable(spec, last)
         return spec, None
     except InvalidSpec as e:
-        error = str(e)
-    if isinstance(last, Mapping):
-        try:
-            return parse_spec(last), error
-        except InvalidSpec:
-            pass
-    return None, error
+        return last, str(e)
 
 
 def check_immutable(spec: MigrationSpec, first: MigrationSpec) -> None:

@@ -1,94 +1,153 @@
-"""Job bookkeeping: which attempt of each Job kind belongs to the current stage.
+"""Job bookkeeping: which attempt of each Job kind belongs to the current stage, and the
+failure budget.
 
 Status remembers each kind's latest attempt (name, attempt number, createdAt, outcome), so a
 restarted operator recreates a Job that vanished instead of starting a second attempt, and a
-stage that needs a result newer than some time asks for a fresh attempt only once.
+stage that needs a result newer than some time asks for a fresh attempt only once. A Job
+that fails (or a verify that could not run) is tried again after a backoff that doubles,
+as kopf's TemporaryError retries a handler; after spec.jobs.backoffLimit failures in a row
+the migration is Degraded, with the Job's own reason, until spec.retryToken changes.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
 
-from .durations import format_time, parse_time
-from .jobs import job_parts
+from .context import Context
+from .durations import format_time
+from .jobs import job_request
 from .model import JobRequest
-from .run_state import RunState
-from .verify import ERROR_RETRY, VERIFY_KINDS, verify_outcome
+from .status import JobEntry, JobResult
+from .verify import VERIFY_KINDS, verify_outcome
 
 TERMINAL = ("Succeeded", "Failed")
+BACKOFF_FIRST = timedelta(minutes=1)
+BACKOFF_MAX = timedelta(minutes=10)
 
 
-class JobBook(RunState):
-    def request(self, kind: str, job_name: str) -> JobRequest:
-        image, command, args, env = job_parts(kind, self.spec, self.dep.image if self.dep else None)
-        return JobRequest(job_name, kind, image, command, args, env)
+def backoff(failures: int) -> timedelta:
+    """The wait after the n-th failure in a row: 1m, 2m, 4m, 8m, then 10m."""
+    return min(BACKOFF_MAX, BACKOFF_FIRST * (1 << max(0, failures - 1)))
 
-    def job(self, kind: str, fresh_after: datetime) -> dict[str, Any]:
-        """The current attempt of a Job kind; a new attempt if the last predates fresh_after."""
-        entry: dict[str, Any] | None = self.st["jobs"].get(kind)
-        if entry is not None and entry.get("outcome") == "error":
-            fresh_after = max(fresh_after, self.now - ERROR_RETRY)
-        created = parse_time(entry.get("createdAt")) if entry else None
-        if entry is None or created is None or created < fresh_after:
-            attempt = int((entry or {}).get("attempt", 0)) + 1
-            previous = entry or {}
-            retrying = previous.get("why") if previous.get("outcome") == "error" else None
-            entry = {"name": f"{self.name}-{kind}-{attempt}", "attempt": attempt,
-                     "state": "Pending", "createdAt": self.nows}
-            if retrying:
-                entry["retrying"] = retrying  # the previous attempt could not run
-            self.st["jobs"][kind] = entry
-            self.plan.jobs.append(self.request(kind, entry["name"]))
-            self.event("Normal", "JobCreated", f"{kind} Job {entry['name']} created")
-        return entry
 
-    def job_gate(self, kind: str, entry: dict[str, Any]) -> bool:
-        """True when the Job succeeded; otherwise records why we wait or are degraded."""
-        if entry["state"] == "Succeeded" and entry.get("passed", True):
-            return True
-        if entry.get("outcome") == "error":
-            self.degrade("VerifyError", f"{kind} Job {entry['name']}: {entry.get('why')}; "
-                         f"holding, tried again within {ERROR_RETRY}")
-        elif entry["state"] in TERMINAL:
-            self.degrade(f"{kind.capitalize()}Failed",
-                         f"{kind} Job {entry['name']} {entry['state'].lower()}: "
-                         f"{entry.get('why') or entry.get('message') or entry.get('result')}; "
-                         "fix the cause and "
-                         "change spec.retryToken to retry")
-        elif entry.get("retrying"):
-            self.degrade("VerifyError", f"{kind} Job {entry['name']} retries a check that "
-                         f"could not run ({entry['retrying']})")
-        else:
-            self.wait("WaitingForJob", f"waiting for {kind} Job {entry['name']}")
+def failed_reason(kind: str) -> str:
+    """The Degraded reason for a Job of this kind that failed: BackfillFailed, ..."""
+    return "".join(part.capitalize() for part in kind.split("-")) + "Failed"
+
+
+def failure_reason(kind: str) -> str:
+    """The Degraded reason while the failure budget is spent: a verify that could not run
+    says nothing about the data (VerifyError); other kinds failed (BackfillFailed, ...)."""
+    return "VerifyError" if kind in VERIFY_KINDS else failed_reason(kind)
+
+
+def counts_as_failure(kind: str, entry: JobEntry) -> bool:
+    """A failure the budget counts: a Job that failed, or a verify that could not run. A
+    verify that ran and found the stores apart is a verdict on the data, not a failure."""
+    if entry.state not in TERMINAL:
         return False
+    return entry.outcome == "error" or (kind not in VERIFY_KINDS and entry.state == "Failed")
 
-    def sync_jobs(self) -> None:
-        for kind, entry in self.st["jobs"].items():
-            obs = self.observed.get(entry["name"])
-            if entry["state"] in TERMINAL:
-                continue
-            if obs is None:
-                self.plan.jobs.append(self.request(kind, entry["name"]))
-                continue
-            entry["state"] = obs.state
-            if obs.state not in TERMINAL:
-                continue
-            entry["finishedAt"] = format_time(obs.finished_at or self.now)
-            if obs.result is not None:
-                entry["result"] = dict(obs.result)
-            if obs.message:
-                entry["message"] = obs.message[:300]
-            if kind in VERIFY_KINDS:
-                outcome, why = verify_outcome(obs.state, obs.result,
-                                              self.spec.gates.mismatch_ratio_ceiling)
-                entry.update(outcome=outcome, passed=outcome == "passed")
-                if why:
-                    entry["why"] = why
-                if entry["passed"] and kind == "verify":
-                    self.st["lastVerifySuccessTime"] = entry["finishedAt"]
-            ok = obs.state == "Succeeded" and entry.get("passed", True)
-            self.event("Normal" if ok else "Warning", "JobSucceeded" if ok else "JobFailed",
-                       f"{kind} Job {entry['name']} {'passed' if ok else 'failed'}"
-                       + (f": {entry.get('why') or entry.get('result') or entry.get('message')}"
-                          if not ok else ""))
+
+def what_failed(entry: JobEntry) -> str:
+    error = entry.result.error if entry.result is not None else None
+    return entry.why or error or entry.message or "no result in the termination message"
+
+
+def request(ctx: Context, kind: str, job_name: str) -> JobRequest:
+    dep = ctx.seen.deployment
+    return job_request(kind, job_name, ctx.spec, dep.image if dep else None)
+
+
+def job(ctx: Context, kind: str, fresh_after: datetime) -> JobEntry:
+    """The current attempt of a Job kind; a new attempt if the last predates fresh_after, or
+    failed and its backoff is over (never beyond the failure budget)."""
+    entry = ctx.st.jobs.get(kind)
+    failing = entry is not None and counts_as_failure(kind, entry) and \
+        entry.created_at >= ctx.token_time()
+    if entry is not None and failing:
+        if entry.failures >= ctx.spec.jobs.backoff_limit:
+            return entry
+        if entry.next_attempt_at is not None and ctx.now < entry.next_attempt_at:
+            return entry
+    elif entry is not None and entry.created_at >= fresh_after:
+        return entry
+    attempt = (entry.attempt if entry else 0) + 1
+    new = JobEntry(name=f"{ctx.name}-{kind}-{attempt}", attempt=attempt, state="Pending",
+                   created_at=ctx.now, failures=entry.failures if entry and failing else 0,
+                   retrying=what_failed(entry) if entry and failing else None)
+    ctx.st.jobs[kind] = new
+    ctx.plan.jobs.append(request(ctx, kind, new.name))
+    ctx.event("Normal", "JobCreated", f"{kind} Job {new.name} created")
+    return new
+
+
+def report_failure(ctx: Context, kind: str, entry: JobEntry) -> None:
+    """Degraded with the Job's own reason: backing off, retrying, or out of budget."""
+    limit = ctx.spec.jobs.backoff_limit
+    reason = failure_reason(kind)
+    if entry.state not in TERMINAL:
+        ctx.degrade(reason, f"{kind} Job {entry.name} retries after {entry.failures} "
+                    f"failure(s) of {limit} allowed: {entry.retrying}")
+        ctx.progress = (True, "RetryingJob", ctx.progress[2])
+    elif entry.failures >= limit:
+        ctx.degrade(reason, f"{kind} Job {entry.name} failed {entry.failures} times in a row "
+                    f"(spec.jobs.backoffLimit {limit}): {what_failed(entry)}; fix the cause, "
+                    "then change spec.retryToken (kubectl storemigration retry)")
+    else:
+        when = format_time(entry.next_attempt_at or ctx.now)
+        ctx.degrade(reason, f"{kind} Job {entry.name} failed ({entry.failures} of {limit} "
+                    f"allowed): {what_failed(entry)}; next attempt at {when}")
+        ctx.progress = (True, "JobBackoff", ctx.progress[2])
+
+
+def job_gate(ctx: Context, kind: str, entry: JobEntry) -> bool:
+    """True when the Job succeeded; otherwise records why we wait or are degraded."""
+    if entry.state == "Succeeded" and entry.passed is not False:
+        return True
+    if counts_as_failure(kind, entry) or (entry.retrying and entry.state not in TERMINAL):
+        report_failure(ctx, kind, entry)
+    elif entry.state in TERMINAL:
+        ctx.degrade(failed_reason(kind),
+                    f"{kind} Job {entry.name} {entry.state.lower()}: {what_failed(entry)}; "
+                    "fix the cause and change spec.retryToken to retry")
+    else:
+        ctx.wait("WaitingForJob", f"waiting for {kind} Job {entry.name}")
+    return False
+
+
+def sync_jobs(ctx: Context) -> None:
+    """Job states from the cluster into status; a vanished Job is asked for again."""
+    for kind, entry in ctx.st.jobs.items():
+        if entry.state in TERMINAL:
+            continue
+        obs = ctx.seen.jobs.get(entry.name)
+        if obs is None:
+            ctx.plan.jobs.append(request(ctx, kind, entry.name))
+            continue
+        entry.state = obs.state
+        if obs.state not in TERMINAL:
+            continue
+        entry.finished_at = obs.finished_at or ctx.now
+        if obs.result is not None:
+            entry.result = JobResult.from_doc(dict(obs.result))
+        elif obs.message:
+            entry.message = obs.message[:300]
+        if kind in VERIFY_KINDS:
+            outcome, why = verify_outcome(obs.state, obs.result,
+                                          ctx.spec.gates.mismatch_ratio_ceiling)
+            entry.outcome, entry.passed = outcome, outcome == "passed"  # type: ignore[assignment]
+            entry.why = why or None
+            if entry.passed and kind == "verify":
+                ctx.st.last_verify_success_time = entry.finished_at
+        if counts_as_failure(kind, entry):
+            entry.failures += 1
+            entry.next_attempt_at = entry.finished_at + backoff(entry.failures)
+        else:
+            entry.failures = 0
+        ok = obs.state == "Succeeded" and entry.passed is not False
+        detail = entry.why or (entry.result.model_dump(exclude_none=True) if entry.result
+                               else None) or entry.message
+        ctx.event("Normal" if ok else "Warning", "JobSucceeded" if ok else "JobFailed",
+                  f"{kind} Job {entry.name} {'passed' if ok else 'failed'}"
+                  + (f": {detail}" if not ok else ""))

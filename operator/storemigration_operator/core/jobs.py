@@ -10,7 +10,8 @@ scripts with exactly these argument lists, so the two sides cannot drift apart.
 Templates in spec.jobs override image, command, args and add env; the operator always adds
 API_URL, STORES, the paths and ADMIN_TOKEN (from spec.adminTokenSecret) so one contract
 serves both the defaults and overrides. The secret travels as a plain (env name, Secret
-name, key) triple: this module stays free of Kubernetes types. The snapshot and archive
+name, key) triple in the JobRequest: this module stays free of Kubernetes types, and the
+manifest is built from the same spec the planner used. The snapshot and archive
 Jobs run in their own pods, so with spec.snapshotVolume they mount that claim at the
 snapshot's directory: the file the one writes is the file the other archives.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
+from .model import JobRequest
 from .spec import JobTemplate, MigrationSpec
 
 SCRIPTS: dict[str, str] = {
@@ -56,10 +58,10 @@ def default_args(kind: str, spec: MigrationSpec) -> tuple[str, ...]:
 def job_parts(kind: str, spec: MigrationSpec, image: str | None
               ) -> tuple[str | None, tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
     """(image, command, args, plain env) of a Job kind; secrets come from secret_env."""
-    template = spec.jobs.get(kind)
-    inherited = template is None and kind == "verify-full" and "verify" in spec.jobs
+    template = spec.jobs.template(kind)
+    inherited = template is None and kind == "verify-full" and spec.jobs.verify is not None
     if template is None:  # verify-full runs the verify template, with the full-check flags
-        template = spec.jobs.get("verify", JobTemplate()) if inherited else JobTemplate()
+        template = (spec.jobs.verify if inherited else None) or JobTemplate()
     command = template.command or default_command(kind)
     args = template.args if template.command or template.args else default_args(kind, spec)
     if inherited and (template.command or template.args):
@@ -69,9 +71,9 @@ def job_parts(kind: str, spec: MigrationSpec, image: str | None
         ("STORES", ",".join(spec.stores)),
         ("SNAPSHOT_PATH", spec.snapshot_path),
         *((("ARCHIVE_DEST", spec.cleanup.archive),) if spec.cleanup.archive else ()),
-        *template.env,
+        *((e.name, e.value) for e in template.env),
     )
-    return template.image or image, command, args, env
+    return template.image or image, tuple(command), tuple(args), env
 
 
 def secret_env(spec: MigrationSpec) -> tuple[tuple[str, str, str], ...]:
@@ -94,6 +96,14 @@ def container_env(env: tuple[tuple[str, str], ...], secrets: tuple[tuple[str, st
 
 def snapshot_mount(kind: str, spec: MigrationSpec) -> tuple[str, str] | None:
     """(claim name, mount path) for the Jobs that write or read the snapshot file."""
-    if kind not in ("snapshot", "archive") or not spec.snapshot_claim:
+    if kind not in ("snapshot", "archive") or spec.snapshot_volume is None:
         return None
-    return spec.snapshot_claim, posixpath.dirname(spec.snapshot_path) or "/"
+    return spec.snapshot_volume.claim_name, posixpath.dirname(spec.snapshot_path) or "/"
+
+
+def job_request(kind: str, name: str, spec: MigrationSpec, image: str | None) -> JobRequest:
+    """Everything a Job needs, from the spec the planner decided with: the handlers build
+    the manifest from this alone and never read the spec again."""
+    image_, command, args, env = job_parts(kind, spec, image)
+    return JobRequest(name, kind, image_, command, args, env, secret_env(spec),
+                      snapshot_mount(kind, spec))

@@ -56,6 +56,8 @@ class JobRequest:
     command: tuple[str, ...]
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
+    secret_env: tuple[tuple[str, str, str], ...] = ()  # (env name, Secret name, key)
+    snapshot_mount: tuple[str, str] | None = None  # (claim name, mount path)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class Event:
 
 @dataclass
 class Plan:
+    """What one reconcile decided; `status` is the whole new status as the API server holds
+    it (plain JSON)."""
+
     env_set: dict[str, str] = field(default_factory=dict)
     env_remove: list[str] = field(default_factory=list)
     jobs: list[JobRequest] = field(default_factory=list)

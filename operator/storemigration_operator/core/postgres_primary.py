@@ -1,100 +1,122 @@
-"""Phase 3 in and out: promotion into PostgresPrimary, the hold, and walking a lowered
-targetPhase back.
+"""Phase 3 in and out: promotion into PostgresPrimary, the hold, walking a lowered
+targetPhase back, and abort.
 
 Promotion is the one step that cannot be taken back cheaply (memory writes stop), so it waits
 for a full verify and a final snapshot; rolling back from PostgresPrimary turns memory writes
-on again and rebuilds memory from PostgreSQL before reads return to it.
+on again and rebuilds memory from PostgreSQL before reads return to it. spec.abort is a
+lowered target that also holds: reads go back to memory by the same paths.
 """
 
 from __future__ import annotations
 
+from .context import Context, t
 from .durations import format_time
-from .gate_window import GateWindow
-from .spec import Phase
+from .gate_window import gates_holding, reset_window, rollback_reads
+from .job_book import job, job_gate
+from .spec import MigrationSpec, Phase
+from .status import Rehydrate
 
 
-class PostgresPrimarySteps(GateWindow):
-    def rollback_to_target(self) -> bool:
-        """Walk back toward a lowered targetPhase. True when nothing else should happen now."""
-        target = self.spec.target_phase
-        if self.phase >= Phase.Cleanup and target < Phase.Cleanup:
-            self.degrade("CleanupIrreversible",
-                         "cleanup has begun and cannot be undone; targetPhase is ignored")
-            return self.phase == Phase.Complete
-        if self.phase == Phase.PostgresPrimary and target < Phase.PostgresPrimary:
-            # Memory writes come back on: that needs one replica, as in phases 0-2.
-            assert self.dep is not None
-            if self.dep.replicas > 1:
-                self.degrade("MultipleReplicas",
-                             f"rolling back from PostgresPrimary turns memory writes back on, "
-                             f"which needs Deployment {self.dep.name} at 1 replica (it has "
-                             f"{self.dep.replicas}): scale it to 1; the operator does not")
-                return True
-            self.enter(Phase.ReadSwitchover, "rolling back: memory writes on, rebuilt from "
-                       "PostgreSQL at start-up (REHYDRATE_ON_START); reads stay on PostgreSQL "
-                       "until the new pods run")
-            self.st["readPercent"] = 100
-            self.st["rehydrate"] = {"startedAt": self.nows}
+def effective_target(spec: MigrationSpec) -> Phase:
+    """targetPhase, lowered to ReadSwitchover (reads on memory) while spec.abort is set."""
+    return min(spec.target, Phase.ReadSwitchover) if spec.abort else spec.target
+
+
+def rollback_to_target(ctx: Context) -> bool:
+    """Walk back toward a lowered targetPhase. True when nothing else should happen now."""
+    st, target = ctx.st, effective_target(ctx.spec)
+    if ctx.phase >= Phase.Cleanup and target < Phase.Cleanup:
+        ctx.degrade("CleanupIrreversible",
+                    "cleanup has begun and cannot be undone; targetPhase and abort are ignored")
+        return ctx.phase == Phase.Complete
+    if ctx.phase == Phase.PostgresPrimary and target < Phase.PostgresPrimary:
+        # Memory writes come back on: that needs one replica, as in phases 0-2.
+        if ctx.dep.replicas > 1:
+            ctx.degrade("MultipleReplicas",
+                        f"rolling back from PostgresPrimary turns memory writes back on, "
+                        f"which needs Deployment {ctx.dep.name} at 1 replica (it has "
+                        f"{ctx.dep.replicas}): scale it to 1; the operator does not")
             return True
-        if self.st.get("rehydrate") and self.phase == Phase.ReadSwitchover:
-            assert self.dep is not None
-            if self.replicas_block():
-                return True
-            if not self.dep.rolled_out(*self.desired()):
-                self.wait("WaitingForRehydrate", "waiting for the pods that rebuild memory "
-                          "from PostgreSQL before they serve")
-                return True
-            self.st.pop("rehydrate")
-            self.set_percent(0, "Rollback", "rolled back from PostgresPrimary: memory rebuilt "
-                             "from PostgreSQL, reads back on memory")
-            self.event("Warning", "RolledBack", "reads returned to memory after the rehydrate")
-            if target == Phase.ReadSwitchover:
-                self.st["rolledBack"] = True
+        ctx.enter(Phase.ReadSwitchover, "rolling back: memory writes on, rebuilt from "
+                  "PostgreSQL at start-up (REHYDRATE_ON_START); reads stay on PostgreSQL "
+                  "until the new pods run")
+        st.read_percent = 100
+        st.rehydrate = Rehydrate(started_at=ctx.now)
+        return True
+    if st.rehydrate is not None and ctx.phase == Phase.ReadSwitchover:
+        if ctx.replicas_block():
             return True
-        if self.phase == Phase.ReadSwitchover and target < Phase.ReadSwitchover:
-            if self.st["readPercent"]:
-                self.set_percent(0, "Rollback", "targetPhase lowered: reads back on memory")
-            self.enter(Phase.DualWrite, "targetPhase lowered")
-        if self.phase == Phase.DualWrite and target < Phase.DualWrite:
-            self.enter(Phase.Preparation, "targetPhase lowered: dual-write off")
-        return False
+        if not ctx.dep.rolled_out(*ctx.desired()):
+            ctx.wait("WaitingForRehydrate", "waiting for the pods that rebuild memory "
+                     "from PostgreSQL before they serve")
+            return True
+        st.rehydrate = None
+        ctx.set_percent(0, "Rollback", "rolled back from PostgresPrimary: memory rebuilt "
+                        "from PostgreSQL, reads back on memory")
+        ctx.event("Warning", "RolledBack", "reads returned to memory after the rehydrate")
+        if target == Phase.ReadSwitchover and not ctx.spec.abort:
+            st.rolled_back = True
+        return True
+    if ctx.phase == Phase.ReadSwitchover and target < Phase.ReadSwitchover:
+        if st.read_percent:
+            ctx.set_percent(0, "Rollback", "targetPhase lowered: reads back on memory")
+        ctx.enter(Phase.DualWrite, "targetPhase lowered")
+    if ctx.phase == Phase.DualWrite and target < Phase.DualWrite:
+        ctx.enter(Phase.Preparation, "targetPhase lowered: dual-write off")
+    return False
 
-    def promote(self) -> None:
-        """Into PostgresPrimary: a full verify (every record, none missing) must pass, then
-        the final snapshot is taken; only then are memory writes turned off."""
-        self.st.setdefault("promoteRequestedAt", self.nows)
-        fresh = max(self.t("promoteRequestedAt"), self.token_time())
-        full = self.job("verify-full", fresh)
-        if full.get("outcome") == "failed":
-            self.rollback_reads(f"full verify Job {full['name']} failed before PostgresPrimary:"
-                                f" {full.get('why')}")
-            return
-        if not self.job_gate("verify-full", full):
-            return
-        snapshot = self.job("snapshot", max(fresh, self.t_of(full, "finishedAt")))
-        if self.job_gate("snapshot", snapshot):
-            self.st.pop("promoteRequestedAt")
-            self.enter(Phase.PostgresPrimary, "full verify passed and final snapshot taken; "
-                       "memory writes off")
-            self.reset_window()
 
-    def postgres_primary(self) -> None:
-        if self.spec.target_phase < Phase.Cleanup:
-            return
-        hold_end = max(self.t("phaseEnteredTime"), self.t("gateWindowStart")) + \
-            self.spec.primary_hold
-        self.st["nextStepTime"] = format_time(max(hold_end, self.now))
-        if self.now < hold_end:
-            self.wait_unless_said("Holding",
-                                  f"PostgreSQL primary; hold ends {format_time(hold_end)}")
-            return
-        if not self.gates_holding():
-            self.wait_unless_said("WaitingForGates", "hold passed; waiting for a current "
-                                  "successful gate evaluation")
-            return
-        if not self.spec.cleanup.approved:
-            self.progress = (False, "CleanupApprovalRequired",
-                             "hold passed; set spec.cleanup.approved: true to clean up "
-                             "(cannot be undone)")
-            return
-        self.enter(Phase.Cleanup, "approved: migration flags removed, STORE_BACKEND=postgres")
+def abort(ctx: Context) -> None:
+    """spec.abort in ReadSwitchover: reads to 0% at once (PostgresPrimary went through
+    rollback_to_target first)."""
+    st = ctx.st
+    if ctx.phase == Phase.ReadSwitchover and st.read_percent and st.rehydrate is None:
+        old = st.read_percent
+        st.gate_window_start = ctx.now
+        st.gate_successes_in_window = 0
+        st.promote_requested_at = None
+        ctx.set_percent(0, "Abort", "spec.abort: reads back on memory")
+        ctx.event("Warning", "Aborted", f"reads {old}% -> 0%: spec.abort")
+
+
+def promote(ctx: Context) -> None:
+    """Into PostgresPrimary: a full verify (every record, none missing) must pass, then
+    the final snapshot is taken; only then are memory writes turned off."""
+    st = ctx.st
+    if st.promote_requested_at is None:
+        st.promote_requested_at = ctx.now
+    fresh = max(st.promote_requested_at, ctx.token_time())
+    full = job(ctx, "verify-full", fresh)
+    if full.outcome == "failed":
+        rollback_reads(ctx, f"full verify Job {full.name} failed before PostgresPrimary: "
+                       f"{full.why}")
+        return
+    if not job_gate(ctx, "verify-full", full):
+        return
+    snapshot = job(ctx, "snapshot", max(fresh, t(full.finished_at)))
+    if job_gate(ctx, "snapshot", snapshot):
+        st.promote_requested_at = None
+        ctx.enter(Phase.PostgresPrimary, "full verify passed and final snapshot taken; "
+                  "memory writes off")
+        reset_window(ctx)
+
+
+def postgres_primary(ctx: Context) -> None:
+    st, spec = ctx.st, ctx.spec
+    if spec.target < Phase.Cleanup:
+        return
+    hold_end = max(t(st.phase_entered_time), t(st.gate_window_start)) + spec.primary_hold
+    st.next_step_time = max(hold_end, ctx.now)
+    if ctx.now < hold_end and not ctx.promote_now:
+        ctx.wait_unless_said("Holding", f"PostgreSQL primary; hold ends {format_time(hold_end)}")
+        return
+    if not gates_holding(spec, st, ctx.now):
+        ctx.wait_unless_said("WaitingForGates", "hold passed; waiting for a current "
+                             "successful gate evaluation")
+        return
+    if not spec.cleanup.approved:
+        ctx.progress = (False, "CleanupApprovalRequired",
+                        "hold passed; set spec.cleanup.approved: true to clean up (cannot be "
+                        "undone; kubectl storemigration approve-cleanup)")
+        return
+    ctx.enter(Phase.Cleanup, "approved: migration flags removed, STORE_BACKEND=postgres")

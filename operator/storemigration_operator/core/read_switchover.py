@@ -8,76 +8,72 @@ writes stop and compare PostgreSQL with memory that is stale by design.
 
 from __future__ import annotations
 
-from .durations import format_time
-from .postgres_primary import PostgresPrimarySteps
+from .context import Context
+from .durations import format_duration, format_time
+from .gate_window import gates_holding, reset_window, rollback_reads, window_start
+from .job_book import TERMINAL, job, report_failure
+from .postgres_primary import promote
 from .spec import Phase
-from .verify import ERROR_RETRY
+from .verify import verify_fresh
 
 VERIFY_EARLY = 0.9  # re-verify at 90% of the interval so a fresh result is ready at step time
 
 
-class ReadSwitchoverSteps(PostgresPrimarySteps):
-    def schedule_verify(self) -> None:
-        early = self.spec.verify_interval * VERIFY_EARLY
-        last = self.st["jobs"].get("verify") or {}
-        if last.get("outcome") == "error":
-            early = min(early, ERROR_RETRY)
-        self.job("verify", max(self.now - early, self.token_time()))
-        self.act_on_verify()
+def schedule_verify(ctx: Context) -> None:
+    early = ctx.spec.verify.interval * VERIFY_EARLY
+    job(ctx, "verify", max(ctx.now - early, ctx.token_time()))
+    act_on_verify(ctx)
 
-    def act_on_verify(self) -> None:
-        entry = self.st["jobs"].get("verify") or {}
-        early = min(self.spec.verify_interval * VERIFY_EARLY, ERROR_RETRY)
-        if entry.get("outcome") == "failed" and not entry.get("acted"):
-            entry["acted"] = True
-            self.rollback_reads(f"verify Job {entry['name']} failed: {entry.get('why')}")
-        elif entry.get("outcome") == "error":
-            self.degrade("VerifyError", f"verify Job {entry['name']}: {entry.get('why')}; "
-                         f"holding, tried again within {early}")
 
-    def verify_fresh(self) -> bool:
-        last_ok = self.t("lastVerifySuccessTime")
-        entry = self.st["jobs"].get("verify", {})
-        failed_since = entry.get("outcome") == "failed" and \
-            self.t_of(entry, "finishedAt") > last_ok
-        return not failed_since and last_ok >= self.now - self.spec.verify_interval
+def act_on_verify(ctx: Context) -> None:
+    entry = ctx.st.jobs.get("verify")
+    if entry is None:
+        return
+    if entry.outcome == "failed" and not entry.acted:
+        entry.acted = True
+        rollback_reads(ctx, f"verify Job {entry.name} failed: {entry.why}")
+    elif entry.outcome == "error" or (entry.retrying and entry.state not in TERMINAL):
+        report_failure(ctx, "verify", entry)
 
-    def read_switchover(self) -> None:
-        percent, target = int(self.st["readPercent"]), self.spec.target_phase
-        if percent >= 100 and target > Phase.ReadSwitchover:
-            self.act_on_verify()  # promotion: the full verify is the gate from here on
-        else:
-            self.schedule_verify()
-        if percent >= 100 and target <= Phase.ReadSwitchover:
-            return
-        if self.st.get("retriesExhausted"):
-            self.degrade("RetriesExhausted", f"rolled back {self.st['retries']} times; "
-                         "change spec.retryToken to try again")
-            return
-        interval = self.spec.retry_after if percent == 0 else self.spec.read_step.interval
-        window = max(self.t("lastStepTime"), self.t("gateWindowStart"))
-        due = window + interval
-        self.st["nextStepTime"] = format_time(max(due, self.now))
-        if self.now < due:
-            self.wait_unless_said("WaitingForInterval", f"reads at {percent}%; next step at "
-                                  f"{format_time(due)} if every gate holds until then")
-            return
-        if not self.gates_holding():
-            self.wait_unless_said("WaitingForGates", "the latest gate evaluation did not "
-                                  "succeed or is older than gates.window")
-            return
-        if percent < 100 and not self.verify_fresh():
-            self.wait("WaitingForVerify", "no passing verify Job within spec.verify.interval")
-            return
-        if self.replicas_block():
-            return
-        if percent < 100:
-            step = self.spec.read_step
-            new = step.start if percent < step.start else min(100, percent + step.step)
-            self.set_percent(new, "Step", f"every gate held for {interval}",
-                             readings=self.st.get("lastGate"))
-            self.reset_window()
-            self.event("Normal", "ReadStep", f"reads {percent}% -> {new}%")
-            self.wait("Stepped", f"reads {percent}% -> {new}%")
-            return
-        self.promote()
+
+def read_switchover(ctx: Context) -> None:
+    st, spec = ctx.st, ctx.spec
+    percent, target = st.read_percent, spec.target
+    if percent >= 100 and target > Phase.ReadSwitchover:
+        act_on_verify(ctx)  # promotion: the full verify is the gate from here on
+    else:
+        schedule_verify(ctx)
+    if percent >= 100 and target <= Phase.ReadSwitchover:
+        return
+    if st.retries_exhausted:
+        ctx.degrade("RetriesExhausted", f"rolled back {st.retries} times; change "
+                    "spec.retryToken to try again (kubectl storemigration retry)")
+        return
+    interval = spec.retry_after if percent == 0 else spec.read_step.interval
+    due = window_start(st) + interval
+    st.next_step_time = max(due, ctx.now)
+    under_way = percent >= 100 and st.promote_requested_at is not None  # promoted early
+    if ctx.now < due and not ctx.promote_now and not under_way:
+        ctx.wait_unless_said("WaitingForInterval", f"reads at {percent}%; next step at "
+                             f"{format_time(due)} if every gate holds until then")
+        return
+    if not gates_holding(spec, st, ctx.now):
+        ctx.wait_unless_said("WaitingForGates", "the latest gate evaluation did not "
+                             "succeed or is older than gates.window")
+        return
+    if percent < 100 and not verify_fresh(st, spec.verify.interval, ctx.now):
+        ctx.wait("WaitingForVerify", "no passing verify Job within spec.verify.interval")
+        return
+    if ctx.replicas_block():
+        return
+    if percent < 100:
+        step = spec.read_step
+        new = step.start if percent < step.start else min(100, percent + step.step)
+        why = "promoted (spec.promoteToken)" if ctx.promote_now and ctx.now < due else \
+            f"every gate held for {format_duration(interval)}"
+        ctx.set_percent(new, "Step", why, readings=st.last_gate)
+        reset_window(ctx)
+        ctx.event("Normal", "ReadStep", f"reads {percent}% -> {new}%")
+        ctx.wait("Stepped", f"reads {percent}% -> {new}%")
+        return
+    promote(ctx)

@@ -1,22 +1,29 @@
-"""The StoreMigration spec as frozen dataclasses, with every default in one place.
+"""The StoreMigration spec as pydantic models: one set of defaults, and the CRD's source.
 
 `parse_spec` is the single gate between user YAML and the planner: anything it accepts the
 planner can act on, and anything it rejects becomes a PermanentError, a Degraded condition
-(reason InvalidSpec) and a Warning event in the handlers.
+(reason InvalidSpec) and a Warning event in the handlers. The CRD's openAPIV3Schema is
+generated from these models (core.crd, scripts/sync_crd.py), so admission and the operator
+check the same rules and every field's description is what `kubectl explain` prints.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
-from .durations import parse_duration
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from .durations import format_duration
+from .fields import Duration, SpecModel
 
 STORES = ("graph", "agent_task")
 JOB_KINDS = ("backfill", "verify", "verify-full", "snapshot", "rehydrate", "archive")
+StoreName = Literal["graph", "agent_task"]
+TargetPhase = Literal["Preparation", "DualWrite", "ReadSwitchover", "PostgresPrimary", "Cleanup"]
+GATE_NAMES = ("errorRate", "p95", "mismatchRatio", "requests")
 
 
 class Phase(enum.IntEnum):
@@ -47,238 +54,252 @@ DEFAULT_QUERIES: Mapping[str, str] = {
 }
 
 
+def all_stores() -> list[StoreName]:
+    return ["graph", "agent_task"]
+
+
 class InvalidSpec(ValueError):
     """The spec cannot be acted on; the message names the field."""
 
 
-@dataclass(frozen=True)
-class ReadStep:
-    start: int = 10
-    step: int = 10
-    interval: timedelta = timedelta(hours=24)
+class ReadStep(SpecModel):
+    """How reads move from memory to PostgreSQL during ReadSwitchover."""
+
+    start: int = Field(10, ge=1, le=100, description="Percentage of reads served by "
+                       "PostgreSQL at the first step.")
+    step: int = Field(10, ge=1, le=100, description="Percentage points added at each later "
+                      "step, up to 100.")
+    interval: Duration = Field(timedelta(hours=24), description="How long every gate must "
+                               "hold before the next step (Kubernetes duration: 90s, 5m, 24h).")
 
 
-@dataclass(frozen=True)
-class Gates:
-    prometheus_url: str | None = None
-    interval: timedelta = timedelta(minutes=1)
-    window: str = "5m"
-    error_rate_ceiling: float = 0.01
-    p95_ceiling_seconds: float = 0.5
-    mismatch_ratio_ceiling: float = 0.01
-    min_requests: float = 100.0
-    queries: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_QUERIES))
+class GateQueries(SpecModel):
+    """PromQL per gate; `[W]` is replaced by gates.window. Unset gates keep the default."""
 
-    def query(self, name: str) -> str:
+    error_rate: str = Field(DEFAULT_QUERIES["errorRate"], min_length=1, pattern=r"\S",
+                            description="Share of PostgreSQL store operations that failed.")
+    p95: str = Field(DEFAULT_QUERIES["p95"], min_length=1, pattern=r"\S",
+                     description="95th percentile latency of PostgreSQL store operations, in "
+                     "seconds.")
+    requests: str = Field(DEFAULT_QUERIES["requests"], min_length=1, pattern=r"\S",
+                          description="PostgreSQL store operations in the window (traffic "
+                          "below gates.minRequests makes an evaluation Inconclusive).")
+    mismatch_ratio: str = Field(DEFAULT_QUERIES["mismatchRatio"],
+                                min_length=1, pattern=r"\S",
+                                description="Share of shadow reads whose answers differed.")
+
+    def get(self, gate: str) -> str:
+        return {"errorRate": self.error_rate, "p95": self.p95, "requests": self.requests,
+                "mismatchRatio": self.mismatch_ratio}[gate]
+
+
+class Gates(SpecModel):
+    """Prometheus gates, evaluated every interval over the last window."""
+
+    prometheus_url: str | None = Field(None, alias="prometheusURL", description="Prometheus "
+                                       "base URL (else the operator's PROMETHEUS_URL).")
+    interval: Duration = Field(timedelta(minutes=1), description="How often the gates are "
+                               "evaluated; must not exceed window.")
+    window: Duration = Field(timedelta(minutes=5), description="The range each evaluation "
+                             "covers (PromQL [W]).")
+    error_rate_ceiling: float = Field(0.01, ge=0, le=1, description="Highest error rate that "
+                                      "passes (0.01 = 1%).")
+    p95_ceiling_seconds: float = Field(0.5, gt=0, description="Highest p95 latency that "
+                                       "passes, in seconds.")
+    mismatch_ratio_ceiling: float = Field(0.01, ge=0, le=1, description="Highest shadow-read "
+                                          "mismatch ratio that passes; also the verify Jobs' "
+                                          "--max-mismatch.")
+    min_requests: float = Field(100.0, ge=0, description="Fewest requests in a window for an "
+                                "evaluation to count; fewer is Inconclusive (holds, never "
+                                "rolls back).")
+    dry_run: bool = Field(False, description="Evaluate and report every gate, but neither step "
+                          "nor roll back on them: for tuning thresholds on live traffic.")
+    queries: GateQueries = Field(default_factory=GateQueries,
+                                 description="PromQL overrides per gate.")
+
+    @model_validator(mode="after")
+    def _interval_within_window(self) -> Gates:
+        if self.interval > self.window:
+            raise ValueError(
+                f"gates.interval ({format_duration(self.interval)}) must not exceed "
+                f"gates.window ({format_duration(self.window)}): each evaluation covers one "
+                "window, and time between windows would go unseen (a step needs its whole "
+                "interval covered)")
+        return self
+
+    def query(self, gate: str) -> str:
         """The PromQL for one gate with the window substituted for [W]."""
-        return self.queries[name].replace("[W]", f"[{self.window}]")
+        return self.queries.get(gate).replace("[W]", f"[{format_duration(self.window)}]")
 
 
-@dataclass(frozen=True)
-class JobTemplate:
-    image: str | None = None
-    command: tuple[str, ...] = ()
-    args: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = ()
+class EnvVar(SpecModel):
+    """A plain environment variable added to a Job's container."""
+
+    name: str = Field(min_length=1, description="Variable name.")
+    value: str = Field("", description="Variable value.")
 
 
-@dataclass(frozen=True)
-class SecretRef:
+class JobTemplate(SpecModel):
+    """Overrides for one Job kind; unset parts use the default script in the API's image."""
+
+    image: str | None = Field(None, description="Container image (default: the API "
+                              "container's image).")
+    command: list[str] = Field(default_factory=list, description="Command (default: python "
+                               "api/scripts/<script>).")
+    args: list[str] = Field(default_factory=list, description="Arguments (default: the "
+                            "operator's contract for this kind).")
+    env: list[EnvVar] = Field(default_factory=list, description="Extra plain env; "
+                              "ADMIN_TOKEN always comes from adminTokenSecret.")
+
+
+class Jobs(SpecModel):
+    """The Jobs the operator runs, and how often it tries one that fails."""
+
+    backoff_limit: int = Field(6, ge=1, description="Attempts of one Job kind that may fail "
+                               "in a row (a failed Job, or a verify that could not run); "
+                               "each waits twice as long as the last, then the migration is "
+                               "Degraded until spec.retryToken changes.")
+    backfill: JobTemplate | None = Field(None, description="The backfill Job "
+                                         "(backfill_postgres.py).")
+    verify: JobTemplate | None = Field(None, description="The periodic verify Job "
+                                       "(verify_data_consistency.py).")
+    verify_full: JobTemplate | None = Field(None, alias="verify-full", description="The full "
+                                            "verify before PostgresPrimary (default: the "
+                                            "verify template with every record compared).")
+    snapshot: JobTemplate | None = Field(None, description="The final memory snapshot Job "
+                                         "(snapshot_memory.py).")
+    rehydrate: JobTemplate | None = Field(None, description="The memory rebuild Job "
+                                          "(rehydrate_memory.py).")
+    archive: JobTemplate | None = Field(None, description="The snapshot archive Job "
+                                        "(archive_snapshot.py).")
+
+    def template(self, kind: str) -> JobTemplate | None:
+        value = getattr(self, kind.replace("-", "_"))
+        assert value is None or isinstance(value, JobTemplate)
+        return value
+
+
+class SecretRef(SpecModel):
     """A key of a Secret in the StoreMigration's namespace (env valueFrom.secretKeyRef)."""
 
-    name: str
-    key: str = "ADMIN_TOKEN"
+    name: str = Field(min_length=1, description="Secret name.")
+    key: str = Field("ADMIN_TOKEN", min_length=1, description="Key within the Secret.")
 
 
-@dataclass(frozen=True)
-class Rollback:
-    retry: bool = True
-    max_retries: int = 3
-    retry_after: timedelta | None = None
+class SnapshotVolume(SpecModel):
+    """The PersistentVolumeClaim the snapshot and archive Jobs share."""
+
+    claim_name: str = Field(min_length=1, description="PersistentVolumeClaim name.")
 
 
-@dataclass(frozen=True)
-class Cleanup:
-    approved: bool = False
-    archive: str | None = None
+class Verify(SpecModel):
+    """The periodic verify Job during DualWrite and ReadSwitchover."""
+
+    interval: Duration = Field(timedelta(hours=24), description="A read step needs a verify "
+                               "that passed within this long.")
 
 
-@dataclass(frozen=True)
-class MigrationSpec:
-    deployment: str
-    container: str = "api"
-    stores: tuple[str, ...] = STORES
-    target_phase: Phase = Phase.PostgresPrimary
-    paused: bool = False
-    retry_token: str = ""
-    api_url: str = "http://api:8000"
-    snapshot_path: str = "/data/snapshots/final.json"
-    admin_token_secret: SecretRef | None = None
-    snapshot_claim: str | None = None
-    read_step: ReadStep = ReadStep()
-    gates: Gates = Gates()
-    verify_interval: timedelta = timedelta(hours=24)
-    primary_hold: timedelta = timedelta(hours=48)
-    rollback: Rollback = Rollback()
-    cleanup: Cleanup = Cleanup()
-    jobs: Mapping[str, JobTemplate] = field(default_factory=dict)
+class Rollback(SpecModel):
+    """What happens after a gate or a verify sends reads back to memory."""
+
+    retry: bool = Field(True, description="Step again after retryAfter once the gates hold.")
+    max_retries: int = Field(3, ge=0, description="Rollbacks before the migration stops until "
+                             "spec.retryToken changes.")
+    retry_after: Duration | None = Field(None, description="Wait after a rollback before "
+                                         "reads step again (default: readStep.interval).")
+
+
+class Cleanup(SpecModel):
+    """Phase 4: the migration flags removed for good. Cannot be undone."""
+
+    approved: bool = Field(False, description="Set to true to allow cleanup after "
+                           "primaryHold (kubectl storemigration approve-cleanup).")
+    archive: str | None = Field(None, pattern=r"^(/|s3://)", description="Where the archive "
+                                "Job copies the snapshot: an absolute volume path or s3:// URL.")
+
+
+class MigrationSpec(SpecModel):
+    """One gated, reversible move of the API's in-memory stores to PostgreSQL."""
+
+    deployment: str = Field(min_length=1, description="The API Deployment to drive "
+                            "(immutable).", json_schema_extra={"x-kubernetes-validations": [
+                                {"rule": "self == oldSelf",
+                                 "message": "deployment is immutable; create a new "
+                                 "StoreMigration"}]})
+    container: str = Field("api", min_length=1, description="The container of that "
+                           "Deployment whose env the operator owns.")
+    stores: list[StoreName] = Field(
+        default_factory=all_stores, min_length=1, max_length=2,
+        description="The stores to move (immutable).",
+        json_schema_extra={"x-kubernetes-list-type": "set", "x-kubernetes-validations": [
+            {"rule": "self == oldSelf",
+             "message": "stores is immutable; create a new StoreMigration"}]})
+    target_phase: TargetPhase = Field("PostgresPrimary", description="The phase to walk to; "
+                                      "lower it to roll back.")
+    paused: bool = Field(False, description="No forward move while true; gates still run and a "
+                         "failure still rolls back.")
+    abort: bool = Field(False, description="Reads back on memory (0%) and hold while true "
+                        "(kubectl storemigration abort); resume clears it.")
+    retry_token: str = Field("", description="Change to retry failed Jobs or exhausted "
+                             "rollbacks (kubectl storemigration retry).")
+    promote_token: str = Field("", description="Change to take the next step now, if every "
+                               "gate evaluation of the current interval passed (kubectl "
+                               "storemigration promote); the answer is in status.promotion.")
+    api_url: str = Field("http://api:8000", alias="apiURL", description="API service URL the "
+                         "Jobs call.")
+    snapshot_path: str = Field("/data/snapshots/final.json", description="Where the snapshot "
+                               "Job writes the final memory snapshot.")
+    admin_token_secret: SecretRef | None = Field(None, description="Secret key the Jobs read "
+                                                 "ADMIN_TOKEN from (env valueFrom.secretKeyRef).")
+    snapshot_volume: SnapshotVolume | None = Field(None, description="PersistentVolumeClaim "
+                                                   "the snapshot and archive Jobs mount at the "
+                                                   "snapshot's directory.")
+    primary_hold: Duration = Field(timedelta(hours=48), description="How long PostgresPrimary "
+                                   "must hold before cleanup.")
+    read_step: ReadStep = Field(default_factory=ReadStep, description="Read switchover steps.")
+    gates: Gates = Field(default_factory=Gates, description="Prometheus gates.")
+    verify: Verify = Field(default_factory=Verify, description="Periodic verify Jobs.")
+    rollback: Rollback = Field(default_factory=Rollback, description="Rollback and retry.")
+    cleanup: Cleanup = Field(default_factory=Cleanup, description="Cleanup approval and "
+                             "archive.")
+    jobs: Jobs = Field(default_factory=Jobs, description="Job templates and the failure "
+                       "budget.")
+
+    @field_validator("stores")
+    @classmethod
+    def _distinct(cls, stores: list[str]) -> list[str]:
+        if len(set(stores)) != len(stores):
+            raise ValueError(f"a non-empty list of distinct {STORES}, got {stores}")
+        return stores
+
+    @property
+    def target(self) -> Phase:
+        return Phase[self.target_phase]
 
     @property
     def retry_after(self) -> timedelta:
         return self.rollback.retry_after or self.read_step.interval
 
-
-def _get(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any,
-         where: str) -> Any:
-    value = doc.get(key, default)
-    if value is None:
-        return default
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise InvalidSpec(f"{where}{key}: expected {getattr(kind, '__name__', kind)}, "
-                          f"got {value!r}")
-    return value
+    def wire(self) -> dict[str, Any]:
+        """The spec as YAML would hold it (camelCase, durations as text)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _duration(doc: Mapping[str, Any], key: str, default: timedelta, where: str) -> timedelta:
-    text = _get(doc, key, str, None, where)
-    if text is None:
-        return default
-    try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise InvalidSpec(f"{where}{key}: {e}") from None
+def explain(error: ValidationError) -> str:
+    """A ValidationError as one line naming each field by its YAML path."""
+    parts = []
+    for err in error.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
 
 
-def _section(doc: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = doc.get(key) or {}
-    if not isinstance(value, Mapping):
-        raise InvalidSpec(f"{key}: expected an object")
-    return value
-
-
-def _ratio(doc: Mapping[str, Any], key: str, default: float, where: str) -> float:
-    value: float = _get(doc, key, float, default, where)
-    if not 0.0 <= value <= 1.0:
-        raise InvalidSpec(f"{where}{key}: must be between 0 and 1, got {value}")
-    return value
-
-
-def _percent(doc: Mapping[str, Any], key: str, default: int, where: str, low: int = 0) -> int:
-    value: int = _get(doc, key, int, default, where)
-    if not low <= value <= 100:
-        raise InvalidSpec(f"{where}{key}: must be between {low} and 100, got {value}")
-    return value
-
-
-def _job_template(doc: Mapping[str, Any], kind: str) -> JobTemplate:
-    where = f"jobs.{kind}."
-    command = _get(doc, "command", list, [], where)
-    args = _get(doc, "args", list, [], where)
-    env_doc = _get(doc, "env", list, [], where)
-    env: list[tuple[str, str]] = []
-    for item in env_doc:
-        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
-            raise InvalidSpec(f"{where}env: items need a name and a value")
-        env.append((item["name"], str(item.get("value", ""))))
-    return JobTemplate(
-        image=_get(doc, "image", str, None, where),
-        command=tuple(str(c) for c in command),
-        args=tuple(str(a) for a in args),
-        env=tuple(env),
-    )
-
-
-def _secret_ref(doc: Mapping[str, Any], key: str) -> SecretRef | None:
-    if doc.get(key) is None:
-        return None
-    ref = _section(doc, key)
-    name = _get(ref, "name", str, "", f"{key}.")
-    secret_key = _get(ref, "key", str, "ADMIN_TOKEN", f"{key}.")
-    if not name or not secret_key:
-        raise InvalidSpec(f"{key}: needs a Secret name and a non-empty key")
-    return SecretRef(name=name, key=secret_key)
-
-
-def parse_spec(doc: Mapping[str, Any]) -> MigrationSpec:
+def parse_spec(doc: Any) -> MigrationSpec:
     """Validate a StoreMigration's .spec and fill in defaults; raise InvalidSpec."""
     if not isinstance(doc, Mapping):
         raise InvalidSpec("spec: expected an object")
-    deployment = _get(doc, "deployment", str, None, "")
-    if not deployment:
-        raise InvalidSpec("deployment: required (the name of the API Deployment)")
-    stores = tuple(_get(doc, "stores", list, list(STORES), ""))
-    if not stores or any(s not in STORES for s in stores) or len(set(stores)) != len(stores):
-        raise InvalidSpec(f"stores: a non-empty list of distinct {STORES}, got {list(stores)}")
-    target = _get(doc, "targetPhase", str, "PostgresPrimary", "")
-    if target not in TARGET_PHASES:
-        raise InvalidSpec(f"targetPhase: one of {TARGET_PHASES}, got {target!r}")
-
-    rs = _section(doc, "readStep")
-    read_step = ReadStep(
-        start=_percent(rs, "start", 10, "readStep.", low=1),
-        step=_percent(rs, "step", 10, "readStep.", low=1),
-        interval=_duration(rs, "interval", timedelta(hours=24), "readStep."),
-    )
-    g = _section(doc, "gates")
-    queries = dict(DEFAULT_QUERIES)
-    for name, query in _section(g, "queries").items():
-        if name not in DEFAULT_QUERIES or not isinstance(query, str) or not query.strip():
-            raise InvalidSpec(f"gates.queries.{name}: unknown gate or empty query")
-        queries[name] = query
-    window = _get(g, "window", str, "5m", "gates.")
-    _duration(g, "window", timedelta(minutes=5), "gates.")
-    gates = Gates(
-        prometheus_url=_get(g, "prometheusURL", str, None, "gates."),
-        interval=_duration(g, "interval", timedelta(minutes=1), "gates."),
-        window=window,
-        error_rate_ceiling=_ratio(g, "errorRateCeiling", 0.01, "gates."),
-        p95_ceiling_seconds=_get(g, "p95CeilingSeconds", float, 0.5, "gates."),
-        mismatch_ratio_ceiling=_ratio(g, "mismatchRatioCeiling", 0.01, "gates."),
-        min_requests=_get(g, "minRequests", float, 100.0, "gates."),
-        queries=queries,
-    )
-    if gates.p95_ceiling_seconds <= 0 or gates.min_requests < 0:
-        raise InvalidSpec("gates: p95CeilingSeconds must be > 0 and minRequests >= 0")
-    if gates.interval > _duration(g, "window", timedelta(minutes=5), "gates."):
-        raise InvalidSpec(f"gates.interval ({g.get('interval')}) must not exceed gates.window "
-                          f"({window}): each evaluation covers one window, and time between "
-                          "windows would go unseen (a step needs its whole interval covered)")
-    rb = _section(doc, "rollback")
-    rollback = Rollback(
-        retry=_get(rb, "retry", bool, True, "rollback."),
-        max_retries=_get(rb, "maxRetries", int, 3, "rollback."),
-        retry_after=_duration(rb, "retryAfter", timedelta(0), "rollback.") or None,
-    )
-    cu = _section(doc, "cleanup")
-    archive = _get(cu, "archive", str, None, "cleanup.")
-    if archive is not None and not (archive.startswith("/") or archive.startswith("s3://")):
-        raise InvalidSpec(f"cleanup.archive: an absolute volume path or an s3:// URL: {archive!r}")
-    cleanup = Cleanup(approved=_get(cu, "approved", bool, False, "cleanup."), archive=archive)
-    jobs_doc = _section(doc, "jobs")
-    for kind in jobs_doc:
-        if kind not in JOB_KINDS:
-            raise InvalidSpec(f"jobs.{kind}: unknown Job kind; one of {JOB_KINDS}")
-    jobs = {kind: _job_template(_section(jobs_doc, kind), kind) for kind in jobs_doc}
-    return MigrationSpec(
-        deployment=deployment,
-        container=_get(doc, "container", str, "api", ""),
-        stores=stores,
-        target_phase=Phase[target],
-        paused=_get(doc, "paused", bool, False, ""),
-        retry_token=str(doc.get("retryToken") or ""),
-        api_url=_get(doc, "apiURL", str, "http://api:8000", ""),
-        snapshot_path=_get(doc, "snapshotPath", str, "/data/snapshots/final.json", ""),
-        admin_token_secret=_secret_ref(doc, "adminTokenSecret"),
-        snapshot_claim=_get(_section(doc, "snapshotVolume"), "claimName", str, None,
-                            "snapshotVolume.") or None,
-        read_step=read_step,
-        gates=gates,
-        verify_interval=_duration(_section(doc, "verify"), "interval", timedelta(hours=24),
-                                  "verify."),
-        primary_hold=_duration(doc, "primaryHold", timedelta(hours=48), ""),
-        rollback=rollback,
-        cleanup=cleanup,
-        jobs=jobs,
-    )
+    try:
+        return MigrationSpec.model_validate(dict(doc))
+    except ValidationError as e:
+        raise InvalidSpec(explain(e)) from None

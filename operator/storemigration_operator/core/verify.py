@@ -8,11 +8,13 @@ sends reads back to memory, and a summary that cannot be read never crashes the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from .durations import EPOCH
+from .status import MigrationStatus
+
 VERIFY_KINDS = ("verify", "verify-full")
-ERROR_RETRY = timedelta(minutes=10)  # a verify that could not run is tried again this soon
 
 
 def verify_outcome(state: str, result: Mapping[str, Any] | None, ceiling: float
@@ -41,3 +43,12 @@ def verify_outcome(state: str, result: Mapping[str, Any] | None, ceiling: float
     if result.get("passed") is False or state != "Succeeded":
         return "failed", f"the check reported a failure: {str(dict(result))[:200]}"
     return "passed", ""
+
+
+def verify_fresh(st: MigrationStatus, interval: timedelta, now: datetime) -> bool:
+    """A periodic verify passed within `interval`, and none has failed since."""
+    last_ok = st.last_verify_success_time or EPOCH
+    entry = st.jobs.get("verify")
+    failed_since = entry is not None and entry.outcome == "failed" and \
+        (entry.finished_at or EPOCH) > last_ok
+    return not failed_since and last_ok >= now - interval

@@ -22,8 +22,9 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
+from app.canonical import fold
 from app.domain.graph import hit, matches, normalize_query, rank_key
-from app.errors import ConflictError, NotFoundError
+from app.errors import ConflictError, NotFoundError, check_contribution_total
 from app.models import (
     Asset,
     AssetCreate,
@@ -233,7 +234,7 @@ class MemoryGraphStore(Journaled, GraphIndex):
     # ------------------------------------------------------------------ contributors
 
     async def create_contributor(self, data: ContributorCreate) -> Contributor:
-        if data.email and data.email.lower() in self._emails:
+        if data.email and fold(data.email) in self._emails:
             raise ConflictError("Contributor with this email already exists")
         now = tick()
         contributor = build(
@@ -284,6 +285,7 @@ class MemoryGraphStore(Journaled, GraphIndex):
         asset = self._assets.get(data.asset_id)
         if asset is None:
             raise NotFoundError("Asset not found")
+        check_contribution_total(asset.total_cost + data.cost_amount)
         contribution = build(
             Contribution,
             id=uuid4(),
@@ -324,8 +326,8 @@ class MemoryGraphStore(Journaled, GraphIndex):
         holds exactly it already. Returns (written, journal position)."""
         if not self._is_news(m):
             return False, None
-        if isinstance(m, Contributor) and m.email:
-            holder = self._emails.get(m.email.lower())
+        if isinstance(m, Contributor) and m.email_key is not None:
+            holder = self._emails.get(m.email_key)
             if holder is not None and holder != m.id:
                 raise ConflictError("Contributor with this email already exists")
         return True, self._write([m])

@@ -27,6 +27,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
 
+from app.canonical import search_fold
 from app.errors import InvalidDataError
 from app.models import Asset, Contribution, Contributor, Dependency, Project
 
@@ -141,7 +142,7 @@ class GraphIndex:
         if p.dependency_count != count:
             p = p.model_copy(update={"dependency_count": count})
         self._projects[key] = p
-        self._haystacks[key] = f"{p.name}\x00{(p.description or '').lower()}"
+        self._haystacks[key] = f"{p.name}\x00{search_fold(p.description) or ''}"
         self._next_project_id = max(self._next_project_id, p.id + 1)
 
     def _set_dependency(self, d: Dependency) -> None:
@@ -159,12 +160,12 @@ class GraphIndex:
     def _set_contributor(self, c: Contributor) -> None:
         old = self._contributors.get(c.id)
         if old is not None:
-            if old.email:
-                self._emails.pop(old.email.lower(), None)
+            if old.email_key is not None:
+                self._emails.pop(old.email_key, None)
             self._contributor_order.discard((old.created_at, old.id))
         self._contributors[c.id] = c
-        if c.email:
-            self._emails[c.email.lower()] = c.id
+        if c.email_key is not None:
+            self._emails[c.email_key] = c.id
         self._contributor_order.add((c.created_at, c.id))
 
     def _set_asset(self, a: Asset) -> None:

@@ -1,10 +1,10 @@
 """Named SQL for PostgresGraphStore: parameterized statements, never built by formatting.
 
 The bulk statements read from temp tables the adapter fills with COPY (the fastest
-path into PostgreSQL, PERFORMANCE-LIMITS.md), then upsert with one INSERT..SELECT per
-table; rows held at a newer updated_at are left alone. The newer-wins rule is written
-once per table, as a SQL function of migration 012 (storemigration_<kind>_newer), and
-both the single puts and the bulk imports call it.
+path into PostgreSQL, docs/BENCHMARKS.md "Machine limits"), then upsert with one
+INSERT..SELECT per table; rows held at a newer updated_at are left alone. The
+newer-wins rule is written once per table, as a SQL function of migration 012
+(storemigration_<kind>_newer), and both the single puts and the bulk imports call it.
 """
 
 
@@ -17,7 +17,8 @@ SELECT p.id, p.ecosystem, p.name, p.version, p.description, p.homepage_url,
 UPDATE_PROJECT = """
 WITH u AS (
     UPDATE projects SET version = $3, description = $4, homepage_url = $5,
-        repository_url = $6, updated_at = GREATEST($7, updated_at + interval '1 microsecond')
+        repository_url = $6, description_lower = $8,
+        updated_at = GREATEST($7, updated_at + interval '1 microsecond')
     WHERE ecosystem = $1 AND name = $2
     RETURNING *
 )
@@ -29,11 +30,12 @@ SELECT p.id, p.ecosystem, p.name, p.version, p.description, p.homepage_url,
 INSERT_PROJECT = """
 WITH i AS (
     INSERT INTO projects (ecosystem, name, version, description, homepage_url,
-        repository_url, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+        repository_url, created_at, updated_at, description_lower)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
     ON CONFLICT (ecosystem, name) DO UPDATE SET version = excluded.version,
         description = excluded.description, homepage_url = excluded.homepage_url,
-        repository_url = excluded.repository_url, updated_at = excluded.updated_at
+        repository_url = excluded.repository_url, updated_at = excluded.updated_at,
+        description_lower = excluded.description_lower
     RETURNING *
 )
 SELECT p.id, p.ecosystem, p.name, p.version, p.description, p.homepage_url,
@@ -48,14 +50,14 @@ COUNT_PROJECTS = "SELECT COALESCE(sum(n), 0)::bigint FROM project_counts"
 SEARCH = r"""
 SELECT name, ecosystem, description, count(*) OVER () AS total
 FROM projects
-WHERE name LIKE $1 ESCAPE '\' OR lower(description) LIKE $1 ESCAPE '\'
+WHERE name LIKE $1 ESCAPE '\' OR description_lower LIKE $1 ESCAPE '\'
 ORDER BY CASE WHEN name = $2 THEN 0 WHEN name LIKE $3 ESCAPE '\' THEN 1 ELSE 2 END,
     name COLLATE "C", ecosystem COLLATE "C"
 LIMIT $4"""
 
 COUNT_MATCHES = r"""
 SELECT count(*) FROM projects
-WHERE name LIKE $1 ESCAPE '\' OR lower(description) LIKE $1 ESCAPE '\'"""
+WHERE name LIKE $1 ESCAPE '\' OR description_lower LIKE $1 ESCAPE '\'"""
 
 ADD_DEPENDENCY = """
 WITH p AS (SELECT id FROM projects WHERE ecosystem = $1 AND name = $2),
@@ -83,8 +85,8 @@ SELECT count(*) FROM project_dependencies WHERE to_ecosystem = $1 AND to_name = 
 
 INSERT_CONTRIBUTOR = """
 INSERT INTO contributors (id, type, name, email, github_username, wallet_address, hourly_rate,
-    metadata, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"""
+    metadata, created_at, updated_at, email_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"""
 GET_CONTRIBUTOR = """
 SELECT id, type, name, email, github_username, wallet_address, hourly_rate,
     metadata, created_at, updated_at FROM contributors WHERE id = $1"""
@@ -143,12 +145,12 @@ ORDER BY "timestamp", id"""
 PUT_PROJECT = """
 WITH put AS (
     INSERT INTO projects (id, ecosystem, name, version, description, homepage_url,
-        repository_url, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        repository_url, created_at, updated_at, description_lower)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
     ON CONFLICT (ecosystem, name) DO UPDATE SET version = excluded.version,
         description = excluded.description, homepage_url = excluded.homepage_url,
         repository_url = excluded.repository_url, created_at = excluded.created_at,
-        updated_at = excluded.updated_at
+        updated_at = excluded.updated_at, description_lower = excluded.description_lower
     WHERE storemigration_project_newer(excluded, projects)
     RETURNING 1
 )
@@ -172,13 +174,13 @@ SELECT EXISTS (SELECT 1 FROM p)"""
 
 PUT_CONTRIBUTOR = """
 INSERT INTO contributors (id, type, name, email, github_username, wallet_address, hourly_rate,
-    metadata, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    metadata, created_at, updated_at, email_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (id) DO UPDATE SET type = excluded.type, name = excluded.name,
     email = excluded.email, github_username = excluded.github_username,
     wallet_address = excluded.wallet_address, hourly_rate = excluded.hourly_rate,
     metadata = excluded.metadata, created_at = excluded.created_at,
-    updated_at = excluded.updated_at
+    updated_at = excluded.updated_at, email_key = excluded.email_key
 WHERE storemigration_contributor_newer(excluded, contributors)"""
 
 # total_cost is never written here: only the contributions trigger changes it.
@@ -223,7 +225,8 @@ SELECT id, contributor_id, asset_id, cost_amount, coherence_score, metadata,
 TEMP_PROJECTS = """
 CREATE TEMP TABLE import_projects (
     id bigint, ecosystem text, name text, version text, description text,
-    homepage_url text, repository_url text, created_at timestamptz, updated_at timestamptz
+    homepage_url text, repository_url text, created_at timestamptz, updated_at timestamptz,
+    description_lower text
 ) ON COMMIT DROP"""
 # After a large import: clean the trigram indexes' GIN pending lists (007), and ANALYZE
 # projects as well when the import was most of the table (005); both lend the app role
@@ -234,14 +237,14 @@ MAINTAIN_PROJECTS = "SELECT storemigration_analyze_projects()"
 IMPORT_PROJECTS = """
 WITH w AS (
     INSERT INTO projects (id, ecosystem, name, version, description, homepage_url,
-        repository_url, created_at, updated_at)
+        repository_url, created_at, updated_at, description_lower)
     SELECT id, ecosystem, name, version, description, homepage_url, repository_url,
-        created_at, updated_at
+        created_at, updated_at, description_lower
     FROM import_projects
     ON CONFLICT (ecosystem, name) DO UPDATE SET version = excluded.version,
         description = excluded.description, homepage_url = excluded.homepage_url,
         repository_url = excluded.repository_url, created_at = excluded.created_at,
-        updated_at = excluded.updated_at
+        updated_at = excluded.updated_at, description_lower = excluded.description_lower
     WHERE storemigration_project_newer(excluded, projects)
     RETURNING 1
 )
@@ -266,20 +269,21 @@ SELECT count(*) FROM w"""
 TEMP_CONTRIBUTORS = """
 CREATE TEMP TABLE import_contributors (
     id uuid, type text, name text, email text, github_username text, wallet_address text,
-    hourly_rate numeric, metadata text, created_at timestamptz, updated_at timestamptz
+    hourly_rate numeric, metadata text, created_at timestamptz, updated_at timestamptz,
+    email_key text
 ) ON COMMIT DROP"""
 IMPORT_CONTRIBUTORS = """
 WITH w AS (
     INSERT INTO contributors (id, type, name, email, github_username, wallet_address, hourly_rate,
-    metadata, created_at, updated_at)
+    metadata, created_at, updated_at, email_key)
     SELECT id, type, name, email, github_username, wallet_address, hourly_rate,
-        metadata::jsonb, created_at, updated_at
+        metadata::jsonb, created_at, updated_at, email_key
     FROM import_contributors
     ON CONFLICT (id) DO UPDATE SET type = excluded.type, name = excluded.name,
         email = excluded.email, github_username = excluded.github_username,
         wallet_address = excluded.wallet_address, hourly_rate = excluded.hourly_rate,
         metadata = excluded.metadata, created_at = excluded.created_at,
-        updated_at = excluded.updated_at
+        updated_at = excluded.updated_at, email_key = excluded.email_key
     WHERE storemigration_contributor_newer(excluded, contributors)
     RETURNING 1
 )

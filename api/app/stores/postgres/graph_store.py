@@ -25,8 +25,15 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from app.canonical import search_fold
 from app.domain.graph import normalize_query
-from app.errors import ConflictError, NotFoundError, StoreError
+from app.errors import (
+    ConflictError,
+    InvalidDataError,
+    NotFoundError,
+    StoreError,
+    total_overflow,
+)
 from app.models import (
     Asset,
     AssetCreate,
@@ -56,7 +63,7 @@ ASSET_NOT_FOUND = "Asset not found"
 DUPLICATE_EMAIL = "Contributor with this email already exists"
 
 CONSTRAINTS: ConstraintErrors = {
-    "contributors_email_lower_key": ConflictError(DUPLICATE_EMAIL),
+    "contributors_email_fold_key": ConflictError(DUPLICATE_EMAIL),
     "contributors_pkey": ConflictError("Contributor already exists"),
     "assets_pkey": ConflictError("Asset already exists"),
     "contributions_pkey": ConflictError("Contribution already exists"),
@@ -117,7 +124,7 @@ class PostgresGraphStore:
 
     async def upsert_project(self, ecosystem: str, name: str, data: ProjectUpsert) -> Project:
         args = (ecosystem.strip().lower(), name.strip().lower(), data.version, data.description,
-                data.homepage_url, data.repository_url, _now())
+                data.homepage_url, data.repository_url, _now(), search_fold(data.description))
         async with self.db.acquire(CONSTRAINTS) as conn:
             row = await conn.fetchrow(q.UPDATE_PROJECT, *args)
             if row is None:  # INSERT .. ON CONFLICT DO UPDATE covers a concurrent insert
@@ -182,7 +189,7 @@ class PostgresGraphStore:
     @staticmethod
     def _contributor_args(c: Contributor) -> tuple[Any, ...]:
         return (c.id, c.type.value, c.name, c.email, c.github_username, c.wallet_address,
-                c.hourly_rate, c.metadata, c.created_at, c.updated_at)
+                c.hourly_rate, c.metadata, c.created_at, c.updated_at, c.email_key)
 
     async def get_contributor(self, contributor_id: UUID) -> Contributor | None:
         async with self.db.acquire() as conn:
@@ -222,8 +229,13 @@ class PostgresGraphStore:
         c = Contribution(id=uuid4(), contributor_id=data.contributor_id, asset_id=data.asset_id,
                          cost_amount=data.cost_amount, coherence_score=coherence_score,
                          metadata=data.metadata, timestamp=_now())
-        async with self.db.acquire(CONSTRAINTS) as conn:
-            row = await conn.fetchrow(q.CREATE_CONTRIBUTION, *self._contribution_args(c))
+        try:
+            async with self.db.acquire(CONSTRAINTS) as conn:
+                row = await conn.fetchrow(q.CREATE_CONTRIBUTION, *self._contribution_args(c))
+        except InvalidDataError:
+            # The only value the database can refuse here that validation could not see:
+            # the trigger's new total_cost overflowing numeric(18, 2).
+            raise total_overflow() from None
         if not row["has_contributor"]:
             raise NotFoundError(CONTRIBUTOR_NOT_FOUND)
         if not row["has_asset"]:
@@ -263,7 +275,7 @@ class PostgresGraphStore:
     @staticmethod
     def _project_args(p: Project) -> tuple[Any, ...]:
         return (p.id, p.ecosystem, p.name, p.version, p.description, p.homepage_url,
-                p.repository_url, p.created_at, p.updated_at)
+                p.repository_url, p.created_at, p.updated_at, search_fold(p.description))
 
     async def put_project(self, project: Project) -> None:
         async with self.db.acquire(CONSTRAINTS) as conn:
@@ -330,7 +342,8 @@ class PostgresGraphStore:
                 conn, stats, "contributors", len(records.contributors), q.TEMP_CONTRIBUTORS,
                 "import_contributors",
                 ((c.id, c.type.value, c.name, c.email, c.github_username, c.wallet_address,
-                  c.hourly_rate, json.dumps(c.metadata), c.created_at, c.updated_at)
+                  c.hourly_rate, json.dumps(c.metadata), c.created_at, c.updated_at,
+                  c.email_key)
                  for c in contributors),
                 q.IMPORT_CONTRIBUTORS)
             await self._bulk(

@@ -1,19 +1,39 @@
 """`Database`: the asyncpg pool every PostgreSQL adapter shares, configured from Settings.
 
-The pool keeps POSTGRES_POOL_SIZE connections open and grows by up to
-POSTGRES_MAX_OVERFLOW; a caller that finds none free waits POSTGRES_POOL_TIMEOUT and
-then gets StoreUnavailableError (503), never a hang. Connections older than
-POSTGRES_POOL_RECYCLE are closed on release and replaced. The adapters keep no
-session state (no SET, LISTEN, advisory locks or cursors across calls), so the
-release reset is a no-op instead of a round trip (PERFORMANCE-LIMITS.md: 1.6x).
+What each pool setting means, as the tests in tests/postgres/test_pool_lifecycle.py
+observe it in pg_stat_activity:
+- POSTGRES_POOL_SIZE connections are kept open (asyncpg's floor: a closed one is
+  replaced in the background).
+- Up to POSTGRES_MAX_OVERFLOW more open under load; each closes once it has been idle
+  for POSTGRES_OVERFLOW_IDLE_TIMEOUT seconds, so they really are temporary.
+- POSTGRES_POOL_RECYCLE is the maximum age of any connection: when it runs out an idle
+  connection is closed at once (and the floor refilled), a busy one as it is released.
+  Each connection's lifetime is drawn from the last 10% of the setting, so a pool
+  opened at once does not reconnect all at once.
+- POSTGRES_MAX_QUERIES: a connection is replaced after that many queries.
+A caller that finds no connection free waits POSTGRES_POOL_TIMEOUT and then gets
+StoreUnavailableError (503), never a hang. The adapters keep no session state (no
+SET, LISTEN, advisory locks or cursors across calls), so the release reset is a no-op
+instead of a round trip (1.6x throughput; docs/BENCHMARKS.md, "Machine limits").
+
+TLS: when it is required (APP_ENV=production, or POSTGRES_SSL_REQUIRED=true) the URL
+must ask for a verified server certificate (sslmode=verify-ca or verify-full);
+Settings refuses anything less and `connect` checks again for a Database built by hand.
+
 Every driver failure leaves here as an app.errors StoreError whose message is ours:
-driver messages can carry connection details, and credentials must never surface.
+driver messages can carry connection details, and credentials must never surface. A
+schema-version mismatch found by `connect` is kept in `schema_error`, which /api/ready
+and store-status report; `keep_connecting` is the background retry for phases that
+can serve without PostgreSQL, and it stops for good on a mismatch (docs/SETUP.md,
+"When PostgreSQL is not ready").
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -24,10 +44,19 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from app.errors import ConflictError, InvalidDataError, StoreError, StoreUnavailableError
-from app.settings import SECURE_SSLMODES, Settings
-from app.stores.postgres.schema import EXPECTED_SCHEMA_VERSION, check_schema_version
+from app.settings import VERIFIED_SSLMODES, Settings
+from app.stores.postgres.schema import (
+    EXPECTED_SCHEMA_VERSION,
+    SchemaVersionError,
+    check_schema_version,
+)
+
+log = logging.getLogger("app.db")
 
 HEALTH_QUERY = "SELECT 1"
+RECONNECT_SECONDS = 5.0
+SCHEMA_REMINDER_SECONDS = 60.0
+RECYCLE_JITTER = 0.10
 ConstraintErrors = Mapping[str, StoreError]
 
 
@@ -38,9 +67,11 @@ class PoolConfig:
     max_size: int = 30
     acquire_timeout: float = 30.0
     recycle: float = 3600.0
+    overflow_idle: float = 30.0
     max_queries: int = 50_000
     statement_timeout_ms: int = 10_000
     ssl_required: bool = False
+    tls_override: bool = False
     expected_schema: int = EXPECTED_SCHEMA_VERSION
 
     @property
@@ -51,21 +82,28 @@ class PoolConfig:
         port = parts.port or 5432
         return f"{host}:{port}{parts.path or '/'}"
 
+    @property
+    def sslmode(self) -> str | None:
+        modes = parse_qs(urlsplit(self.dsn).query).get("sslmode", [])
+        return modes[-1] if modes else None
+
 
 class _Connection(asyncpg.Connection):  # type: ignore[misc]
     born: float = 0.0
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    conn.born = time.monotonic()
-    for name in ("json", "jsonb"):
-        await conn.set_type_codec(
-            name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+    expired: bool = False
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
     return None
+
+
+def _is_idle(conn: asyncpg.Connection) -> bool:
+    """Whether a pool connection sits unused in the pool. asyncpg keeps a weak reference
+    from each pool connection to its slot (`_pool_holder`, asyncpg 0.32) and the slot
+    knows; without it the connection counts as busy and is closed on release instead."""
+    ref = getattr(conn, "_pool_holder", None)
+    holder = ref() if ref is not None else None
+    return holder is not None and bool(holder.is_idle())
 
 
 def translate(exc: BaseException, constraints: ConstraintErrors | None = None) -> StoreError:
@@ -98,6 +136,8 @@ class Database:
         self.config = config
         self._pool: asyncpg.Pool | None = None
         self._waiting = 0
+        self.schema_error: str | None = None
+        """Why the last connect refused the database's schema version, else None."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Database:
@@ -109,9 +149,11 @@ class Database:
             max_size=settings.postgres_pool_size + settings.postgres_max_overflow,
             acquire_timeout=settings.postgres_pool_timeout,
             recycle=settings.postgres_pool_recycle,
+            overflow_idle=settings.postgres_overflow_idle_timeout,
             max_queries=settings.postgres_max_queries,
             statement_timeout_ms=settings.postgres_statement_timeout_ms,
             ssl_required=settings.ssl_required(),
+            tls_override=settings.tls_override(),
         )
         return cls(PoolConfig(**{**config.__dict__, **overrides}))
 
@@ -119,22 +161,20 @@ class Database:
         """Open the pool, run the health query and check the schema version; fail
         fast with a message that names host:port/db but never the credentials."""
         cfg = self.config
-        if cfg.ssl_required:
-            modes = set(parse_qs(urlsplit(cfg.dsn).query).get("sslmode", []))
-            if not SECURE_SSLMODES & modes:
-                raise StoreUnavailableError(
-                    "TLS is required: DATABASE_URL must set sslmode=require, verify-ca or "
-                    "verify-full"
-                )
+        if cfg.ssl_required and cfg.sslmode not in VERIFIED_SSLMODES:
+            raise StoreUnavailableError(
+                "TLS with a verified server certificate is required: DATABASE_URL must set "
+                "sslmode=verify-full or verify-ca (require does not check the certificate)"
+            )
         try:
             self._pool = await asyncpg.create_pool(
                 cfg.dsn,
                 min_size=cfg.min_size,
                 max_size=cfg.max_size,
                 max_queries=cfg.max_queries,
-                max_inactive_connection_lifetime=cfg.recycle,
+                max_inactive_connection_lifetime=cfg.overflow_idle,
                 timeout=cfg.acquire_timeout,
-                init=_init_connection,
+                init=self._init_connection,
                 reset=_no_reset,
                 connection_class=_Connection,
                 server_settings={
@@ -155,9 +195,34 @@ class Database:
                 await conn.fetchval(HEALTH_QUERY)
                 if verify_schema:
                     await check_schema_version(conn, cfg.expected_schema)
+        except SchemaVersionError as e:
+            self.schema_error = e.detail
+            await self.close()
+            raise
         except BaseException:
             await self.close()
             raise
+        self.schema_error = None
+
+    async def _init_connection(self, conn: asyncpg.Connection) -> None:
+        conn.born = time.monotonic()
+        for name in ("json", "jsonb"):
+            await conn.set_type_codec(
+                name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            )
+        lifetime = self.config.recycle * (1.0 - RECYCLE_JITTER * random.random())  # noqa: S311
+        timer = asyncio.get_running_loop().call_later(lifetime, self._expire, conn)
+        conn.add_termination_listener(lambda _conn: timer.cancel())
+
+    @staticmethod
+    def _expire(conn: asyncpg.Connection) -> None:
+        """POSTGRES_POOL_RECYCLE ran out: close an idle connection now (asyncpg refills
+        the floor), or mark a busy one so `acquire` closes it when it comes back."""
+        if conn.is_closed():
+            return
+        conn.expired = True
+        if _is_idle(conn):
+            conn.terminate()
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -195,7 +260,9 @@ class Database:
         except _DRIVER_ERRORS as e:
             raise translate(e, constraints) from None
         finally:
-            if not conn.is_closed() and time.monotonic() - conn.born > self.config.recycle:
+            if not conn.is_closed() and (
+                conn.expired or time.monotonic() - conn.born > self.config.recycle
+            ):
                 await conn.close(timeout=5)
             await pool.release(conn)
 
@@ -227,3 +294,39 @@ class Database:
         idle = self._pool.get_idle_size()
         return {"size": size, "max": self._pool.get_max_size(), "active": size - idle,
                 "idle": idle, "waiting": self._waiting, "connected": 1}
+
+    def tls_status(self) -> dict[str, Any]:
+        """For store-status: the sslmode asked for, whether verified TLS is required, and
+        whether POSTGRES_SSL_REQUIRED=false overrides the production rule."""
+        return {"sslmode": self.config.sslmode, "required": self.config.ssl_required,
+                "override": self.config.tls_override}
+
+
+async def remind_schema_mismatch(
+    database: Database, every: float = SCHEMA_REMINDER_SECONDS
+) -> None:
+    """Log the refused schema version once now and then once every `every` seconds,
+    without reconnecting: the mismatch does not heal by retrying."""
+    while True:
+        log.error(
+            "PostgreSQL schema mismatch: %s. Not connecting again; /api/ready answers 503 "
+            "until the API is restarted with code and schema that match",
+            database.schema_error,
+        )
+        await asyncio.sleep(every)
+
+
+async def keep_connecting(database: Database, every: float = RECONNECT_SECONDS) -> None:
+    """Connect in the background, trying every `every` seconds, until the pool opens;
+    a schema mismatch ends the retries (see remind_schema_mismatch)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await database.connect()
+        except SchemaVersionError:
+            await remind_schema_mismatch(database)
+        except StoreUnavailableError as e:
+            log.warning("PostgreSQL still unavailable: %s", e.detail)
+            continue
+        log.info("PostgreSQL connected")
+        return
