@@ -33,8 +33,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "installing Python packages"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 \
-        | grep -v "^WARNING: Location" || true
+    # A failed install must stop here: the stamp below would otherwise mark it done.
+    if ! "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt \
+            >"$VENV/pip-install.log" 2>&1; then
+        grep -v "^WARNING: Location" "$VENV/pip-install.log" >&2
+        log "pip install failed"; exit 1
+    fi
     "$VENV/bin/python" -c "import fastapi, asyncpg, kopf, kmock, prometheus_client" 
     echo "$want" > "$stamp"
 fi

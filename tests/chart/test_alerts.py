@@ -1,7 +1,7 @@
 """The alert rules shipped in the chart, checked and unit-tested with the real promtool.
 
 charts/store-migration/files/alerts*.yaml is the one source: the PrometheusRule template
-includes it, and tests/chart/alerts.test.yaml feeds promtool series that make every alert
+includes them, and tests/chart/alerts.test.yaml feeds promtool series that make every alert
 fire and series that must leave it quiet.
 """
 
@@ -15,7 +15,8 @@ import yaml
 
 from tests.chart.render import CHART, ROOT
 
-RULE_FILES = [CHART / "files" / "alerts.yaml", CHART / "files" / "alerts-replication.yaml"]
+RULE_FILES = [CHART / "files" / name
+              for name in ("alerts.yaml", "alerts-replication.yaml", "alerts-backup.yaml")]
 TEST_FILE = ROOT / "tests" / "chart" / "alerts.test.yaml"
 
 

@@ -42,6 +42,7 @@ SPEC_ALERTS = {
     "StoreMigrationRolledBack",  # rollbacks happening
 }
 REPLICATION_ALERT = "StoreMigrationPostgresReplicationLagHigh"  # replication lag > 10 s
+BACKUP_ALERTS = {"StoreMigrationBackupFailed", "StoreMigrationBackupStale"}  # backup.enabled
 
 LEAST_PRIVILEGE = {
     ("migrations.storemigration.dev", "storemigrations"): {"get", "list", "watch", "patch"},
@@ -236,20 +237,40 @@ def test_production_credentials_come_only_from_the_existing_secret(
     assert "@sha256:" in api["containers"][0]["image"]
 
 
-def test_production_backup_cronjob_keeps_thirty_days(production_docs: Docs) -> None:
+def test_production_backup_cronjob_keeps_thirty_days_and_uploads_to_s3(production_docs: Docs
+                                                                      ) -> None:
+    """Production dumps daily to the PVC (init container) and then off the cluster to S3
+    (the app image). The commands themselves run in tests/postgres/test_backup_restore.py."""
     cron = find(production_docs, "CronJob", "-pg-dump")
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    container = pod["containers"][0]
-    assert container["image"] == "postgres:15"
-    env = env_of(container)
+    (dump,) = pod["initContainers"]
+    assert dump["image"] == "postgres:15"
+    env = env_of(dump)
     assert env["RETENTION_DAYS"] == "30"
+    assert env["BACKUP_DIR"] == "/backups"
     assert env["DATABASE_URL"]["secretKeyRef"]["name"] == "store-migration-db"
-    script = container["command"][-1]
-    assert "pg_dump" in script and "-delete" in script and "RETENTION_DAYS" in script
+    (upload,) = pod["containers"]
+    api = find(production_docs, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0]
+    assert upload["image"] == api["image"]
+    assert upload["command"][:2] == ["python", "api/scripts/backup_to_s3.py"]
+    assert upload["command"][-2:] == ["--dest", "s3://store-migration-backups/prod/pg-dump/"]
+    assert upload["envFrom"] == [{"secretRef": {"name": "store-migration-backup-s3"}}]
+    assert env_of(upload)["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert (ROOT / "api" / "scripts" / "backup_to_s3.py").exists()
+    for container in (dump, upload):
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "backups")
+        assert mount["mountPath"] == "/backups"
     claim = next(v for v in pod["volumes"] if v["name"] == "backups")["persistentVolumeClaim"]
     assert find(production_docs, "PersistentVolumeClaim", "-backups")["metadata"]["name"] == \
         claim["claimName"]
+
+
+def test_backup_without_s3_is_one_pg_dump_container() -> None:
+    docs = template("--set", "secrets.existingSecret=db", "--set", "backup.enabled=true")
+    pod = find(docs, "CronJob", "-pg-dump")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert "initContainers" not in pod
+    assert [c["name"] for c in pod["containers"]] == ["pg-dump"]
 
 
 def test_production_migrate_hook_runs_before_install_and_upgrade(production_docs: Docs) -> None:
@@ -282,8 +303,8 @@ def test_monitoring_objects(production_docs: Docs) -> None:
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
-@pytest.mark.parametrize(("fixture", "extra"), [("default_docs", set()),
-                                                ("production_docs", {REPLICATION_ALERT})])
+@pytest.mark.parametrize(("fixture", "extra"), [
+    ("default_docs", set()), ("production_docs", {REPLICATION_ALERT, *BACKUP_ALERTS})])
 def test_prometheus_rule_carries_every_spec_alert(fixture: str, extra: set[str],
                                                   request: pytest.FixtureRequest) -> None:
     rule = find(request.getfixturevalue(fixture), "PrometheusRule")
