@@ -113,6 +113,10 @@ REVOKE ALL ON FUNCTION storemigration_audit_ddl(), storemigration_audit_drop(),
     storemigration_audit_append_only(), storemigration_audit_role(),
     storemigration_audit_statement(text) FROM PUBLIC;
 REVOKE ALL ON schema_audit FROM PUBLIC, storemigration_app;
+-- Reading the record is allowed, writing it is not: the backup CronJob dumps the
+-- database as the app role, and the record belongs in the dump.
+GRANT SELECT ON schema_audit TO storemigration_app;
+GRANT SELECT ON SEQUENCE schema_audit_id_seq TO storemigration_app;
 
 CREATE EVENT TRIGGER storemigration_audit_ddl ON ddl_command_end
     EXECUTE FUNCTION storemigration_audit_ddl();
