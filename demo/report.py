@@ -76,6 +76,8 @@ def summarize(o: Outcome, logs: str) -> dict[str, Any]:
         "rollbacks": [h for h in history if h.get("type") == "Rollback"],
         "history": history,
         "api_restarts": o.api_restarts,
+        "api_restarts_memory_trusted": o.api_restarts_memory_trusted,
+        "rollback_seconds": o.rollback_seconds,
         "jobs": [{k: j[k] for k in ("name", "exit", "seconds")} for j in o.jobs],
         "traffic": o.traffic,
         "acknowledged_writes_checked": o.verify.get("checked", 0),
@@ -121,10 +123,16 @@ def print_summary(p: Printer, s: dict[str, Any]) -> None:
         p.out(f"    {h.get('time')}: reads {h.get('from')}% -> {h.get('to')}%: {h.get('reason')}"
               + (f" [errorRate {readings.get('errorRate')}, p95 {readings.get('p95Seconds')}s,"
                  f" requests {readings.get('requests')}]" if readings else ""))
+    if s.get("rollback_seconds") is not None:
+        p.out(f"  rollback: reads at 0% on every pod {s['rollback_seconds']:.2f} s after the "
+              "failing evaluation")
     t = s["traffic"]
-    p.out(f"  traffic: {t.get('ok')} answered <500, {t.get('errors_5xx')} 5xx, "
-          f"{t.get('refused_retried')} connection-refused retries during {s['api_restarts']} "
-          f"API restarts, {t.get('unknown_outcome')} unknown outcomes")
+    p.out(f"  traffic: {t.get('ok')} answered <500")
+    p.out(f"  restarts of the API process: {s['api_restarts']} "
+          f"({s['api_restarts_memory_trusted']} while memory was trusted)")
+    p.out(f"  connection errors: {t.get('refused_retried')}")
+    p.out(f"  unknown outcomes: {t.get('unknown_outcome')}")
+    p.out(f"  5xx: {t.get('errors_5xx')}")
     lost = s["lost"]
     verdict = "ZERO RECORDS LOST" if lost == 0 and s["acknowledged_writes_checked"] else "LOSS"
     p.out(f"  zero-loss proof: {s['acknowledged_writes_checked']} acknowledged writes read "

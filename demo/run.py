@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storemigration_operator.core.durations import parse_time
+
 from devcluster.cluster import MIGRATION, NAMESPACE, ROOT, LocalCluster, Timing, migration_spec
 from devcluster.faults import restore_app_access, revoke_app_access, row_counts
 from devcluster.traffic import Traffic, verify_acknowledged
@@ -49,6 +51,8 @@ class Outcome:
     rows: dict[str, int] = field(default_factory=dict)
     jobs: list[dict[str, Any]] = field(default_factory=list)
     api_restarts: int = 0
+    api_restarts_memory_trusted: int = 0
+    rollback_seconds: float | None = None  # failing evaluation -> 0% confirmed on every pod
     traffic: dict[str, Any] = field(default_factory=dict)
     p95_by_phase: dict[str, tuple[int, float]] = field(default_factory=dict)
     server_p95_by_phase: dict[str, float] = field(default_factory=dict)
@@ -157,6 +161,8 @@ async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
                                 for tag, v in traffic.stats.by_tag.items()}
         assert lc.controller is not None
         outcome.api_restarts = len(lc.controller.rollouts) - 1
+        outcome.api_restarts_memory_trusted = sum(r.memory_trusted
+                                                  for r in lc.controller.rollouts[1:])
         for run in lc.controller.jobs.values():
             try:
                 result = json.loads(run.message) if run.message else None
@@ -208,8 +214,8 @@ async def _watch(lc: LocalCluster, opts: Options, outcome: Outcome, traffic: Tra
                 and _rolled_back_after(st, fault_iso):
             if outcome.rollback_seen_at is None:
                 outcome.rollback_seen_at = time.monotonic() - started
-            if lc.deployment_env().get("READ_FROM_POSTGRES_PERCENT") == "0" \
-                    and _rolled_out(lc):
+            if lc.live_at(0):
+                outcome.rollback_seconds = rollback_seconds(st)
                 outcome.reached = True
                 progress(time.monotonic() - started, lc.status(), traffic)
                 return
@@ -225,8 +231,15 @@ def _note_server_p95(outcome: Outcome, tag: str, status: dict[str, Any]) -> None
         outcome.server_p95_by_phase[tag] = max(outcome.server_p95_by_phase.get(tag, 0.0), p95)
 
 
-def _rolled_out(lc: LocalCluster) -> bool:
-    assert lc.kube is not None
-    dep = lc.kube.emulator.obj("apps/v1/deployments", "default", "api") or {}
-    generation = dep.get("metadata", {}).get("generation")
-    return bool((dep.get("status") or {}).get("observedGeneration") == generation)
+def rollback_seconds(status: dict[str, Any]) -> float | None:
+    """From the failing gate evaluation (the reconcile that rolled back, its history entry)
+    to the last pod's confirmation of reads at 0% (status.pods[].confirmedAt: the operator's
+    read-back of each pod's GET /api/admin/switches)."""
+    rollback = next((h for h in reversed(status.get("history") or [])
+                     if h.get("type") == "Rollback"), None)
+    pods = status.get("pods") or []
+    confirmed = [parse_time(p.get("confirmedAt")) for p in pods if p.get("confirmed")]
+    at = parse_time(rollback.get("time")) if rollback else None
+    if at is None or not pods or len(confirmed) != len(pods) or None in confirmed:
+        return None
+    return max(c for c in confirmed if c is not None).timestamp() - at.timestamp()

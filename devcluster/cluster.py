@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kmock
 import yaml
+from storemigration_operator.core.spec import STORES
+from storemigration_operator.core.switchset import adoption_names, config_map_name
 
 from devcluster.api_process import LocalApi
 from devcluster.controller import LocalController
@@ -216,13 +219,20 @@ class LocalCluster:
         labels = {"app.kubernetes.io/name": "store-migration-api"}
         secret_env = [{"name": k, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": k}}}
                       for k in ("DATABASE_URL", "ADMIN_TOKEN")]
+        # As the chart ships it: the migration flags come from the ConfigMap the
+        # StoreMigration will own (optional keys: absent until it exists, the API's
+        # defaults meanwhile), so no adoption restart is needed.
+        switch_env = [{"name": k, "valueFrom": {"configMapKeyRef": {
+            "name": config_map_name(MIGRATION), "key": k, "optional": True}}}
+            for k in adoption_names(tuple(STORES))]
         return {"apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE, "labels": labels},
                 "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
                     "metadata": {"labels": labels},
                     "spec": {"containers": [{
                         "name": CONTAINER, "image": "storemigration-api:local",
-                        "env": [{"name": "APP_ENV", "value": "development"}, *secret_env]}]}}}}
+                        "env": [{"name": "APP_ENV", "value": "development"}, *secret_env,
+                                *switch_env]}]}}}}
 
     async def patch_migration(self, spec: dict[str, Any], name: str = MIGRATION) -> None:
         assert self.kube is not None
@@ -251,6 +261,28 @@ class LocalCluster:
             if c.get("name") == CONTAINER:
                 return {e["name"]: e.get("value") for e in c.get("env") or []}
         return {}
+
+    def switches_config(self, name: str = MIGRATION) -> dict[str, str]:
+        """The data of the ConfigMap the StoreMigration owns (what a restarting pod boots
+        with)."""
+        assert self.kube is not None
+        cm = self.kube.emulator.obj("v1/configmaps", NAMESPACE, f"{name}-switches") or {}
+        return dict(cm.get("data") or {})
+
+    def live_at(self, percent: int, name: str = MIGRATION) -> bool:
+        """The operator wants reads at `percent`, and every API pod confirmed it."""
+        sw = self.status(name).get("switches") or {}
+        return bool(sw.get("confirmed")) and \
+            sw.get("desired", {}).get("READ_FROM_POSTGRES_PERCENT") == str(percent)
+
+    async def api_switches(self) -> dict[str, Any]:
+        """The API process's own GET /api/admin/switches."""
+        async with httpx.AsyncClient(timeout=10) as client:
+            resp = await client.get(f"{self.api.url}/api/admin/switches",
+                                    headers={"Authorization": f"Bearer {self.admin_token}"})
+        resp.raise_for_status()
+        doc: dict[str, Any] = resp.json()
+        return doc
 
     def events(self) -> list[dict[str, Any]]:
         assert self.kube is not None

@@ -1,9 +1,14 @@
 """The controllers a real cluster would run, played for real on this machine.
 
-Deployments: when the API Deployment's pod template env changes, the local API process is
-restarted with the new env (same port, same data dir: a pod replaced on the same volume), and
-only then is the Deployment's status written with observedGeneration, which is what the
-operator waits for (DeploymentObservation.rolled_out) before it moves on.
+Deployments: when the API Deployment's pod template changes (not when a ConfigMap its env
+reads changes: env valueFrom is resolved when a container starts, as the kubelet does), the
+local API process is restarted with the new env (same port, same data dir: a pod replaced on
+the same volume), and only then is the Deployment's status written with observedGeneration,
+which is what the operator waits for before it moves on. The running process is a Pod in
+the emulator with the template's labels, status.podIP 127.0.0.1, its port as the container's
+`http` port and a Ready condition: the address the operator PUTs live switches to. Each
+restart records whether memory was trusted (the API's own GET /api/admin/switches says which
+store each store trusts) just before the old process stopped.
 
 Jobs: each new Job's container command runs as a local process from the repository root with
 the Job's env (secretKeyRef values resolved from the emulator's Secrets) and a per-Job
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import sys
 import time
@@ -25,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from devcluster.api_process import LocalApi
 from devcluster.kube import KubeCluster, now_iso
@@ -51,6 +59,7 @@ class Rollout:
     generation: int
     changed: dict[str, str | None]
     seconds: float
+    memory_trusted: bool = False  # the process it replaced trusted memory for some store
 
 
 @dataclass
@@ -68,6 +77,8 @@ class LocalController:
     jobs: dict[str, JobRun] = field(default_factory=dict)
     rollouts: list[Rollout] = field(default_factory=list)
     _running_env: dict[str, str] | None = None
+    _running_template: str | None = None
+    pod_name: str | None = None
     _job_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _loop_task: asyncio.Task[None] | None = None
     _job_procs: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
@@ -88,6 +99,16 @@ class LocalController:
         for e in entries:
             if "value" in e:
                 env[e["name"]] = str(e["value"])
+                continue
+            cm_ref = (e.get("valueFrom") or {}).get("configMapKeyRef")
+            if cm_ref:
+                cm = self.cluster.emulator.obj("v1/configmaps", self.namespace, cm_ref["name"])
+                data = (cm or {}).get("data") or {}
+                if cm_ref["key"] in data:
+                    env[e["name"]] = str(data[cm_ref["key"]])
+                elif not cm_ref.get("optional"):
+                    raise LookupError(f"configmap {cm_ref['name']}/{cm_ref['key']} not found "
+                                      f"for env {e['name']}")
                 continue
             ref = (e.get("valueFrom") or {}).get("secretKeyRef")
             if ref:
@@ -111,8 +132,10 @@ class LocalController:
             return
         containers = dep["spec"]["template"]["spec"]["containers"]
         container = next(c for c in containers if c["name"] == self.container)
-        env = self.resolve_env(container.get("env") or [])
-        if env != self._running_env or self.api.process is None:
+        template = json.dumps(dep["spec"]["template"], sort_keys=True)
+        if template != self._running_template or self.api.process is None:
+            env = self.resolve_env(container.get("env") or [])  # at container start only
+            trusted = await self.memory_trusted() if self.api.process is not None else False
             started = time.monotonic()
             old = self._running_env or {}
             changed: dict[str, str | None] = {k: v for k, v in env.items() if old.get(k) != v}
@@ -124,9 +147,11 @@ class LocalController:
                 await asyncio.to_thread(self.api.start, env)
             else:
                 await asyncio.to_thread(self.api.restart, env)
-            self._running_env = env
+            self._running_env, self._running_template = env, template
             seconds = time.monotonic() - started
-            self.rollouts.append(Rollout(time.monotonic(), generation, changed, seconds))
+            self.rollouts.append(Rollout(time.monotonic(), generation, changed, seconds,
+                                         trusted))
+            await self.replace_pod(dep, generation)
             self.on_event(f"rollout {self.deployment} gen {generation}: {changed} "
                           f"({seconds:.1f}s)")
         replicas = int(dep["spec"].get("replicas", 1))
@@ -136,6 +161,43 @@ class LocalController:
             {"status": {"observedGeneration": generation, "replicas": replicas,
                         "readyReplicas": replicas, "updatedReplicas": replicas,
                         "availableReplicas": replicas}})
+
+    async def memory_trusted(self) -> bool:
+        """Whether the running API trusts memory for any store (then a restart loses what
+        only memory holds until the journal is replayed)."""
+        token = self._running_env.get("ADMIN_TOKEN") if self._running_env else None
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                resp = await client.get(f"{self.api.url}/api/admin/switches",
+                                        headers={"Authorization": f"Bearer {token}"})
+            routing = resp.json().get("routing") or {}
+            return any(r.get("trusted") == "memory" for r in routing.values())
+        except (httpx.HTTPError, ValueError):
+            env = self._running_env or {}
+            return env.get("STORE_BACKEND", "memory") != "postgres" and \
+                env.get("IN_MEMORY_WRITES", "true") != "false"
+
+    async def replace_pod(self, dep: dict[str, Any], generation: int) -> None:
+        """The API process as a Pod: labels from the template, podIP and port, Ready."""
+        template = dep["spec"]["template"]
+        if self.pod_name is not None:
+            await self.cluster.request(
+                "DELETE", f"/api/v1/namespaces/{self.namespace}/pods/{self.pod_name}")
+        name = f"{self.deployment}-gen{generation}-{len(self.rollouts)}"
+        containers = [{**c, "ports": [{"name": "http", "containerPort": self.api.port}]}
+                      if c["name"] == self.container else c
+                      for c in template["spec"]["containers"]]
+        await self.cluster.create({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": self.namespace,
+                         "labels": dict((template.get("metadata") or {}).get("labels") or {})},
+            "spec": {**template["spec"], "containers": containers}})
+        await self.cluster.request(
+            "PATCH", f"/api/v1/namespaces/{self.namespace}/pods/{name}/status",
+            {"status": {"phase": "Running", "podIP": "127.0.0.1",
+                        "conditions": [{"type": "Ready", "status": "True",
+                                        "lastTransitionTime": now_iso()}]}})
+        self.pod_name = name
 
     # ---- Job controller ----
     async def reconcile_jobs(self) -> None:

@@ -38,6 +38,7 @@ CORE = {
     "v1/events": ("Event", True, set()),
     "v1/pods": ("Pod", True, {"status"}),
     "v1/secrets": ("Secret", True, set()),
+    "v1/configmaps": ("ConfigMap", True, set()),
     "apps/v1/deployments": ("Deployment", True, {"status", "scale"}),
     "batch/v1/jobs": ("Job", True, {"status"}),
     "events.k8s.io/v1/events": ("Event", True, set()),

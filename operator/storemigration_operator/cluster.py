@@ -7,6 +7,7 @@ concurrent edit of the Deployment makes us re-read instead of overwriting someon
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from .core.durations import parse_time
 from .core.jobs import container_env
 from .core.model import DeploymentObservation, JobObservation, JobRequest
 from .core.statuswrite import status_json_patch
+from .core.switchset import PodObservation
 from .settings import OperatorSettings
 
 # (connect, read) seconds on every call: a hung API server fails the reconcile, which kopf
@@ -72,11 +74,15 @@ def observe_deployment(dep: dict[str, Any] | None, container: str
     if dep is None:
         return None
     found = container_of(dep, container)
-    env = {e["name"]: e.get("value") for e in (found[1].get("env") or [])} if found else {}
+    entries = (found[1].get("env") or []) if found else []
+    env = {e["name"]: e.get("value") for e in entries}
+    refs = {e["name"]: ref["name"] for e in entries
+            if (ref := (e.get("valueFrom") or {}).get("configMapKeyRef"))
+            and ref.get("key") == e["name"]}
     status = dep.get("status") or {}
     return DeploymentObservation(
         name=dep["metadata"]["name"], replicas=int(dep["spec"].get("replicas", 1)),
-        container_found=found is not None, env=env,
+        container_found=found is not None, env=env, config_refs=refs,
         image=found[1].get("image") if found else None,
         generation=dep["metadata"].get("generation"),
         observed_generation=status.get("observedGeneration"),
@@ -124,18 +130,96 @@ def observe_jobs(ns: str, owner: str) -> dict[str, JobObservation]:
 
 
 def patch_env(dep: dict[str, Any], container: str, env_set: dict[str, str],
-              env_remove: list[str]) -> None:
+              env_remove: list[str], adopt: list[str] | None = None,
+              config_map: str | None = None) -> None:
+    """Set literal values, remove names, and (adoption) make `adopt` read the ConfigMap key
+    of the same name; optional, so a key the phase does not set leaves the API's default."""
     found = container_of(dep, container)
     assert found is not None
     index, c = found
+    adopt = adopt or []
     env = [e for e in (c.get("env") or []) if e["name"] not in env_set and
-           e["name"] not in env_remove]
+           e["name"] not in env_remove and e["name"] not in adopt]
     env += [{"name": k, "value": v} for k, v in sorted(env_set.items())]
+    env += [{"name": k, "valueFrom": {"configMapKeyRef": {"name": config_map, "key": k,
+                                                          "optional": True}}}
+            for k in adopt]
     meta = dep["metadata"]
     body = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
             {"op": "add", "path": f"/spec/template/spec/containers/{index}/env", "value": env}]
     kubernetes.client.AppsV1Api(api_client()).patch_namespaced_deployment(
         meta["name"], meta["namespace"], body, **RAW)
+
+
+def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"],
+            "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def write_config_map(ns: str, name: str, data: dict[str, str], owner: dict[str, Any]) -> None:
+    """Create or replace the switches' ConfigMap (owned by the StoreMigration)."""
+    core = kubernetes.client.CoreV1Api(api_client())
+    meta: dict[str, Any] = {"name": name, "namespace": ns, "labels": {
+        NAME_LABEL: owner["metadata"]["name"],
+        "app.kubernetes.io/managed-by": "storemigration-operator"},
+        "ownerReferences": [owner_reference(owner)]}
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "data": dict(data),
+                            "metadata": meta}
+    try:
+        current = _json(core.read_namespaced_config_map(name, ns, **RAW))
+    except ApiException as e:
+        if e.status != 404:
+            raise
+        core.create_namespaced_config_map(ns, body, **RAW)  # type: ignore[arg-type]
+        return
+    if current.get("data") != body["data"]:  # guarded like the env patch
+        core.patch_namespaced_config_map(name, ns, [
+            {"op": "test", "path": "/metadata/resourceVersion",
+             "value": current["metadata"]["resourceVersion"]},
+            {"op": "add", "path": "/data", "value": body["data"]}], **RAW)
+
+
+def _port(pod: dict[str, Any], container: str) -> int | None:
+    for c in pod["spec"].get("containers") or []:
+        if c.get("name") == container:
+            ports = c.get("ports") or []
+            named = [p for p in ports if p.get("name") == "http"] or ports
+            return int(named[0]["containerPort"]) if named else None
+    return None
+
+
+def api_pods(ns: str, dep: dict[str, Any], container: str) -> list[PodObservation]:
+    """The Deployment's pods (its selector), each with podIP:port and readiness."""
+    labels = (dep["spec"].get("selector") or {}).get("matchLabels") or {}
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    pods = _json(kubernetes.client.CoreV1Api(api_client()).list_namespaced_pod(
+        ns, label_selector=selector, **RAW))["items"]
+    result = []
+    for pod in pods:
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        status = pod.get("status") or {}
+        ip, port = status.get("podIP"), _port(pod, container)
+        ready = status.get("phase") == "Running" and any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or [])
+        address = f"{ip}:{port}" if ip and port else None
+        result.append(PodObservation(pod["metadata"]["name"], address, ready and bool(address),
+                                     error=None if address else "no podIP or port"))
+    return result
+
+
+def secret_value(ns: str, name: str, key: str) -> str | None:
+    try:
+        secret = _json(kubernetes.client.CoreV1Api(api_client()).read_namespaced_secret(
+            name, ns, **RAW))
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    raw = (secret.get("data") or {}).get(key)
+    return base64.b64decode(raw).decode() if raw is not None else None
 
 
 def job_manifest(req: JobRequest, ns: str, owner: dict[str, Any]) -> dict[str, Any]:
@@ -155,10 +239,8 @@ def job_manifest(req: JobRequest, ns: str, owner: dict[str, Any]) -> dict[str, A
         pod["volumes"] = [{"name": "snapshots", "persistentVolumeClaim": {"claimName": mount[0]}}]
     return {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": req.name, "namespace": ns, "labels": labels, "ownerReferences": [{
-            "apiVersion": owner["apiVersion"], "kind": owner["kind"],
-            "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
-            "controller": True, "blockOwnerDeletion": True}]},
+        "metadata": {"name": req.name, "namespace": ns, "labels": labels,
+                     "ownerReferences": [owner_reference(owner)]},
         "spec": {"backoffLimit": 2, "template": {"metadata": {"labels": labels}, "spec": pod}},
     }
 

@@ -21,11 +21,13 @@ import kopf
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from . import cluster, metrics
+from . import cluster, metrics, podswitches
 from .core.invalid import effective_spec, invalid_spec_plan
+from .core.livestatus import after_apply, merge
 from .core.model import Event, Plan
 from .core.planner import gates_due, plan
 from .core.spec import MigrationSpec
+from .core.switchset import PodObservation
 from .gatesource import gate_source_for
 from .settings import OperatorSettings
 
@@ -81,11 +83,35 @@ def _post(obj: dict[str, Any], events: list[Event]) -> None:
         kopf.event(cast(kopf.Body, obj), type=ev.type, reason=ev.reason, message=ev.message[:1000])
 
 
+async def _admin_token(spec: MigrationSpec, ns: str) -> str | None:
+    ref = spec.admin_token_secret
+    if ref is None:
+        return None
+    return await asyncio.to_thread(cluster.secret_value, ns, ref.name, ref.key)
+
+
 async def _apply(p: Plan, spec: MigrationSpec, owner: dict[str, Any], ns: str,
-                 dep: dict[str, Any] | None, logger: Logger) -> None:
+                 dep: dict[str, Any] | None, token: str | None,
+                 pods: tuple[PodObservation, ...], logger: Logger) -> None:
+    """ConfigMap first (a pod that restarts boots with it), then the env (adoption or
+    Cleanup only), then every pod that has not confirmed, then the Jobs; the pods'
+    read-backs go into the status about to be written."""
+    if p.switches is not None:
+        await asyncio.to_thread(cluster.write_config_map, ns, p.switches.config_map,
+                                dict(p.switches.data), owner)
     if p.env_changed and dep is not None:
-        await asyncio.to_thread(cluster.patch_env, dep, spec.container, p.env_set, p.env_remove)
-        logger.info("env of %s: set %s, removed %s", spec.deployment, p.env_set, p.env_remove)
+        await asyncio.to_thread(cluster.patch_env, dep, spec.container, p.env_set, p.env_remove,
+                                p.env_adopt, p.switches.config_map if p.switches else None)
+        logger.info("env of %s: set %s, removed %s, adopted %s", spec.deployment, p.env_set,
+                    p.env_remove, p.env_adopt)
+    if p.switches is not None and p.pod_targets:
+        answers = await podswitches.apply(p.pod_targets, p.switches, token,
+                                          OperatorSettings().switch_timeout)
+        for pod in answers:
+            logger.info("switches %s on pod %s: %s", p.switches.revision, pod.name,
+                        pod.error or f"confirmed {pod.desired_revision}")
+        p.status = after_apply(p.status, merge(pods, answers), p.switches,
+                               datetime.datetime.now(tz=datetime.UTC))
     for req in p.jobs:
         manifest = cluster.job_manifest(req, ns, owner)
         if await asyncio.to_thread(cluster.create_job, manifest):
@@ -127,10 +153,19 @@ async def reconcile(ns: str, name: str, uid: str, logger: Logger,
         readings = None
         if gates_due(parsed, old, now):
             readings = await gate_source_for(parsed.gates, settings).read(parsed.gates)
-        p = plan(parsed, old, readings, jobs, cluster.observe_deployment(dep, parsed.container),
-                 now, name=name, generation=generation, invalid=error)
         try:
-            await _apply(p, parsed, obj, ns, dep, logger)
+            token = await _admin_token(parsed, ns)
+            pods: tuple[PodObservation, ...] = ()
+            if dep is not None:
+                listed = await asyncio.to_thread(cluster.api_pods, ns, dep, parsed.container)
+                pods = await podswitches.observe(listed, token, settings.switch_timeout)
+        except TRANSIENT as e:
+            raise kopf.TemporaryError(f"cannot observe the API pods: {e}",
+                                      delay=retry) from None
+        p = plan(parsed, old, readings, jobs, cluster.observe_deployment(dep, parsed.container),
+                 now, name=name, generation=generation, invalid=error, pods=pods)
+        try:
+            await _apply(p, parsed, obj, ns, dep, token, pods, logger)
         except TRANSIENT as e:
             raise kopf.TemporaryError(f"cannot apply the plan: {e}", delay=retry) from None
         await write_status(obj, p.status)

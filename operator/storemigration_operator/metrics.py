@@ -18,6 +18,13 @@ GATE_VALUE = Gauge("storemigration_operator_gate_value", "last gate reading",
                    ["namespace", "name", "gate"])
 ROLLBACKS = Counter("storemigration_operator_rollbacks_total", "read rollbacks",
                     ["namespace", "name"])
+POD_READ_PERCENT = Gauge("storemigration_operator_pod_read_percent",
+                         "reads served by PostgreSQL as each API pod reports it applied "
+                         "(actual; storemigration_operator_read_percent is configured)",
+                         ["namespace", "name", "pod", "store"])
+POD_CONFIRMED = Gauge("storemigration_operator_pod_switches_confirmed",
+                      "1 when the pod reports the configured switch revision",
+                      ["namespace", "name", "pod"])
 LAST_VERIFY = Gauge("storemigration_operator_last_verify_success_timestamp_seconds",
                     "when a verify Job last passed", ["namespace", "name"])
 
@@ -42,6 +49,12 @@ def record(namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) 
     added = int(new.get("rollbacks", 0)) - int(old.get("rollbacks", 0))
     if added > 0:
         ROLLBACKS.labels(namespace, name).inc(added)
+    for pod in new.get("pods") or []:
+        POD_CONFIRMED.labels(namespace, name, pod["name"]).set(1 if pod.get("confirmed") else 0)
+        for key, value in (pod.get("switches") or {}).items():
+            store, _, switch = key.partition(".")
+            if switch == "read_percent":
+                POD_READ_PERCENT.labels(namespace, name, pod["name"], store).set(float(value))
     verified = parse_time(new.get("lastVerifySuccessTime"))
     if verified is not None:
         LAST_VERIFY.labels(namespace, name).set(verified.timestamp())

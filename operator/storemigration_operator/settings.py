@@ -40,6 +40,9 @@ class OperatorSettings(BaseSettings):
     metrics_port: int | None = Field(None, description="Serve the operator's metrics on "
                                      "this port (unset: not served).")
     metrics_addr: str = Field("0.0.0.0", description="Address the metrics server binds.")
+    switch_timeout: float = Field(130.0, gt=0, description="Seconds for one API pod to "
+                                  "answer PUT /api/admin/switches (a rollback from "
+                                  "PostgresPrimary rebuilds memory before it answers).")
     prometheus_timeout: float = Field(10.0, gt=0, description="Seconds per Prometheus query.")
     gate_readings_file: Path | None = Field(None, description="A JSON file of readings that "
                                             "stands in for Prometheus (tests, drills).")

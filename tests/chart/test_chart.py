@@ -51,6 +51,8 @@ LEAST_PRIVILEGE = {
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
     ("", "pods"): {"get", "list", "watch"},
     ("", "events"): {"create", "patch"},
+    ("", "configmaps"): {"get", "create", "patch"},  # the live switches' ConfigMap
+    ("", "secrets"): {"get"},  # ADMIN_TOKEN for the admin switches endpoint (one name)
 }
 
 

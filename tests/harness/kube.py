@@ -3,6 +3,11 @@
 The emulator itself lives in devcluster.kube (the demo runs it too); this module adds the
 pytest fixture that serves it with a kubeconfig, and `ClusterSimulator`, which plays the
 controllers with outcomes the test chooses (devcluster.controller runs them for real).
+
+`SwitchPod` STANDS IN FOR THE API POD'S GET/PUT /api/admin/switches in these operator
+tests (the real API takes them in the demo and tests/e2e): it keeps what was PUT, answers
+with it and a fingerprint, and forgets it when its pod is replaced, as a restarted process
+boots from its env again.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp.web
 import attrs
 import kmock
 import pytest
@@ -38,6 +44,52 @@ async def kube_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 @attrs.define
+class SwitchPod:
+    token: str | None = None
+    doc: dict[str, Any] = attrs.field(factory=dict)
+    puts: list[str] = attrs.field(factory=list)
+    reachable: bool = True
+    port: int = 0
+    _runner: aiohttp.web.AppRunner | None = None
+
+    def reset(self) -> None:
+        self.doc = {"desired_revision": None, "fingerprint": "boot", "stores": {},
+                    "last_error": None}
+
+    async def _handle(self, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        if not self.reachable:
+            return aiohttp.web.Response(status=503, text="unreachable")
+        if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return aiohttp.web.Response(status=401, text="bad token")
+        if request.method == "PUT":
+            body = await request.json()
+            self.puts.append(body.get("desired_revision"))
+            stores = dict(self.doc.get("stores") or {})
+            for scope, patch in body.items():
+                if isinstance(patch, dict):
+                    for store in (("graph", "agent_task") if scope == "all" else (scope,)):
+                        stores[store] = {**stores.get(store, {}), **patch}
+            self.doc = {"desired_revision": body.get("desired_revision"),
+                        "fingerprint": json.dumps(stores, sort_keys=True)[:16],
+                        "stores": stores, "last_error": None}
+        return aiohttp.web.json_response(self.doc)
+
+    async def start(self) -> None:
+        self.reset()
+        app = aiohttp.web.Application()
+        app.router.add_route("*", "/api/admin/switches", self._handle)
+        self._runner = aiohttp.web.AppRunner(app)
+        await self._runner.setup()
+        site = aiohttp.web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+@attrs.define
 class ClusterSimulator:
     """Plays the controllers: rolls Deployments out and finishes Jobs as the test decides.
 
@@ -48,13 +100,36 @@ class ClusterSimulator:
     cluster: KubeCluster
     outcomes: dict[str, tuple[bool, dict[str, Any]]] = attrs.field(factory=dict)
     finished: list[str] = attrs.field(factory=list)
+    pod: SwitchPod | None = None  # with it, each Deployment runs one pod answering switches
     _task: asyncio.Task[None] | None = None
+
+    async def _replace_pod(self, dep: dict[str, Any]) -> None:
+        assert self.pod is not None
+        meta, template = dep["metadata"], dep["spec"]["template"]
+        ns = meta["namespace"]
+        for old in self.cluster.emulator.objs("v1/pods", ns):
+            if old["metadata"]["name"].startswith(f"{meta['name']}-gen"):
+                await self.cluster.request(
+                    "DELETE", f"/api/v1/namespaces/{ns}/pods/{old['metadata']['name']}")
+        name = f"{meta['name']}-gen{meta['generation']}"
+        containers = [{**c, "ports": [{"name": "http", "containerPort": self.pod.port}]}
+                      for c in template["spec"]["containers"]]
+        await self.cluster.create({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {
+                "name": name, "namespace": ns, "labels": dict(template["metadata"]["labels"])},
+            "spec": {**template["spec"], "containers": containers}})
+        await self.cluster.request("PATCH", f"/api/v1/namespaces/{ns}/pods/{name}/status", {
+            "status": {"phase": "Running", "podIP": "127.0.0.1",
+                       "conditions": [{"type": "Ready", "status": "True"}]}})
+        self.pod.reset()
 
     async def step(self) -> None:
         emu = self.cluster.emulator
         for dep in emu.objs("apps/v1/deployments"):
             meta = dep["metadata"]
             if (dep.get("status") or {}).get("observedGeneration") != meta["generation"]:
+                if self.pod is not None:
+                    await self._replace_pod(dep)
                 replicas = dep["spec"].get("replicas", 1)
                 await self.cluster.request(
                     "PATCH", f"/apis/apps/v1/namespaces/{meta['namespace']}/deployments/"

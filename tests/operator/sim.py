@@ -1,6 +1,8 @@
-"""A simulated calendar for the planner: a Deployment whose env follows patches at once,
-Jobs whose outcome the test decides, and a status round-tripped through JSON each tick
-(exactly what a restarted operator would read back)."""
+"""A simulated calendar for the planner: a Deployment whose env follows patches at once, a
+ConfigMap and one API pod that take the live switches the plan PUTs (the pod boots from
+the ConfigMap when the template changes), Jobs whose outcome the test decides, and a
+status round-tripped through JSON each tick (exactly what a restarted operator would read
+back)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,11 @@ from storemigration_operator.core.invalid import effective_spec, invalid_spec_pl
 from storemigration_operator.core.model import DeploymentObservation, JobObservation, Plan
 from storemigration_operator.core.planner import gates_due, plan
 from storemigration_operator.core.statuswrite import status_json_patch
+from storemigration_operator.core.switchset import (
+    PodObservation,
+    adoption_names,
+    config_map_name,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HEALTHY = GateReadings(error_rate=0.001, p95_seconds=0.05, mismatch_ratio=0.0, requests=5000)
@@ -37,6 +44,34 @@ class Sim:
     generation: int = 1
     observed_generation: int = 1
     pods_ready: bool = True  # False: new pods crash-loop, the controller never gets them up
+    refs: dict[str, str] = field(default_factory=dict)  # env name -> ConfigMap (adopted)
+    config: dict[str, str] = field(default_factory=dict)  # the switches' ConfigMap data
+    pod_revision: str | None = None  # the desired_revision the API pod last applied
+    pod_switches: dict[str, str] = field(default_factory=dict)  # what it applied
+    pod_reachable: bool = True
+    puts: list[str] = field(default_factory=list)  # every PUT's desired_revision
+    config_set: dict[str, str] = field(default_factory=dict)  # this tick's ConfigMap change
+    config_removed: list[str] = field(default_factory=list)
+    adopted: bool = True  # the Deployment reads its flags from the ConfigMap, as the chart's
+
+    def __post_init__(self) -> None:
+        spec, _ = effective_spec(self.spec_doc, {})
+        if self.adopted and spec is not None and not self.refs:
+            self.refs = {n: config_map_name("sm") for n in adoption_names(tuple(spec.stores))}
+
+    @property
+    def live(self) -> dict[str, str | None]:
+        """The env the API runs with: literal values, and the ConfigMap's for adopted names
+        (a key absent from the ConfigMap leaves the variable unset)."""
+        env = {k: v for k, v in self.env.items() if k not in self.refs}
+        env.update({k: self.config[k] for k in self.refs if k in self.config})
+        return env
+
+    def pods(self) -> tuple[PodObservation, ...]:
+        if not self.pod_reachable:
+            return (PodObservation("api-0", "10.0.0.1:8000", True, error="ConnectError"),)
+        return (PodObservation("api-0", "10.0.0.1:8000", self.pods_ready, self.pod_revision,
+                               "fp" if self.pod_revision else None, dict(self.pod_switches)),)
 
     def deployment(self) -> DeploymentObservation:
         """The Deployment as its controller reports it: a changed template is one tick old
@@ -44,13 +79,17 @@ class Sim:
         rolled = self.observed_generation >= self.generation and self.pods_ready
         return DeploymentObservation(
             name="api", replicas=self.replicas, env=dict(self.env), image="api:1",
+            config_refs=dict(self.refs),
             generation=self.generation, observed_generation=self.observed_generation,
             status_replicas=self.replicas if rolled else self.replicas + 1,
             updated_replicas=self.replicas if rolled else 0,
             available_replicas=self.replicas if rolled else self.replicas - 1 if
             self.pods_ready else 0)
 
-    def tick(self, advance: timedelta = timedelta(0)) -> Plan:
+    def tick(self, advance: timedelta = timedelta(0), crash: str | None = None) -> Plan:
+        """One reconcile. `crash` kills the operator mid-apply: "after_config_map" (the
+        ConfigMap written, no pod PUT, no status write) or "after_put" (ConfigMap and pods
+        done, no status write); the next tick is the restarted operator."""
         self.now += advance
         spec, error = effective_spec(self.spec_doc, self.status)
         self.observed_generation = self.generation  # the controller caught up since last tick
@@ -60,12 +99,30 @@ class Sim:
             due = gates_due(spec, self.status, self.now)
             p = plan(spec, self.status, self.readings(self.now) if due else None,
                      dict(self.jobs), self.deployment(), self.now, name="sm", generation=1,
-                     invalid=error)
+                     invalid=error, pods=self.pods())
         self.env.update(p.env_set)
         for name in p.env_remove:
             self.env.pop(name, None)
+            self.refs.pop(name, None)
+        for name in p.env_adopt:
+            self.env.pop(name, None)
+            self.refs[name] = p.switches.config_map if p.switches else ""
+        self.config_set, self.config_removed = {}, []
+        if p.switches is not None:
+            new = dict(p.switches.data)
+            self.config_set = {k: v for k, v in new.items() if self.config.get(k) != v}
+            self.config_removed = sorted(k for k in self.config if k not in new)
+            self.config = new
         if p.env_changed:
             self.generation += 1
+            self.pod_revision, self.pod_switches = None, {}  # a new pod, booted from env
+        if crash == "after_config_map":
+            return p
+        if p.switches is not None and p.pod_targets and self.pod_reachable:
+            self.puts.append(p.switches.revision)
+            self.pod_revision, self.pod_switches = p.switches.revision, p.switches.switches
+        if crash == "after_put":
+            return p
         for req in p.jobs:
             if req.name not in self.jobs and req.name not in self.created:
                 self.created.append(req.name)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kopf.testing import KopfRunner
 
-from tests.harness.kube import ClusterSimulator, KubeCluster
+from tests.harness.kube import ClusterSimulator, KubeCluster, SwitchPod
 
 os.environ.setdefault("OPERATOR_TIMER_INTERVAL", "0.5")
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,8 +73,10 @@ async def test_operator_drives_the_migration_to_postgres_primary(kube_cluster, t
     monkeypatch.setenv("OPERATOR_GATE_READINGS_FILE", str(readings))
     await kube_cluster.apply_file(ROOT / "crds" / "storemigrations.yaml")
     await kube_cluster.create(deployment())
+    pod = SwitchPod()
+    await pod.start()
     sim = ClusterSimulator(kube_cluster, {k: (True, {"mismatch_ratio": 0.0, "checked": 42})
-                                          for k in KINDS})
+                                          for k in KINDS}, pod=pod)
     sim.start(0.1)
     args = ["run", "-m", "storemigration_operator.handlers", "--standalone",
             "--namespace", "default"]
@@ -84,7 +86,9 @@ async def test_operator_drives_the_migration_to_postgres_primary(kube_cluster, t
                 await kube_cluster.create(migration("bad", readStep={"start": 150}))
             await kube_cluster.create(migration("move"))
             await wait_for(kube_cluster, "move", lambda s: s.get("phase") == "DualWrite")
-            assert env_of(kube_cluster)["DUAL_WRITE_MODE"] == "true"
+            await wait_for(kube_cluster, "move", lambda s: (s.get("switches") or {}).get(
+                "confirmed") and s["switches"]["desired"].get("DUAL_WRITE_MODE") == "true")
+            assert pod.doc["stores"]["graph"]["dual_write"] is True
             obj = await wait_for(kube_cluster, "move",
                                  lambda s: s.get("phase") == "ReadSwitchover")
             assert obj["status"]["readPercent"] == 50
@@ -95,12 +99,29 @@ async def test_operator_drives_the_migration_to_postgres_primary(kube_cluster, t
                 "storemigrations", stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE)
             out, err = await proc.communicate()
+        generation = kube_cluster.emulator.obj("apps/v1/deployments", "default",
+                                               "api")["metadata"]["generation"]
+        obj = await wait_for(kube_cluster, "move", lambda s: (s.get("switches") or {}).get(
+            "confirmed") and s["switches"]["desired"].get("IN_MEMORY_WRITES") == "false")
     finally:
         await sim.stop()
+        await pod.stop()
     assert runner.exit_code == 0, runner.output
-    env = env_of(kube_cluster)
-    assert env == {"DATABASE_URL": "postgresql://db/app", "DUAL_WRITE_MODE": "true",
-                   "READ_FROM_POSTGRES_PERCENT": "100", "IN_MEMORY_WRITES": "false"}
+    # One env patch, the adoption in Preparation: every flag reads the ConfigMap since.
+    assert generation == 2 and obj["status"]["adoption"]["phase"] == "Preparation"
+    assert env_of(kube_cluster) == {"DATABASE_URL": "postgresql://db/app",
+                                    "DUAL_WRITE_MODE": None, "IN_MEMORY_WRITES": None,
+                                    "READ_FROM_POSTGRES_PERCENT": None,
+                                    "REHYDRATE_ON_START": None}
+    cm = kube_cluster.emulator.obj("v1/configmaps", "default", "move-switches")
+    assert cm["data"] == {"DUAL_WRITE_MODE": "true", "READ_FROM_POSTGRES_PERCENT": "100",
+                          "IN_MEMORY_WRITES": "false"}
+    assert cm["metadata"]["ownerReferences"][0]["name"] == "move"
+    assert pod.doc["stores"]["graph"] == {"dual_write": True, "read_percent": 100,
+                                          "memory_writes": False}
+    assert pod.puts[-1] == obj["status"]["switches"]["revision"]
+    assert [p["name"] for p in obj["status"]["pods"]] == ["api-gen2"]
+    assert obj["status"]["pods"][0]["confirmed"] is True
     status = obj["status"]
     assert [h["to"] for h in status["history"] if h["type"] == "Step"] == [50, 100]
     kinds = {j["metadata"]["labels"]["storemigration.dev/job-kind"]

@@ -16,7 +16,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from storemigration_operator import cluster, handlers
 
-from tests.harness.kube import ClusterSimulator, KubeCluster
+from tests.harness.kube import ClusterSimulator, KubeCluster, SwitchPod
 
 from .sim import HEALTHY, Sim
 from .test_e2e_operator import deployment, env_of
@@ -34,17 +34,26 @@ async def kopf_applies(cluster_: KubeCluster, patch: kopf.Patch) -> None:
         await cluster_.request("PATCH", f"{SM}/sm/status", {"status": dict(patch["status"])})
 
 
-async def migration_at_30_percent(kube: KubeCluster) -> dict[str, Any]:
+def config_map(kube: KubeCluster) -> dict[str, str]:
+    cm = kube.emulator.obj("v1/configmaps", "default", "sm-switches")
+    assert cm is not None
+    return dict(cm["data"])
+
+
+async def migration_at_30_percent(kube: KubeCluster, pod: SwitchPod) -> dict[str, Any]:
     """A StoreMigration whose stored status is the planner's own at 30% reads (the simulated
-    calendar ends now, so its times are the real clock's), and the Deployment's env to match."""
+    calendar ends now, so its times are the real clock's), the Deployment adopted (its flags
+    from the ConfigMap) and one pod answering the switches."""
     sim = Sim(copy.deepcopy(SPEC), now=datetime.now(tz=UTC) - timedelta(hours=4))
     sim.run_until(lambda: sim.percent == 30, timedelta(minutes=5), limit=100)
     await kube.apply_file(ROOT / "crds" / "storemigrations.yaml")
     dep = deployment()
     dep["spec"]["template"]["spec"]["containers"][0]["env"] = [
-        {"name": k, "value": v} for k, v in sim.env.items()]
+        {"name": k, "value": v} for k, v in sim.env.items()] + [
+        {"name": k, "valueFrom": {"configMapKeyRef": {"name": cm, "key": k, "optional": True}}}
+        for k, cm in sim.refs.items()]
     await kube.create(dep)
-    await ClusterSimulator(kube).step()  # the Deployment is rolled out
+    await ClusterSimulator(kube, pod=pod).step()  # the Deployment is rolled out, a pod runs
     await kube.create({"apiVersion": "migrations.storemigration.dev/v1alpha1",
                        "kind": "StoreMigration", "metadata": {"name": "sm",
                                                               "namespace": "default"},
@@ -75,12 +84,17 @@ async def test_a_change_handler_with_a_stale_body_cannot_undo_the_timers_rollbac
     readings = tmp_path / "readings.json"
     monkeypatch.setenv("OPERATOR_GATE_READINGS_FILE", str(readings))
     monkeypatch.setattr(kopf, "event", lambda *a, **k: None)
-    stale = await migration_at_30_percent(kube_cluster)
+    pod = SwitchPod()
+    await pod.start()
+    stale = await migration_at_30_percent(kube_cluster, pod)
     # Both handlers were woken with the same body; the timer runs first, Prometheus fails.
     readings.write_text(json.dumps(FAILING))
     await call(handlers.on_timer, kube_cluster, stale)
     assert stored(kube_cluster)["readPercent"] == 0
-    assert env_of(kube_cluster)["READ_FROM_POSTGRES_PERCENT"] == "0"
+    assert config_map(kube_cluster)["READ_FROM_POSTGRES_PERCENT"] == "0"
+    assert pod.doc["stores"]["graph"]["read_percent"] == 0  # applied live, then read back
+    assert stored(kube_cluster)["pods"][0]["confirmed"] is True
+    assert env_of(kube_cluster)["READ_FROM_POSTGRES_PERCENT"] is None  # from the ConfigMap
     # The user paused meanwhile; on_change was handed the body from before the rollback.
     await kube_cluster.request("PATCH", f"{SM}/sm", {"spec": {"paused": True}})
     paused = copy.deepcopy(stale)
@@ -94,11 +108,13 @@ async def test_a_change_handler_with_a_stale_body_cannot_undo_the_timers_rollbac
     await kube_cluster.request("PATCH", f"{SM}/sm", {"spec": {"paused": False}})
     await call(handlers.on_change, kube_cluster, stale)
     assert stored(kube_cluster)["readPercent"] == 0
-    assert env_of(kube_cluster)["READ_FROM_POSTGRES_PERCENT"] == "0"
+    assert config_map(kube_cluster)["READ_FROM_POSTGRES_PERCENT"] == "0"
+    assert pod.doc["stores"]["graph"]["read_percent"] == 0
+    await pod.stop()
 
 
 async def test_a_status_write_from_an_old_version_is_a_conflict_and_a_retry(kube_cluster):
-    obj = await migration_at_30_percent(kube_cluster)
+    obj = await migration_at_30_percent(kube_cluster, SwitchPod())
     await kube_cluster.request("PATCH", f"{SM}/sm/status", {"status": {"reason": "Other"}})
     with pytest.raises(ApiException):
         await asyncio.to_thread(cluster.write_status, "default", "sm", {"readPercent": 0},

@@ -36,6 +36,10 @@ def test_metrics_follow_status_and_are_served(monkeypatch: pytest.MonkeyPatch) -
         "rollbacks": 1,
         "lastGate": {"errorRate": 0.25, "p95Seconds": "+Inf", "requests": 400},
         "lastVerifySuccessTime": "2026-01-02T03:04:05.000Z",
+        "pods": [{"name": "api-0", "confirmed": True,
+                  "switches": {"graph.read_percent": "0", "graph.dual_write": "true",
+                               "agent_task.read_percent": "30"}},
+                 {"name": "api-1", "confirmed": False, "switches": {}}],
     }
     metrics.record("prod", "graph", before, after)
     text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
@@ -49,5 +53,11 @@ def test_metrics_follow_status_and_are_served(monkeypatch: pytest.MonkeyPatch) -
     assert sample(text, "storemigration_operator_gate_value", name="graph",
                   gate="p95Seconds") == float("inf")
     assert sample(text, "storemigration_operator_rollbacks_total", name="graph") >= 1
+    assert sample(text, "storemigration_operator_pod_read_percent", name="graph", pod="api-0",
+                  store="agent_task") == 30
+    assert sample(text, "storemigration_operator_pod_read_percent", name="graph", pod="api-0",
+                  store="graph") == 0
+    assert sample(text, "storemigration_operator_pod_switches_confirmed", name="graph",
+                  pod="api-1") == 0
     assert sample(text, "storemigration_operator_last_verify_success_timestamp_seconds",
                   name="graph") == 1767323045.0

@@ -30,8 +30,8 @@ def steps(sim: Sim) -> list[dict]:
 def test_default_schedule_reaches_100_in_ten_daily_steps_then_primary_hold_and_cleanup():
     sim = Sim(dict(BASE))
     sim.tick()
-    assert sim.phase == "DualWrite" and sim.env["DUAL_WRITE_MODE"] == "true"
-    assert sim.env["READ_FROM_POSTGRES_PERCENT"] == "0" and sim.env["IN_MEMORY_WRITES"] == "true"
+    assert sim.phase == "DualWrite" and sim.live["DUAL_WRITE_MODE"] == "true"
+    assert sim.live["READ_FROM_POSTGRES_PERCENT"] == "0" and sim.live["IN_MEMORY_WRITES"] == "true"
     sim.run_until(lambda: sim.phase == "ReadSwitchover", H, limit=10)
     assert sim.created[:2] == ["sm-backfill-1", "sm-verify-1"]  # backfill after dual-write
     start = sim.now
@@ -43,10 +43,10 @@ def test_default_schedule_reaches_100_in_ten_daily_steps_then_primary_hold_and_c
     assert [p for _, p in seen] == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
     assert all(b[0] - a[0] == timedelta(hours=24) for a, b in zip(seen, seen[1:], strict=False))
     assert sim.now - start == timedelta(days=9)
-    assert sim.env["READ_FROM_POSTGRES_PERCENT"] == "100"
+    assert sim.live["READ_FROM_POSTGRES_PERCENT"] == "100"
     sim.run_until(lambda: sim.phase == "PostgresPrimary", H, limit=30)
     assert any(n.startswith("sm-snapshot-") for n in sim.created)
-    assert sim.env["IN_MEMORY_WRITES"] == "false"
+    assert sim.live["IN_MEMORY_WRITES"] == "false"
     entered = sim.now
     sim.run_until(lambda: sim.status["reason"] == "CleanupApprovalRequired", H, limit=60)
     assert sim.now - entered == timedelta(hours=48)
@@ -67,7 +67,8 @@ def test_error_spike_at_any_step_returns_reads_to_zero_on_next_reconcile(spike_a
     sim.run_until(lambda: sim.percent == spike_at, H, limit=300)
     sim.readings = lambda now: GateReadings(error_rate=0.05, p95_seconds=0.05, requests=5000)
     p = sim.tick(timedelta(minutes=1))
-    assert sim.percent == 0 and p.env_set == {"READ_FROM_POSTGRES_PERCENT": "0"}
+    assert sim.percent == 0 and not p.env_changed
+    assert sim.config_set == {"READ_FROM_POSTGRES_PERCENT": "0"}
     rollback = sim.status["history"][-1]
     assert rollback["type"] == "Rollback" and rollback["from"] == spike_at
     assert "error rate 0.0500 > 0.01" in rollback["reason"]
@@ -168,7 +169,8 @@ def test_a_failed_gate_still_rolls_back_while_paused():
     sim.tick(H)
     sim.readings = lambda now: GateReadings(error_rate=0.3, p95_seconds=0.05, requests=5000)
     p = sim.tick(timedelta(minutes=1))
-    assert sim.percent == 0 and p.env_set == {"READ_FROM_POSTGRES_PERCENT": "0"}
+    assert sim.percent == 0 and not p.env_changed
+    assert sim.config_set == {"READ_FROM_POSTGRES_PERCENT": "0"}
     assert sim.condition("Degraded")["reason"] == "RolledBack"
 
 
@@ -184,7 +186,7 @@ def test_an_invalid_spec_keeps_the_gates_running_with_the_last_valid_spec():
     assert sim.events().count(("Warning", "InvalidSpec")) == 1
     sim.readings = lambda now: GateReadings(error_rate=0.3, p95_seconds=0.05, requests=5000)
     sim.tick(timedelta(minutes=1))
-    assert sim.percent == 0 and sim.env["READ_FROM_POSTGRES_PERCENT"] == "0"
+    assert sim.percent == 0 and sim.live["READ_FROM_POSTGRES_PERCENT"] == "0"
     sim.readings = lambda now: HEALTHY
     del sim.spec_doc["readStep"]
     sim.run_until(lambda: sim.percent == 10, H, limit=30)
@@ -193,7 +195,7 @@ def test_an_invalid_spec_keeps_the_gates_running_with_the_last_valid_spec():
 def primary(sim: Sim) -> Sim:
     sim.tick()
     sim.run_until(lambda: sim.phase == "PostgresPrimary", H, limit=60)
-    assert "false" in {sim.env.get("IN_MEMORY_WRITES"), sim.env.get(
+    assert "false" in {sim.live.get("IN_MEMORY_WRITES"), sim.live.get(
         "GRAPH_STORE_IN_MEMORY_WRITES")}
     return sim
 
@@ -203,21 +205,21 @@ def test_lowering_target_from_postgres_primary_rehydrates_at_start_up_then_reads
                            readStep={"interval": "1h"}, verify={"interval": "1h"})))
     sim.spec_doc["targetPhase"] = "DualWrite"
     p = sim.tick(timedelta(minutes=1))
-    assert p.env_set == {"IN_MEMORY_WRITES": "true", "REHYDRATE_ON_START": "true"} and not p.jobs
-    assert sim.env["READ_FROM_POSTGRES_PERCENT"] == "100"  # one env change, reads stay put
+    assert not p.env_changed and not p.jobs  # applied live, no restart
+    assert sim.config_set == {"IN_MEMORY_WRITES": "true", "REHYDRATE_ON_START": "true"}
+    assert sim.live["READ_FROM_POSTGRES_PERCENT"] == "100"  # reads stay put
     sim.pods_ready = False  # the new pod is still rebuilding memory from PostgreSQL
     for _ in range(3):
         p = sim.tick(timedelta(minutes=1))
         assert not p.env_changed and sim.status["reason"] == "WaitingForRehydrate"
     sim.pods_ready = True
     p = sim.tick(timedelta(minutes=1))
-    assert p.env_set == {"READ_FROM_POSTGRES_PERCENT": "0"}
-    assert p.env_remove == ["REHYDRATE_ON_START"]
+    assert not p.env_changed and sim.config_set == {"READ_FROM_POSTGRES_PERCENT": "0"}
+    assert sim.config_removed == ["REHYDRATE_ON_START"]
     assert sim.status["history"][-1]["type"] == "Rollback"
     sim.run_until(lambda: sim.phase == "DualWrite", H, limit=5)
     assert not [n for n in sim.created if "rehydrate" in n]
-    assert "REHYDRATE_ON_START" not in sim.env and "REHYDRATE_ON_START" not in \
-        sim.status["ownedEnv"]
+    assert "REHYDRATE_ON_START" not in sim.live and "REHYDRATE_ON_START" not in sim.config
 
 
 def test_rollback_from_postgres_primary_needs_one_replica_and_does_not_scale():
@@ -233,22 +235,22 @@ def test_rollback_from_postgres_primary_needs_one_replica_and_does_not_scale():
     assert sim.replicas == 3
     sim.replicas = 1
     sim.tick(timedelta(minutes=1))
-    assert sim.phase == "ReadSwitchover" and sim.env["IN_MEMORY_WRITES"] == "true"
+    assert sim.phase == "ReadSwitchover" and sim.live["IN_MEMORY_WRITES"] == "true"
 
 
 def test_only_owned_env_per_store_names_and_reads_lowering_is_instant():
     sim = Sim(dict(BASE, stores=["graph"], targetPhase="ReadSwitchover"))
     sim.env["READ_FROM_POSTGRES_PERCENT"] = "7"  # the global name belongs to someone else
     to_read_switchover(sim)
-    assert sim.env["GRAPH_STORE_READ_FROM_POSTGRES_PERCENT"] == "10"
-    assert sim.env["READ_FROM_POSTGRES_PERCENT"] == "7" and "DUAL_WRITE_MODE" not in sim.env
+    assert sim.live["GRAPH_STORE_READ_FROM_POSTGRES_PERCENT"] == "10"
+    assert sim.live["READ_FROM_POSTGRES_PERCENT"] == "7" and "DUAL_WRITE_MODE" not in sim.live
     assert set(sim.status["ownedEnv"]) == {
         "GRAPH_STORE_DUAL_WRITE_MODE", "GRAPH_STORE_READ_FROM_POSTGRES_PERCENT",
-        "GRAPH_STORE_IN_MEMORY_WRITES"}
+        "GRAPH_STORE_IN_MEMORY_WRITES", "REHYDRATE_ON_START"}  # all from the ConfigMap
     sim.spec_doc["targetPhase"] = "Preparation"
     sim.tick(timedelta(minutes=1))
-    assert sim.phase == "Preparation" and sim.env["GRAPH_STORE_DUAL_WRITE_MODE"] == "false"
-    assert sim.env["GRAPH_STORE_READ_FROM_POSTGRES_PERCENT"] == "0"
+    assert sim.phase == "Preparation" and sim.live["GRAPH_STORE_DUAL_WRITE_MODE"] == "false"
+    assert sim.live["GRAPH_STORE_READ_FROM_POSTGRES_PERCENT"] == "0"
 
 
 def test_failed_verify_rolls_back_and_failed_backfill_waits_for_retry_token():
@@ -438,12 +440,13 @@ def test_deployment_and_stores_are_immutable_after_creation(change):
 def test_owned_env_that_is_no_longer_wanted_is_removed():
     sim = Sim(dict(BASE, targetPhase="DualWrite"))
     sim.run_until(lambda: sim.phase == "DualWrite", H, limit=3)
-    assert sim.env["IN_MEMORY_WRITES"] == "true"
+    assert sim.live["IN_MEMORY_WRITES"] == "true"
     sim.spec_doc["targetPhase"] = "Preparation"
     sim.tick(H)
-    assert "IN_MEMORY_WRITES" not in sim.env  # the API's default again, as before migration
-    sim.tick(H)  # owned until the removal is seen in the Deployment
-    assert sim.status["ownedEnv"] == ["DUAL_WRITE_MODE", "READ_FROM_POSTGRES_PERCENT"]
+    assert "IN_MEMORY_WRITES" not in sim.live  # the API's default again, as before migration
+    assert "IN_MEMORY_WRITES" not in sim.config and not sim.plans[-1].env_changed
+    assert sim.status["ownedEnv"] == ["DUAL_WRITE_MODE", "IN_MEMORY_WRITES",
+                                      "READ_FROM_POSTGRES_PERCENT", "REHYDRATE_ON_START"]
 
 
 def fast(**extra) -> dict:
@@ -471,7 +474,7 @@ def test_a_failed_full_verify_rolls_reads_back_and_stays_off_postgres_primary():
                                                "missing_count": 3}) if kind == "verify-full" \
         else ("Succeeded", {"mismatch_ratio": 0.0})
     sim.run_until(lambda: sim.percent == 0, H, limit=5)
-    assert sim.phase == "ReadSwitchover" and sim.env["IN_MEMORY_WRITES"] == "true"
+    assert sim.phase == "ReadSwitchover" and sim.live["IN_MEMORY_WRITES"] == "true"
     assert "full verify Job sm-verify-full-1 failed" in sim.status["history"][-1]["reason"]
     assert not any("snapshot" in n for n in sim.created)
 
@@ -495,10 +498,12 @@ def test_a_one_store_rollback_from_primary_uses_the_global_rehydrate_switch():
     sim = primary(Sim(fast(stores=["graph"])))
     sim.spec_doc["targetPhase"] = "ReadSwitchover"
     p = sim.tick(timedelta(minutes=1))
-    assert p.env_set == {"GRAPH_STORE_IN_MEMORY_WRITES": "true", "REHYDRATE_ON_START": "true"}
+    assert not p.env_changed
+    assert sim.config_set == {"GRAPH_STORE_IN_MEMORY_WRITES": "true",
+                              "REHYDRATE_ON_START": "true"}
     sim.tick(timedelta(minutes=1))
-    assert "REHYDRATE_ON_START" not in sim.env
-    assert sim.env["GRAPH_STORE_READ_FROM_POSTGRES_PERCENT"] == "0"
+    assert "REHYDRATE_ON_START" not in sim.live
+    assert sim.live["GRAPH_STORE_READ_FROM_POSTGRES_PERCENT"] == "0"
 
 
 def test_a_gate_interval_longer_than_the_window_is_an_invalid_spec():

@@ -147,7 +147,7 @@ def test_promote_takes_the_next_read_step_now_when_every_evaluation_passed():
     assert answer["result"] == "Accepted" and answer["token"] == "1"
     assert sim.percent == 20 and steps(sim) == [10, 20]
     assert sim.status["history"][-1]["reason"] == "promoted (spec.promoteToken)"
-    assert sim.env["READ_FROM_POSTGRES_PERCENT"] == "20"
+    assert sim.live["READ_FROM_POSTGRES_PERCENT"] == "20"
     sim.tick(M)
     assert sim.percent == 20  # one step per token
     assert sim.status["promotion"]["token"] == "1"
@@ -234,7 +234,8 @@ def test_abort_sends_reads_to_zero_and_holds_until_resumed():
     sim.run_until(lambda: sim.percent == 30, H, limit=60)
     sim.spec_doc["abort"] = True
     p = sim.tick(M)
-    assert sim.percent == 0 and p.env_set == {"READ_FROM_POSTGRES_PERCENT": "0"}
+    assert sim.percent == 0 and not p.env_changed
+    assert sim.config_set == {"READ_FROM_POSTGRES_PERCENT": "0"}
     assert sim.status["history"][-1] | {"time": None} == {
         "time": None, "type": "Abort", "phase": "ReadSwitchover", "readPercent": 0,
         "reason": "spec.abort: reads back on memory", "from": 30, "to": 0}
@@ -256,10 +257,11 @@ def test_abort_from_postgres_primary_rebuilds_memory_first_then_reads_zero():
     sim.run_until(lambda: sim.phase == "PostgresPrimary", H, limit=60)
     sim.spec_doc["abort"] = True
     p = sim.tick(M)
-    assert p.env_set == {"IN_MEMORY_WRITES": "true", "REHYDRATE_ON_START": "true"}
+    assert not p.env_changed
+    assert sim.config_set == {"IN_MEMORY_WRITES": "true", "REHYDRATE_ON_START": "true"}
     assert sim.phase == "ReadSwitchover" and sim.percent == 100
     sim.tick(M)
-    assert sim.percent == 0 and "REHYDRATE_ON_START" not in sim.env
+    assert sim.percent == 0 and "REHYDRATE_ON_START" not in sim.live
     for _ in range(10):
         sim.tick(H)
     assert sim.phase == "ReadSwitchover" and sim.percent == 0

@@ -20,6 +20,14 @@ from .gates import GateReadings
 from .model import DeploymentObservation, Event, JobObservation, Plan
 from .spec import MigrationSpec, Phase
 from .status import GateEvaluation, GateInterval, HistoryEntry, MigrationStatus, read_status
+from .switchset import (
+    DesiredSwitches,
+    PodObservation,
+    adoption_names,
+    config_map_name,
+    confirmation,
+    desired_switches,
+)
 
 CLOCK_FIELDS = ("last_step_time", "gate_window_start", "phase_entered_time",
                 "last_gate_success_time", "last_verify_success_time", "retry_token_time",
@@ -38,6 +46,7 @@ class Observed:
     readings: GateReadings | None
     jobs: Mapping[str, JobObservation]
     deployment: DeploymentObservation | None
+    pods: tuple[PodObservation, ...] = ()
 
 
 @dataclass
@@ -128,6 +137,36 @@ class Context:
     def desired(self) -> tuple[dict[str, str], list[str]]:
         return desired_env(self.phase, self.st.read_percent, tuple(self.spec.stores),
                            rehydrate=self.st.rehydrate is not None)
+
+
+    def switches(self) -> DesiredSwitches:
+        return desired_switches(self.name, self.phase, self.st.read_percent,
+                                tuple(self.spec.stores), rehydrate=self.st.rehydrate is not None)
+
+    def adopted(self) -> bool:
+        return self.dep.adopted(adoption_names(tuple(self.spec.stores)),
+                                config_map_name(self.name))
+
+    def live_ready(self, confirm: bool = True) -> bool:
+        """The Deployment reads its switches from the ConfigMap, runs that template on every
+        replica, and (with `confirm`) every ready pod confirmed the desired switches."""
+        if not self.adopted():
+            self.wait_unless_said("WaitingForAdoption", "waiting for the Deployment to read "
+                                  f"its switches from ConfigMap {config_map_name(self.name)} "
+                                  "(the one adoption restart)")
+            return False
+        if not self.dep.observed():
+            self.wait_unless_said("WaitingForRollout", f"waiting for every replica of "
+                                  f"Deployment {self.dep.name} to run its current template")
+            return False
+        if not confirm:
+            return True
+        done, pending = confirmation(self.seen.pods, self.switches())
+        if not done:
+            who = ", ".join(pending) if pending else "no ready API pod found"
+            self.wait_unless_said("WaitingForPods", f"waiting for every API pod to confirm "
+                                  f"the switches ({who})")
+        return done
 
 
 def start(spec: MigrationSpec, status: Mapping[str, Any], seen: Observed, now: datetime,

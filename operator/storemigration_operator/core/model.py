@@ -1,7 +1,8 @@
 """What the planner sees (observations) and what it decides (a Plan).
 
 Observations are plain values gathered by the handlers from the cluster; the Plan is applied
-by them in one pass: env patch, Job creation, events, then a single status patch.
+by them in one pass: ConfigMap and live switches on every pod (or, at adoption and Cleanup
+only, an env patch), Job creation, events, then a single status patch.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from .switchset import DesiredSwitches, PodObservation
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,15 @@ class DeploymentObservation:
     status_replicas: int | None = None
     updated_replicas: int | None = None
     available_replicas: int | None = None
+    config_refs: Mapping[str, str] = field(default_factory=dict)  # env name -> ConfigMap
+
+    def adopted(self, names: list[str], config_map: str) -> bool:
+        """Every name comes from the ConfigMap (env valueFrom.configMapKeyRef, same key)."""
+        return all(self.config_refs.get(n) == config_map for n in names)
+
+    def observed(self) -> bool:
+        """The controller saw this generation and every replica is updated and available."""
+        return self.rolled_out({}, [])
 
     def rolled_out(self, to_set: Mapping[str, str], to_remove: list[str]) -> bool:
         """The env is what we asked for and the new pods run it, as `kubectl rollout status`
@@ -74,6 +86,9 @@ class Plan:
 
     env_set: dict[str, str] = field(default_factory=dict)
     env_remove: list[str] = field(default_factory=list)
+    env_adopt: list[str] = field(default_factory=list)  # names to read from the ConfigMap
+    switches: DesiredSwitches | None = None  # the ConfigMap to write and the PUT body
+    pod_targets: list[PodObservation] = field(default_factory=list)  # pods to PUT to
     jobs: list[JobRequest] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
@@ -81,4 +96,4 @@ class Plan:
 
     @property
     def env_changed(self) -> bool:
-        return bool(self.env_set or self.env_remove)
+        return bool(self.env_set or self.env_remove or self.env_adopt)

@@ -15,6 +15,7 @@ conditions written at the end.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -27,10 +28,13 @@ from .env import env_diff
 from .gate_window import NEXT_AFTER_ROLLBACK, evaluate_gates, reset_window
 from .gates import GateReadings
 from .job_book import job, job_gate, sync_jobs
+from .livestatus import pod_entries, switch_state
 from .model import DeploymentObservation, JobObservation, Plan
 from .postgres_primary import abort, effective_target, postgres_primary, rollback_to_target
 from .read_switchover import act_on_verify, read_switchover
 from .spec import MigrationSpec, Phase
+from .status import Adoption
+from .switchset import LIVE_PHASES, PodObservation, adoption_names, confirmation
 
 GATED = (Phase.ReadSwitchover, Phase.PostgresPrimary)
 
@@ -47,12 +51,13 @@ def gates_due(spec: MigrationSpec, status: Mapping[str, Any], now: datetime) -> 
 
 def plan(spec: MigrationSpec, status: Mapping[str, Any], readings: GateReadings | None,
          jobs: Mapping[str, JobObservation], deployment: DeploymentObservation | None,
-         now: datetime, *, name: str, generation: int = 0, invalid: str | None = None) -> Plan:
+         now: datetime, *, name: str, generation: int = 0, invalid: str | None = None,
+         pods: tuple[PodObservation, ...] = ()) -> Plan:
     """One reconcile's decision. With `invalid` (the error of a spec that failed to parse),
     `spec` is the last valid one kept in status: gates are still evaluated and a Failed gate
     still rolls back, but nothing moves forward. A valid spec is kept in status as
     lastValidSpec for that purpose."""
-    ctx = start(spec, status, Observed(readings, jobs, deployment), now, name, generation,
+    ctx = start(spec, status, Observed(readings, jobs, deployment, pods), now, name, generation,
                 invalid)
     run(ctx)
     if invalid is None:
@@ -114,9 +119,29 @@ def run(ctx: Context) -> None:
         if ctx.degraded is None and hold is not None:
             ctx.progress = (False, *hold)
         return
-    {Phase.Preparation: preparation, Phase.DualWrite: dual_write,
-     Phase.ReadSwitchover: read_switchover, Phase.PostgresPrimary: postgres_primary,
-     Phase.Cleanup: cleanup, Phase.Complete: complete}[ctx.phase](ctx)
+    said = ctx.progress
+    if ctx.phase in LIVE_PHASES and not ctx.live_ready(ctx.phase != Phase.Preparation):
+        # A step counts as done only once every pod confirmed it: no forward move before.
+        # Preparation's switches are the API's defaults: it waits only for the adoption.
+        if not pods_ahead(ctx):
+            if ctx.phase == Phase.ReadSwitchover:
+                act_on_verify(ctx)
+            return
+        ctx.progress = said
+    PHASES[ctx.phase](ctx)
+
+
+def pods_ahead(ctx: Context) -> bool:
+    """Every pod already runs what this reconcile decides: an operator killed after its
+    PUT and before its status write. The decision is taken again (same content, same
+    revision) instead of being undone on the pods and then redone."""
+    if not ctx.adopted() or not ctx.dep.observed():
+        return False
+    trial = copy.deepcopy(ctx)
+    PHASES[trial.phase](trial)
+    desired = trial.switches()
+    return desired.revision != ctx.switches().revision and \
+        confirmation(ctx.seen.pods, desired)[0]
 
 
 # ---- phases ----
@@ -127,9 +152,6 @@ def preparation(ctx: Context) -> None:
 
 def dual_write(ctx: Context) -> None:
     st, spec = ctx.st, ctx.spec
-    if not ctx.dep.rolled_out(*ctx.desired()):
-        ctx.wait("WaitingForRollout", "waiting for the Deployment to run with dual-write on")
-        return
     fresh = max(t(st.phase_entered_time), ctx.token_time())
     backfill = job(ctx, "backfill", fresh)
     if not job_gate(ctx, "backfill", backfill):
@@ -161,10 +183,17 @@ def complete(ctx: Context) -> None:
     ctx.progress = (False, "Complete", "migration complete; PostgreSQL is the only store")
 
 
+PHASES = {Phase.Preparation: preparation, Phase.DualWrite: dual_write,
+          Phase.ReadSwitchover: read_switchover, Phase.PostgresPrimary: postgres_primary,
+          Phase.Cleanup: cleanup, Phase.Complete: complete}
+
+
 # ---- output ----
 def finish(ctx: Context) -> Plan:
     st, spec, now, dep = ctx.st, ctx.spec, ctx.now, ctx.seen.deployment
-    if dep is not None and dep.container_found:
+    if dep is not None and dep.container_found and ctx.phase in LIVE_PHASES:
+        live(ctx)
+    elif dep is not None and dep.container_found:
         to_set, to_remove = ctx.desired()
         stale = [n for n in st.owned_env if n not in to_set and n not in to_remove]
         to_remove = [*to_remove, *stale]  # ours once, not wanted now: back to the default
@@ -197,6 +226,27 @@ def finish(ctx: Context) -> Plan:
     st.reason, st.message = reason, message
     ctx.plan.status = st.wire()
     return ctx.plan
+
+
+def live(ctx: Context) -> None:
+    """Phases 0-3: the switches go to the ConfigMap and every pod; the env is patched only
+    to adopt the Deployment (its flags read from the ConfigMap), once."""
+    st, desired = ctx.st, ctx.switches()
+    names = adoption_names(tuple(ctx.spec.stores))
+    if not ctx.adopted():
+        ctx.plan.env_adopt = names
+        if st.adoption is None:
+            message = (f"env {', '.join(names)} now read from ConfigMap {desired.config_map} "
+                       f"(valueFrom.configMapKeyRef): one restart, in {st.phase}, before any "
+                       "further data moves; every later switch is applied live")
+            st.adoption = Adoption(time=ctx.now, phase=st.phase, message=message)
+            ctx.event("Normal", "Adopted", message)
+    st.owned_env = names
+    ctx.plan.switches = desired
+    _, pending = confirmation(ctx.seen.pods, desired)
+    ctx.plan.pod_targets = [p for p in ctx.seen.pods if p.ready and p.name in pending]
+    st.pods = pod_entries(ctx.seen.pods, desired, ctx.now, st.pods)
+    st.switches = switch_state(ctx.seen.pods, desired)
 
 
 def settled(ctx: Context) -> tuple[bool, str, str]:

@@ -37,18 +37,18 @@ def rollback_to_target(ctx: Context) -> bool:
                         f"which needs Deployment {ctx.dep.name} at 1 replica (it has "
                         f"{ctx.dep.replicas}): scale it to 1; the operator does not")
             return True
-        ctx.enter(Phase.ReadSwitchover, "rolling back: memory writes on, rebuilt from "
-                  "PostgreSQL at start-up (REHYDRATE_ON_START); reads stay on PostgreSQL "
-                  "until the new pods run")
+        ctx.enter(Phase.ReadSwitchover, "rolling back: memory writes on, memory rebuilt "
+                  "from PostgreSQL live on every pod; reads stay on PostgreSQL until every "
+                  "pod confirms")
         st.read_percent = 100
         st.rehydrate = Rehydrate(started_at=ctx.now)
         return True
     if st.rehydrate is not None and ctx.phase == Phase.ReadSwitchover:
         if ctx.replicas_block():
             return True
-        if not ctx.dep.rolled_out(*ctx.desired()):
-            ctx.wait("WaitingForRehydrate", "waiting for the pods that rebuild memory "
-                     "from PostgreSQL before they serve")
+        if not ctx.live_ready():
+            ctx.wait("WaitingForRehydrate", "waiting for every pod to rebuild memory from "
+                     "PostgreSQL (live, in PUT /api/admin/switches) and confirm")
             return True
         st.rehydrate = None
         ctx.set_percent(0, "Rollback", "rolled back from PostgresPrimary: memory rebuilt "

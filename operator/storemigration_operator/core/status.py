@@ -223,6 +223,37 @@ class PodSwitches(StatusModel):
     switches: dict[str, str] = Field(default_factory=dict, description="Switch name to value "
                                      "as the pod applied it.")
     observed_at: Timestamp | None = Field(None, description="When the pod reported them.")
+    address: str | None = Field(None, description="Where the operator reached the pod "
+                                "(podIP:port).")
+    desired_revision: str | None = Field(None, description="The desired_revision the pod "
+                                         "reports it applied last.")
+    fingerprint: str | None = Field(None, description="The pod's switch fingerprint.")
+    confirmed: bool = Field(False, description="The pod reports the desired switches.")
+    confirmed_at: Timestamp | None = Field(None, description="When the pod first reported "
+                                           "the desired revision (kept while it holds).")
+    error: str | None = Field(None, description="Why the pod could not be reached or refused "
+                              "the switches (it is retried).")
+
+
+class SwitchState(StatusModel):
+    """The switch set the operator wants on every pod, and whether they all confirmed."""
+
+    config_map: str = Field(description="The ConfigMap (owned by this StoreMigration) the "
+                            "API's env reads the switches from.")
+    revision: str = Field(description="The desired_revision every pod must report.")
+    desired: dict[str, str] = Field(default_factory=dict, description="The ConfigMap's data.")
+    confirmed: bool = Field(False, description="Every ready pod reported the revision.")
+    pending: list[str] = Field(default_factory=list, description="Pods that have not "
+                               "confirmed yet (named, and retried).")
+
+
+class Adoption(StatusModel):
+    """The one env change that made the Deployment read its switches from the ConfigMap."""
+
+    time: Timestamp = Field(description="When the Deployment's env was patched.")
+    phase: PhaseName = Field(description="The phase it was adopted in (Preparation: before "
+                             "any data moved).")
+    message: str = Field(description="What was done.")
 
 
 class MigrationStatus(StatusModel):
@@ -284,6 +315,10 @@ class MigrationStatus(StatusModel):
                                                   "the spec is being fixed.")
     pods: list[PodSwitches] | None = Field(None, description="Each API pod's applied "
                                            "switches, when the pods report them.")
+    switches: SwitchState | None = Field(None, description="The live switch set: "
+                                         "configured (the ConfigMap) against actual (pods).")
+    adoption: Adoption | None = Field(None, description="When the Deployment's env was "
+                                      "moved to the ConfigMap (one restart).")
     kopf: dict[str, Any] | None = Field(
         None, description="kopf's own bookkeeping; not the planner's.",
         json_schema_extra={"type": "object", "x-kubernetes-preserve-unknown-fields": True})
