@@ -66,6 +66,7 @@ def api_env(app_dsn: str, read_percent: int, fast_path: str | None = None) -> di
         "POSTGRES_POOL_SIZE": os.environ.get("POSTGRES_POOL_SIZE", "10"),
         "POSTGRES_MAX_OVERFLOW": "0",
         "FAST_PATH": fast_path or os.environ.get("FAST_PATH", "true"),
+        "GC_FREEZE_AFTER_MS": os.environ.get("GC_FREEZE_AFTER_MS", "10"),
     }
 
 
@@ -145,14 +146,28 @@ def merged_percentile(slices: list[dict[str, Any]], q: float) -> float:
 
 def scrape(url: str) -> dict[str, float]:
     """Sums of the counters and gauges the load result reports, from /metrics."""
-    sums = {"dual_write_failures": 0.0, "copy_retry_depth": 0.0}
+    sums = {"dual_write_failures": 0.0, "copy_retry_depth": 0.0, "gc_pause_s": 0.0,
+            "gc_full": 0.0, "gc_full_s": 0.0}
     names = {"storemigration_dual_write_failures_total": "dual_write_failures",
-             "storemigration_copy_retry_queue_depth": "copy_retry_depth"}
+             "storemigration_copy_retry_queue_depth": "copy_retry_depth",
+             "storemigration_gc_pause_seconds_sum": "gc_pause_s"}
+    full = {"storemigration_gc_pause_seconds_count": "gc_full",
+            "storemigration_gc_pause_seconds_sum": "gc_full_s"}
     for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
         name = line.split("{", 1)[0].split(" ", 1)[0]
+        value = float(line.rsplit(" ", 1)[1]) if name in names or name in full else 0.0
         if name in names:
-            sums[names[name]] += float(line.rsplit(" ", 1)[1])
+            sums[names[name]] += value
+        if name in full and 'generation="2"' in line:
+            sums[full[name]] += value
     return sums
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def non_2xx_by_route(url: str) -> dict[str, float]:
@@ -204,7 +219,11 @@ def run_phase(api: LocalApi, lua: Path, seconds: int, rate: int | None, args: ar
         one |= {"at_s": done, "dual_write_failures": int(after["dual_write_failures"]
                                                           - before["dual_write_failures"]),
                 "dual_write_timeouts": reasons.get("TimeoutError", 0),
-                "copy_retry_depth": int(after["copy_retry_depth"])}
+                "copy_retry_depth": int(after["copy_retry_depth"]),
+                "gc_pause_ms": round(1000 * (after["gc_pause_s"] - before["gc_pause_s"]), 1),
+                "gc_full": int(after["gc_full"] - before["gc_full"]),
+                "gc_full_ms": round(1000 * (after["gc_full_s"] - before["gc_full_s"]), 1),
+                "api_rss_mb": rss_mb(api.process.pid)}
         slices.append(one)
         print(slice_line(one), flush=True)
         done += length
@@ -234,7 +253,8 @@ def slice_line(s: dict[str, Any]) -> str:
             f"p50 {s['p50_ms']:7.2f}  p95 {s['p95_ms']:7.2f}  p99 {s['p99_ms']:7.2f}  "
             f"max {s['max_ms']:7.1f} ms  HTTP errors {s['errors']}  dual-write failures "
             f"{s['dual_write_failures']} ({s['dual_write_timeouts']} timeouts)  "
-            f"retry queue {s['copy_retry_depth']}")
+            f"retry queue {s['copy_retry_depth']}  gc {s['gc_pause_ms']:.0f} ms paused "
+            f"({s['gc_full']} full, {s['gc_full_ms']:.0f} ms)  RSS {s['api_rss_mb']:.0f} MB")
 
 
 def settle_and_verify(url: str) -> dict[str, Any]:

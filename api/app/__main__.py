@@ -14,6 +14,7 @@ import os
 
 import uvicorn
 
+from app import gc_policy
 from app.main import create_app
 from app.settings import ConfigurationError, load_settings
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    gc_policy.install(settings.gc_freeze_after_ms)
     uvicorn.run(
         create_app(settings),
         host=args.host,

@@ -40,6 +40,25 @@ STORE_BUCKETS = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )  # fmt: skip
 
+GC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+GC_PAUSES = Histogram(
+    "storemigration_gc_pause_seconds",
+    "Stop-the-world pauses of CPython's cyclic garbage collector, by generation (0-2).",
+    ["generation"],
+    buckets=GC_BUCKETS,
+    registry=REGISTRY,
+)
+GC_FROZEN = Gauge(
+    "storemigration_gc_frozen_objects",
+    "Objects moved out of the collector's reach by app.gc_policy (gc.get_freeze_count()).",
+    registry=REGISTRY,
+)
+GC_FREEZES = Counter(
+    "storemigration_gc_freezes_total",
+    "Times app.gc_policy froze the survivors of a long full collection.",
+    registry=REGISTRY,
+)
+
 HTTP_REQUESTS = Counter(
     "storemigration_http_requests_total",
     "HTTP requests served, by route template and status code.",

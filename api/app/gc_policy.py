@@ -1,0 +1,63 @@
+"""Keep CPython's full garbage collections short while the memory store grows.
+
+The in-memory stores hold every record as Python objects that the cyclic collector
+tracks. CPython 3.11's full (generation 2) collection walks all of them, so its
+stop-the-world pause grows with the data held: under the 10-minute load test at 1,000
+req/s the pause grew from 46 ms to 210 ms in four minutes (measured with gc.callbacks,
+docs/BENCHMARKS.md section 7), and every request in flight waited it out. That was the
+p99 of the old run.
+
+The policy: after a full collection that paused longer than GC_FREEZE_AFTER_MS, move its
+survivors to the permanent generation (gc.freeze()). At that moment the young
+generations are empty, so what is frozen is exactly what survived a full collection:
+the stores' records and the process's long-lived state. Later full collections then walk
+only what was allocated since, and the pause stays near the threshold however much the
+store holds.
+
+The cost, stated: reference counting still frees frozen objects, but a frozen object
+that later becomes part of a garbage *cycle* is never reclaimed. The stores' records hold
+no cycles; what can leak is a cycle among the few requests in flight at the instant of a
+freeze, and freezes are rare (one per threshold's worth of new survivors). The process's
+RSS over the 10-minute run is in BENCHMARKS.md beside the pauses. GC_FREEZE_AFTER_MS=0
+turns the policy off; the pauses are exported either way
+(storemigration_gc_pause_seconds).
+"""
+
+from __future__ import annotations
+
+import gc
+from time import perf_counter
+from typing import Any
+
+from app.metrics import GC_FREEZES, GC_FROZEN, GC_PAUSES
+
+
+class GcPolicy:
+    """A gc callback that times each collection and freezes after a long full one."""
+
+    def __init__(self, freeze_after_ms: float) -> None:
+        self.freeze_after = freeze_after_ms / 1000
+        self._started = 0.0
+        self._children = [GC_PAUSES.labels(generation=str(g)) for g in range(3)]
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = perf_counter()
+            return
+        pause = perf_counter() - self._started
+        generation = int(info["generation"])
+        self._children[generation].observe(pause)
+        if generation == 2 and 0 < self.freeze_after <= pause:
+            gc.freeze()
+            GC_FREEZES.inc()
+
+
+def install(freeze_after_ms: float) -> GcPolicy:
+    """Install the policy once per process (a second call replaces the first)."""
+    for callback in list(gc.callbacks):
+        if isinstance(callback, GcPolicy):
+            gc.callbacks.remove(callback)
+    policy = GcPolicy(freeze_after_ms)
+    gc.callbacks.append(policy)
+    GC_FROZEN.set_function(gc.get_freeze_count)
+    return policy
