@@ -377,3 +377,7 @@ def test_example_storemigration_satisfies_the_crd_schema() -> None:
     validate_custom(example, crd)
     assert unknown_fields(example["spec"], crd_schema(crd)["properties"]["spec"]) == []
     assert example["spec"]["deployment"] == find(docs, "Deployment", "-api")["metadata"]["name"]
+    # issue 16: a durable place for the final snapshot, a claim the chart creates and keeps
+    claim = find(docs, "PersistentVolumeClaim", "-snapshots")
+    assert example["spec"]["snapshotVolume"] == {"claimName": claim["metadata"]["name"]}
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
