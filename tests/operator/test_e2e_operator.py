@@ -158,7 +158,7 @@ async def test_operator_drives_the_migration_to_postgres_primary(kube_cluster, t
     reasons = {e.get("reason") for e in kube_cluster.emulator.objs("v1/events")}
     assert "SnapshotNotDurable" in reasons
     assert status["jobs"]["verify"]["result"]["checked"] == 42
-    assert status["observedGeneration"] == 1
+    assert status["observedGeneration"] == 2  # the spec once more: the snapshotVolume patch
     header, row = out.decode().splitlines()[:2]
     assert header.split() == ["NAME", "PHASE", "READ%", "ERRORRATE", "P95", "REASON", "AGE"]
     assert row.split()[:5] == ["move", "PostgresPrimary", "100", "0.001", "0.02"], err
