@@ -39,7 +39,7 @@ class Printer:
         self._last_key, self._last_at = key, now
         err = gate.get("errorRate")
         err_s = f"{err:.4f}" if isinstance(err, (int, float)) else "  -   "
-        lat = "/".join(f"{v * 1000:.0f}" if isinstance(v, (int, float)) else "-"
+        lat = "/".join(f"{v * 1000:.0f}" if isinstance(v, (int, float)) else str(v or "-")
                        for v in (gate.get(f"p{q}Seconds") for q in (50, 95, 99)))
         served = traffic.stats.ok + traffic.stats.errors
         message = str(st.get("message") or "")[:90]
