@@ -37,13 +37,14 @@ class Printer:
         if key == self._last_key and now - self._last_at < HEARTBEAT:
             return
         self._last_key, self._last_at = key, now
-        err, p95 = gate.get("errorRate"), gate.get("p95Seconds")
+        err = gate.get("errorRate")
         err_s = f"{err:.4f}" if isinstance(err, (int, float)) else "  -   "
-        p95_s = f"{p95 * 1000:.0f}ms" if isinstance(p95, (int, float)) else "-"
+        lat = "/".join(f"{v * 1000:.0f}" if isinstance(v, (int, float)) else str(v or "-")
+                       for v in (gate.get(f"p{q}Seconds") for q in (50, 95, 99)))
         served = traffic.stats.ok + traffic.stats.errors
         message = str(st.get("message") or "")[:90]
         self.out(f"[{elapsed:6.1f}s] {st.get('phase') or 'Preparation':<15} "
-                 f"{int(st.get('readPercent') or 0):>3}% | err {err_s} p95 {p95_s:>6} "
+                 f"{int(st.get('readPercent') or 0):>3}% | err {err_s} p50/95/99 {lat:>11}ms "
                  f"gate {gate.get('result') or '-':<12} | {served:>6} req | "
                  f"{st.get('reason') or '-'}: {message}")
 

@@ -90,6 +90,9 @@ def migration_spec(timing: Timing, api_url: str, prometheus_url: str | None,
         "deployment": DEPLOYMENT, "container": CONTAINER, "stores": ["graph", "agent_task"],
         "targetPhase": timing.target_phase, "apiURL": api_url,
         "snapshotPath": str(workdir / "snapshots" / "final.json"),
+        # The Jobs run as local processes: the claim is the host's own directory here; in a
+        # cluster PostgresPrimary is refused without a volume (or an s3:// archive).
+        "snapshotVolume": {"claimName": "snapshots"},
         "adminTokenSecret": {"name": SECRET, "key": "ADMIN_TOKEN"},
         "primaryHold": timing.primary_hold,
         "readStep": {"start": timing.read_start, "step": timing.read_step,

@@ -25,8 +25,8 @@ from .core.promresult import ResultShapeError, sample_value
 from .core.spec import Gates
 from .settings import OperatorSettings
 
-FIELDS = {"errorRate": "error_rate", "p95": "p95_seconds", "mismatchRatio": "mismatch_ratio",
-          "requests": "requests"}
+FIELDS = {"errorRate": "error_rate", "p50": "p50_seconds", "p95": "p95_seconds",
+          "p99": "p99_seconds", "mismatchRatio": "mismatch_ratio", "requests": "requests"}
 QUERY_TIMEOUT = OperatorSettings().prometheus_timeout
 _EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate-query")
 _busy: set[str] = set()
@@ -63,7 +63,8 @@ class PrometheusGateSource:
                 values[field] = sample_value(prom.custom_query(query=gates.query(name)), name)
         finally:
             prom.close()
-        return GateReadings(error_rate=values["error_rate"], p95_seconds=values["p95_seconds"],
+        return GateReadings(error_rate=values["error_rate"], p50_seconds=values["p50_seconds"],
+                            p95_seconds=values["p95_seconds"], p99_seconds=values["p99_seconds"],
                             mismatch_ratio=values["mismatch_ratio"], requests=values["requests"])
 
     def _guarded(self, gates: Gates) -> GateReadings:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter, Gauge, start_http_server
+from pydantic import ValidationError
 
 from .core.durations import parse_time
 from .core.spec import Phase
+from .core.status import MigrationStatus
+from .core.verify import verify_due
 from .settings import OperatorSettings
 
 PHASE = Gauge("storemigration_operator_phase", "1 for the current phase",
@@ -27,12 +31,29 @@ POD_CONFIRMED = Gauge("storemigration_operator_pod_switches_confirmed",
                       ["namespace", "name", "pod"])
 LAST_VERIFY = Gauge("storemigration_operator_last_verify_success_timestamp_seconds",
                     "when a verify Job last passed", ["namespace", "name"])
+VERIFY_DUE = Gauge("storemigration_operator_verify_due_timestamp_seconds",
+                   "when the next periodic verify must have passed (last pass + "
+                   "spec.verify.interval); absent while none is scheduled",
+                   ["namespace", "name"])
+RUNNING = Gauge("storemigration_operator_running", "1 while the operator serves metrics "
+                "(the chart alerts on its absence)")
+
+
+def _verify_due(status: dict[str, Any]) -> datetime | None:
+    """The next periodic verify's due time, from the status keys it depends on."""
+    keys = ("phase", "readPercent", "lastVerifySuccessTime", "lastValidSpec")
+    try:
+        st = MigrationStatus.model_validate({k: status[k] for k in keys if k in status})
+    except ValidationError:
+        return None
+    return verify_due(st, st.last_valid_spec) if st.last_valid_spec is not None else None
 
 
 def serve() -> None:
     settings = OperatorSettings()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_addr)
+        RUNNING.set(1)
 
 
 def record(namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -40,7 +61,8 @@ def record(namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) 
         PHASE.labels(namespace, name, phase.name).set(1 if new.get("phase") == phase.name else 0)
     READ_PERCENT.labels(namespace, name).set(new.get("readPercent", 0))
     gate = new.get("lastGate") or {}
-    for key in ("errorRate", "p95Seconds", "mismatchRatio", "requests"):
+    for key in ("errorRate", "p50Seconds", "p95Seconds", "p99Seconds", "mismatchRatio",
+                "requests"):
         value = gate.get(key)
         if isinstance(value, str):
             value = float(value)  # "+Inf": JSON has no infinity, Prometheus does
@@ -58,3 +80,11 @@ def record(namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) 
     verified = parse_time(new.get("lastVerifySuccessTime"))
     if verified is not None:
         LAST_VERIFY.labels(namespace, name).set(verified.timestamp())
+    due = _verify_due(new)
+    if due is not None:
+        VERIFY_DUE.labels(namespace, name).set(due.timestamp())
+    else:
+        try:
+            VERIFY_DUE.remove(namespace, name)
+        except KeyError:
+            pass

@@ -40,6 +40,7 @@ SPEC_ALERTS = {
     "StoreMigrationVerifyJobStale",  # verification job fails to run
     "StoreMigrationVerifyJobNeverSucceeded",  # ... or never ran
     "StoreMigrationRolledBack",  # rollbacks happening
+    "StoreMigrationOperatorMetricsAbsent",  # the operator itself gone (issue 16)
 }
 REPLICATION_ALERT = "StoreMigrationPostgresReplicationLagHigh"  # replication lag > 10 s
 BACKUP_ALERTS = {"StoreMigrationBackupFailed", "StoreMigrationBackupStale"}  # backup.enabled
@@ -320,7 +321,8 @@ def test_prometheus_rule_carries_every_spec_alert(fixture: str, extra: set[str],
         for r in group["rules"]:
             assert set(r) <= {"alert", "expr", "for", "labels", "annotations"}
             assert r["labels"]["severity"] in ("warning", "critical")
-            assert "{{ $labels" in r["annotations"]["summary"]
+            # absent() answers one series without labels: nothing to name
+            assert "{{ $labels" in r["annotations"]["summary"] or "absent(" in r["expr"]
 
 
 @pytest.mark.parametrize("bad", [
@@ -377,3 +379,7 @@ def test_example_storemigration_satisfies_the_crd_schema() -> None:
     validate_custom(example, crd)
     assert unknown_fields(example["spec"], crd_schema(crd)["properties"]["spec"]) == []
     assert example["spec"]["deployment"] == find(docs, "Deployment", "-api")["metadata"]["name"]
+    # issue 16: a durable place for the final snapshot, a claim the chart creates and keeps
+    claim = find(docs, "PersistentVolumeClaim", "-snapshots")
+    assert example["spec"]["snapshotVolume"] == {"claimName": claim["metadata"]["name"]}
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"

@@ -97,7 +97,8 @@ def test_status_is_declared_not_preserved_and_every_node_is_structural() -> None
 def test_preserved_fields_are_only_kopf_job_results_and_readings() -> None:
     kept = sorted(where for where, node in walk(SCHEMA, "")
                   if node.get("x-kubernetes-preserve-unknown-fields"))
-    readings = ("errorRate", "p95Seconds", "mismatchRatio", "requests", "value")
+    readings = ("errorRate", "p50Seconds", "p95Seconds", "p99Seconds", "mismatchRatio",
+                "requests", "value")
     assert all(w.endswith(readings) or w.endswith((".kopf", ".result")) for w in kept), kept
     assert ".status.kopf" in kept and ".status.jobs.*.result" in kept
 
@@ -108,7 +109,8 @@ def statuses() -> list[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
     sim = Sim({"deployment": "api", "targetPhase": "Cleanup", "readStep": {"interval": "1h"},
                "verify": {"interval": "1h"}, "gates": {"window": "1h"}, "primaryHold": "1h",
-               "cleanup": {"approved": True, "archive": "/archive/"}})
+               "cleanup": {"approved": True, "archive": "/archive/"},
+               "snapshotVolume": {"claimName": "snapshots"}})
     sim.job_outcome = lambda kind: ("Failed", {"ok": False, "error": "refused", "extra": [1]}) \
         if kind == "backfill" and len(sim.created) < 3 else (
             "Succeeded", {"mismatch_ratio": 0.0, "checked": 3, "written": {"projects": 2}})
@@ -117,6 +119,7 @@ def statuses() -> list[dict[str, Any]]:
         sim.tick(step)
         seen.append(sim.status)
     sim.readings = lambda now: GateReadings(error_rate=0.3, p95_seconds=float("inf"),
+                                            p50_seconds=0.01, p99_seconds=float("inf"),
                                             requests=10)
     seen.append(sim.tick(timedelta(minutes=1)).status)
     sim.readings = lambda now: GateReadings(error_rate=0.3, p95_seconds=float("nan"),

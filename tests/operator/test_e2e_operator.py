@@ -58,6 +58,19 @@ async def wait_for(cluster: KubeCluster, name: str, pred: Any, limit: float = 20
     raise AssertionError(f"timed out; status={json.dumps(obj.get('status'), indent=1)}")
 
 
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
+
+
+def degraded(status: dict[str, Any]) -> str | None:
+    return condition(status, "Degraded").get("reason")
+
+
+def job_kinds(cluster: KubeCluster) -> set[str]:
+    return {j["metadata"]["labels"]["storemigration.dev/job-kind"]
+            for j in cluster.emulator.objs("batch/v1/jobs")}
+
+
 def env_of(cluster: KubeCluster) -> dict[str, str]:
     dep = cluster.emulator.obj("apps/v1/deployments", "default", "api")
     assert dep is not None
@@ -92,8 +105,21 @@ async def test_operator_drives_the_migration_to_postgres_primary(kube_cluster, t
             obj = await wait_for(kube_cluster, "move",
                                  lambda s: s.get("phase") == "ReadSwitchover")
             assert obj["status"]["readPercent"] == 50
+            # No snapshot volume and no s3:// archive: promotion is refused at 100%, the
+            # Degraded condition says why, memory writes stay on; a volume lets it go on.
+            obj = await wait_for(kube_cluster, "move", lambda s: degraded(s) ==
+                                 "SnapshotNotDurable")
+            assert obj["status"]["phase"] == "ReadSwitchover"
+            assert obj["status"]["readPercent"] == 100
+            assert "spec.snapshotVolume" in condition(obj["status"], "Degraded")["message"]
+            assert "snapshot" not in job_kinds(kube_cluster)
+            cm = kube_cluster.emulator.obj("v1/configmaps", "default", "move-switches")
+            assert cm["data"]["IN_MEMORY_WRITES"] == "true"
+            await kube_cluster.request("PATCH", f"{SM}/move",
+                                       {"spec": {"snapshotVolume": {"claimName": "snaps"}}})
             obj = await wait_for(kube_cluster, "move",
                                  lambda s: s.get("phase") == "PostgresPrimary")
+            assert degraded(obj["status"]) == "AsExpected"
             proc = await asyncio.create_subprocess_exec(
                 "kubectl", "--kubeconfig", str(kube_cluster.kubeconfig), "get",
                 "storemigrations", stdout=asyncio.subprocess.PIPE,
@@ -124,11 +150,15 @@ async def test_operator_drives_the_migration_to_postgres_primary(kube_cluster, t
     assert obj["status"]["pods"][0]["confirmed"] is True
     status = obj["status"]
     assert [h["to"] for h in status["history"] if h["type"] == "Step"] == [50, 100]
-    kinds = {j["metadata"]["labels"]["storemigration.dev/job-kind"]
-             for j in kube_cluster.emulator.objs("batch/v1/jobs")}
-    assert {"backfill", "verify", "verify-full", "snapshot"} <= kinds
+    assert {"backfill", "verify", "verify-full", "snapshot"} <= job_kinds(kube_cluster)
+    snapshot = next(j for j in kube_cluster.emulator.objs("batch/v1/jobs") if j["metadata"][
+        "labels"]["storemigration.dev/job-kind"] == "snapshot")
+    assert snapshot["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"] == \
+        {"claimName": "snaps"}
+    reasons = {e.get("reason") for e in kube_cluster.emulator.objs("v1/events")}
+    assert "SnapshotNotDurable" in reasons
     assert status["jobs"]["verify"]["result"]["checked"] == 42
-    assert status["observedGeneration"] == 1
+    assert status["observedGeneration"] == 2  # the spec once more: the snapshotVolume patch
     header, row = out.decode().splitlines()[:2]
     assert header.split() == ["NAME", "PHASE", "READ%", "ERRORRATE", "P95", "REASON", "AGE"]
     assert row.split()[:5] == ["move", "PostgresPrimary", "100", "0.001", "0.02"], err

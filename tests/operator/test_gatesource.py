@@ -1,5 +1,6 @@
-"""Prometheus as the operator meets it over HTTP: a server that never answers, and answers
-in shapes a gate cannot compare with a ceiling."""
+"""Prometheus as the operator meets it over HTTP: a server that never answers, answers in
+shapes a gate cannot compare with a ceiling, and a real Prometheus whose p50/p95/p99 the
+default queries read."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from storemigration_operator.core.gates import evaluate
 from storemigration_operator.core.promresult import ResultShapeError, sample_value
 from storemigration_operator.core.spec import Gates
 from storemigration_operator.gatesource import PrometheusGateSource
@@ -105,3 +107,73 @@ async def test_kubernetes_calls_time_out_on_a_hung_api_server(silent_port, tmp_p
                  lambda: cluster.observe_jobs("default", "sm")):
         with pytest.raises(Exception, match="(?i)timed? ?out"):
             await asyncio.wait_for(asyncio.to_thread(call), 20)
+
+
+@pytest.fixture(scope="module")
+def latency_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prometheus scraping an exporter of the API's own metric names, fed a fixed mix
+    of latencies: per 100 PostgreSQL operations 60 under 5 ms, 32 under 50 ms, 6 under 0.5 s
+    and 2 under 5 s (buckets 0.005/0.05/0.5/5), so p50 falls in the first bucket, p95 in the
+    third and p99 in the fourth."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+    from devcluster.net import free_port
+    from devcluster.prometheus import LocalPrometheus, PrometheusMissing
+
+    registry = CollectorRegistry()
+    hist = Histogram("storemigration_store_operation_duration_seconds", "store latency",
+                     ["store", "backend", "operation"], buckets=(0.005, 0.05, 0.5, 5),
+                     registry=registry)
+    ops = Counter("storemigration_store_operations_total", "store calls",
+                  ["store", "backend", "operation", "outcome"], registry=registry)
+    ops.labels("graph", "postgres", "get", "error")  # exported at 0: the error rate is 0
+    port = free_port()
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
+    stop = threading.Event()
+
+    def feed() -> None:
+        mix = [0.004] * 60 + [0.04] * 32 + [0.4] * 6 + [4.0] * 2
+        while not stop.wait(0.05):
+            for seconds in mix:
+                hist.labels("graph", "postgres", "get").observe(seconds)
+                hist.labels("graph", "memory", "get").observe(9.0)  # never counted
+            ops.labels("graph", "postgres", "get", "ok").inc(len(mix))
+
+    threading.Thread(target=feed, daemon=True).start()
+    prom = LocalPrometheus(tmp_path_factory.mktemp("prom"), {"api": f"127.0.0.1:{port}"})
+    try:
+        prom.start()
+    except PrometheusMissing as e:
+        stop.set()
+        server.shutdown()
+        pytest.skip(str(e))
+    try:
+        yield prom.url
+    finally:
+        stop.set()
+        prom.stop()
+        server.shutdown()
+
+
+async def test_p50_p95_p99_are_read_from_a_real_prometheus_and_gated(latency_prometheus):
+    gates = Gates.model_validate({"window": "30s", "interval": "1s", "minRequests": 10,
+                                  "p50CeilingSeconds": 0.01, "p99CeilingSeconds": 1.0})
+    source = PrometheusGateSource(latency_prometheus, timeout=5)
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:  # rate() needs two scrapes in the window
+        readings = await source.read(gates)
+        if readings.p99_seconds is not None or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert readings.error is None, readings.error
+    assert readings.p50_seconds is not None and 0 < readings.p50_seconds <= 0.005
+    assert readings.p95_seconds is not None and 0.05 < readings.p95_seconds <= 0.5
+    assert readings.p99_seconds is not None and 0.5 < readings.p99_seconds <= 5
+    assert readings.requests is not None and readings.requests >= 10
+    assert readings.error_rate == 0
+    verdict = evaluate(readings, gates)
+    assert verdict.result.value == "Failed", verdict.reason  # p99 above its 1 s ceiling
+    assert "p99" in verdict.reason and "p50" not in verdict.reason and "p95" not in \
+        verdict.reason
+    relaxed = gates.model_copy(update={"p99_ceiling_seconds": 5.0})
+    assert evaluate(readings, relaxed).result.value == "Successful"

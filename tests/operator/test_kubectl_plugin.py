@@ -29,7 +29,8 @@ FAILING = {**HEALTHY, "error_rate": 0.3}
 SPEC = {"deployment": "api", "targetPhase": "PostgresPrimary",
         "readStep": {"start": 50, "step": 50, "interval": "1h"},
         "gates": {"interval": "1s", "window": "1h", "minRequests": 10},
-        "verify": {"interval": "1h"}, "primaryHold": "1h", "rollback": {"maxRetries": 5}}
+        "verify": {"interval": "1h"}, "primaryHold": "1h", "rollback": {"maxRetries": 5},
+        "snapshotVolume": {"claimName": "snapshots"}}
 
 
 def plugin_env(kube: KubeCluster, home: Path) -> dict[str, str]:

@@ -13,7 +13,8 @@ from storemigration_operator.core.gates import GateReadings
 from .sim import Sim
 
 H = timedelta(hours=1)
-BASE = {"deployment": "api", "targetPhase": "Cleanup", "gates": {"window": "1h"}}
+BASE = {"deployment": "api", "targetPhase": "Cleanup", "gates": {"window": "1h"},
+        "snapshotVolume": {"claimName": "snapshots"}}  # a durable final snapshot
 
 
 def at_ten_percent() -> Sim:

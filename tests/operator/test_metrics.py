@@ -61,3 +61,30 @@ def test_metrics_follow_status_and_are_served(monkeypatch: pytest.MonkeyPatch) -
                   pod="api-1") == 0
     assert sample(text, "storemigration_operator_last_verify_success_timestamp_seconds",
                   name="graph") == 1767323045.0
+    assert sample_plain(text, "storemigration_operator_running") == 1  # absent(): alert
+
+    # The periodic verify's due time (the stale alert counts from it): last pass +
+    # spec.verify.interval while periodic verifies run, gone once they stop.
+    due = "storemigration_operator_verify_due_timestamp_seconds"
+    assert not has_series(text, due, "graph")  # no lastValidSpec: nothing known
+    spec = {"deployment": "api", "verify": {"interval": "12h"}}
+    metrics.record("prod", "graph", after, {**after, "phase": "DualWrite",
+                                            "lastValidSpec": spec})
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert sample(text, due, name="graph") == 1767323045.0 + 12 * 3600
+    metrics.record("prod", "graph", after, {**after, "phase": "ReadSwitchover",
+                                            "readPercent": 100, "lastValidSpec": spec})
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert not has_series(text, due, "graph")  # at 100% promotion verifies in full instead
+
+
+def sample_plain(text: str, metric: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(metric + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {metric}")
+
+
+def has_series(text: str, metric: str, name: str) -> bool:
+    return any(line.startswith(metric + "{") and f'name="{name}"' in line
+               for line in text.splitlines())

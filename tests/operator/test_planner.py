@@ -15,7 +15,8 @@ from .sim import HEALTHY, T0, Sim
 H = timedelta(hours=1)
 # gates.window 1h: an hourly tick evaluates gates hourly, and each evaluation must cover the
 # whole hour since the previous one (see test_gate_coverage_*).
-BASE = {"deployment": "api", "targetPhase": "Cleanup", "gates": {"window": "1h"}}
+BASE = {"deployment": "api", "targetPhase": "Cleanup", "gates": {"window": "1h"},
+        "snapshotVolume": {"claimName": "snapshots"}}  # a durable final snapshot
 
 
 def to_read_switchover(sim: Sim) -> None:

@@ -16,7 +16,8 @@ from .sim import HEALTHY, Sim
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
-BASE = {"deployment": "api", "targetPhase": "Cleanup", "gates": {"window": "1h"}}
+BASE = {"deployment": "api", "targetPhase": "Cleanup", "gates": {"window": "1h"},
+        "snapshotVolume": {"claimName": "snapshots"}}  # a durable final snapshot
 FAILING = GateReadings(error_rate=0.2, p95_seconds=0.05, requests=5000)
 QUIET = GateReadings(error_rate=0.0, p95_seconds=0.05, requests=3)
 

@@ -56,7 +56,7 @@ def resolve_env(container: dict[str, Any], secrets: dict[str, dict[str, str]]) -
 
 def last_json(stdout: str) -> dict[str, Any]:
     """The JSON summary the scripts print last (an indented object starting a line)."""
-    start = stdout.rfind("\n{") + 1 if not stdout.startswith("{") else 0
+    start = stdout.rfind("\n{") + 1  # the last one: a chained Job prints two; 0 if only one
     doc: dict[str, Any] = json.loads(stdout[start:])
     return doc
 

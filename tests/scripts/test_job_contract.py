@@ -240,3 +240,27 @@ def test_termination_message_stays_valid_json_within_4_kib() -> None:
             "kinds": {f"k{i}": {"checked": i} for i in range(2000)}}
     doc = json.loads(_common._compact(huge))
     assert doc["passed"] is False and doc["truncated"] is True and len(doc["error"]) == 200
+
+
+def test_snapshot_job_without_a_volume_uploads_the_snapshot_to_s3_itself(
+        running_api: RunningApi, s3_server: S3Server, tmp_path: Path) -> None:
+    """No snapshotVolume, an s3:// cleanup.archive (issue 16): the snapshot Job as the
+    operator builds it takes the snapshot and uploads it in the same pod, so the final
+    snapshot is in S3 before memory writes stop, not lost with the pod."""
+    seed(running_api.url)
+    bucket = s3_server.new_bucket()
+    doc = spec_doc(running_api, tmp_path, cleanup={"archive": f"s3://{bucket}/m/"},
+                   jobs={"archive": {"env": [{"name": "S3_ENDPOINT_URL",
+                                              "value": s3_server.endpoint}]}})
+    creds = {k: v for k, v in s3_server.env.items() if k.startswith("AWS_")}
+    image_python = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = run_job("snapshot", doc, tmp_path, SECRET, extra_env=creds | image_python)
+    assert done.code == 0, done.stderr
+    assert done.manifest["spec"]["template"]["spec"]["containers"][0]["command"][:2] == \
+        ["sh", "-c"]
+    final = tmp_path / "snapshots" / "final.json"
+    assert json.loads(final.read_text())["format"] == "storemigration-snapshot"
+    body = s3_server.client().get_object(Bucket=bucket, Key="m/final.json")["Body"].read()
+    assert body == final.read_bytes()
+    assert done.termination is not None and done.termination["mode"] == "s3"
+    assert done.termination["sha256"] == hashlib.sha256(body).hexdigest()

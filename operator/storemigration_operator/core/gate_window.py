@@ -24,11 +24,14 @@ def evaluation_of(ctx: Context, readings: GateReadings) -> GateEvaluation:
     gates = ctx.spec.gates
     verdict = evaluate(readings, gates)
     return GateEvaluation(
-        time=ctx.now, error_rate=readings.error_rate, p95_seconds=readings.p95_seconds,
+        time=ctx.now, error_rate=readings.error_rate, p50_seconds=readings.p50_seconds,
+        p95_seconds=readings.p95_seconds, p99_seconds=readings.p99_seconds,
         mismatch_ratio=readings.mismatch_ratio, requests=readings.requests,
         result=verdict.result.value, reason=verdict.reason,
         thresholds=Thresholds(error_rate=gates.error_rate_ceiling,
                               p95_seconds=gates.p95_ceiling_seconds,
+                              p50_seconds=gates.p50_ceiling_seconds,
+                              p99_seconds=gates.p99_ceiling_seconds,
                               mismatch_ratio=gates.mismatch_ratio_ceiling,
                               min_requests=gates.min_requests),
         dry_run=True if gates.dry_run else None, checks=checks(readings, gates))

@@ -13,7 +13,10 @@ serves both the defaults and overrides. The secret travels as a plain (env name,
 name, key) triple in the JobRequest: this module stays free of Kubernetes types, and the
 manifest is built from the same spec the planner used. The snapshot and archive
 Jobs run in their own pods, so with spec.snapshotVolume they mount that claim at the
-snapshot's directory: the file the one writes is the file the other archives.
+snapshot's directory: the file the one writes is the file the other archives. Without that
+volume the snapshot would die with its pod, so promotion needs the volume or an s3://
+cleanup.archive; with only the latter, the snapshot Job uploads the file itself, in the pod
+that wrote it, before memory writes stop (archived_by_snapshot).
 """
 
 from __future__ import annotations
@@ -35,6 +38,28 @@ SCRIPTS: dict[str, str] = {
 ADMIN_TOKEN_ENV = "ADMIN_TOKEN"
 # Before PostgreSQL becomes the only store: every record compared, none may be missing.
 FULL_VERIFY_FLAGS = ("--sample", "1.0", "--max-missing", "0")
+# The snapshot, then its upload, in one pod; the paths come from the Job's own env, the
+# snapshot's arguments from "$@" (nothing is spliced into the script).
+SNAPSHOT_THEN_ARCHIVE = ('python api/scripts/snapshot_memory.py "$@" && exec python '
+                         'api/scripts/archive_snapshot.py --source "$SNAPSHOT_PATH" '
+                         '--dest "$ARCHIVE_DEST"')
+
+
+def archived_by_snapshot(spec: MigrationSpec) -> bool:
+    """No shared volume but an s3:// archive: the archive Job at Cleanup could not see the
+    snapshot's file, so the snapshot Job uploads it."""
+    return spec.snapshot_volume is None and (spec.cleanup.archive or "").startswith("s3://")
+
+
+def snapshot_not_durable(spec: MigrationSpec) -> str | None:
+    """Why the final snapshot would not outlive its Job's pod, or None when it would."""
+    if spec.snapshot_volume is not None or archived_by_snapshot(spec):
+        return None
+    path = (f"; cleanup.archive {spec.cleanup.archive} is a path in the archive Job's own "
+            "pod, not durable either") if spec.cleanup.archive else ""
+    return ("the final snapshot would be written inside the snapshot Job's pod and lost with "
+            "it: set spec.snapshotVolume (a PersistentVolumeClaim) or an s3:// "
+            f"spec.cleanup.archive; reads stay at 100%, memory writes stay on{path}")
 
 
 def default_command(kind: str) -> tuple[str, ...]:
@@ -66,12 +91,16 @@ def job_parts(kind: str, spec: MigrationSpec, image: str | None
     args = template.args if template.command or template.args else default_args(kind, spec)
     if inherited and (template.command or template.args):
         args = (*args, *FULL_VERIFY_FLAGS)
+    extra = template.env
+    if kind == "snapshot" and not template.command and archived_by_snapshot(spec):
+        command = ["sh", "-c", SNAPSHOT_THEN_ARCHIVE, "snapshot_memory"]
+        extra = [*(spec.jobs.archive.env if spec.jobs.archive else []), *extra]
     env = (
         ("API_URL", spec.api_url),
         ("STORES", ",".join(spec.stores)),
         ("SNAPSHOT_PATH", spec.snapshot_path),
         *((("ARCHIVE_DEST", spec.cleanup.archive),) if spec.cleanup.archive else ()),
-        *((e.name, e.value) for e in template.env),
+        *((e.name, e.value) for e in extra),
     )
     return template.image or image, tuple(command), tuple(args), env
 

@@ -28,6 +28,7 @@ from .env import env_diff
 from .gate_window import NEXT_AFTER_ROLLBACK, evaluate_gates, reset_window
 from .gates import GateReadings
 from .job_book import job, job_gate, sync_jobs
+from .jobs import archived_by_snapshot
 from .livestatus import pod_entries, switch_state
 from .model import DeploymentObservation, JobObservation, Plan
 from .postgres_primary import abort, effective_target, postgres_primary, rollback_to_target
@@ -156,7 +157,10 @@ def dual_write(ctx: Context) -> None:
     backfill = job(ctx, "backfill", fresh)
     if not job_gate(ctx, "backfill", backfill):
         return
-    verify = job(ctx, "verify", max(fresh, t(backfill.finished_at)))
+    # A verify every verify.interval while held here, as in ReadSwitchover (the first right
+    # after the backfill): one per interval, as nothing steps on its timing.
+    verify = job(ctx, "verify", max(fresh, t(backfill.finished_at),
+                                    ctx.now - spec.verify.interval))
     if not job_gate(ctx, "verify", verify):
         return
     if spec.target > Phase.DualWrite and not ctx.replicas_block():
@@ -172,7 +176,7 @@ def cleanup(ctx: Context) -> None:
     if not ctx.dep.rolled_out(*ctx.desired()):
         ctx.wait("WaitingForRollout", "waiting for the Deployment to run without flags")
         return
-    if spec.cleanup.archive:
+    if spec.cleanup.archive and not archived_by_snapshot(spec):  # else uploaded already
         entry = job(ctx, "archive", max(t(st.phase_entered_time), ctx.token_time()))
         if not job_gate(ctx, "archive", entry):
             return

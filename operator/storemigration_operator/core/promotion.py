@@ -16,6 +16,7 @@ from datetime import datetime
 from .context import Context
 from .durations import format_time
 from .gate_window import gates_holding
+from .jobs import snapshot_not_durable
 from .spec import MigrationSpec, Phase
 from .status import GateEvaluation, MigrationStatus, Promotion
 from .verify import verify_fresh
@@ -62,6 +63,9 @@ def blocker(spec: MigrationSpec, st: MigrationStatus, now: datetime,
             return "no verify Job passed within spec.verify.interval"
         if replicas is not None and replicas > 1:
             return f"the Deployment has {replicas} replicas while memory is written"
+        lost = snapshot_not_durable(spec) if st.read_percent >= 100 else None
+        if lost is not None:
+            return lost
     elif phase == Phase.PostgresPrimary:
         if spec.target < Phase.Cleanup or not spec.cleanup.approved:
             return "the next step is Cleanup, which needs targetPhase Cleanup and " \

@@ -3,7 +3,8 @@
 Each step waits a full interval in which every gate held and a verify Job passed recently;
 a failed verify rolls reads back like a failed gate. At 100% the next move is promotion,
 gated by a full verify instead: a periodic verify started then would run after memory
-writes stop and compare PostgreSQL with memory that is stale by design.
+writes stop and compare PostgreSQL with memory that is stale by design. Promotion is refused
+(Degraded, SnapshotNotDurable) while the final snapshot has nowhere durable to go.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from .context import Context
 from .durations import format_duration, format_time
 from .gate_window import gates_holding, reset_window, rollback_reads, window_start
 from .job_book import TERMINAL, job, report_failure
+from .jobs import snapshot_not_durable
 from .postgres_primary import promote
 from .spec import Phase
 from .verify import verify_fresh
@@ -44,6 +46,10 @@ def read_switchover(ctx: Context) -> None:
     else:
         schedule_verify(ctx)
     if percent >= 100 and target <= Phase.ReadSwitchover:
+        return
+    lost = snapshot_not_durable(spec) if percent >= 100 else None
+    if lost is not None:
+        ctx.degrade("SnapshotNotDurable", f"PostgresPrimary refused: {lost}")
         return
     if st.retries_exhausted:
         ctx.degrade("RetriesExhausted", f"rolled back {st.retries} times; change "

@@ -23,7 +23,7 @@ STORES = ("graph", "agent_task")
 JOB_KINDS = ("backfill", "verify", "verify-full", "snapshot", "rehydrate", "archive")
 StoreName = Literal["graph", "agent_task"]
 TargetPhase = Literal["Preparation", "DualWrite", "ReadSwitchover", "PostgresPrimary", "Cleanup"]
-GATE_NAMES = ("errorRate", "p95", "mismatchRatio", "requests")
+GATE_NAMES = ("errorRate", "p50", "p95", "p99", "mismatchRatio", "requests")
 
 
 class Phase(enum.IntEnum):
@@ -42,8 +42,16 @@ DEFAULT_QUERIES: Mapping[str, str] = {
         'sum(rate(storemigration_store_operations_total{backend="postgres",outcome="error"}[W]))'
         ' / sum(rate(storemigration_store_operations_total{backend="postgres"}[W]))'
     ),
+    "p50": (
+        "histogram_quantile(0.5, sum by (le) "
+        '(rate(storemigration_store_operation_duration_seconds_bucket{backend="postgres"}[W])))'
+    ),
     "p95": (
         "histogram_quantile(0.95, sum by (le) "
+        '(rate(storemigration_store_operation_duration_seconds_bucket{backend="postgres"}[W])))'
+    ),
+    "p99": (
+        "histogram_quantile(0.99, sum by (le) "
         '(rate(storemigration_store_operation_duration_seconds_bucket{backend="postgres"}[W])))'
     ),
     "requests": 'sum(increase(storemigration_store_operations_total{backend="postgres"}[W]))',
@@ -78,8 +86,14 @@ class GateQueries(SpecModel):
 
     error_rate: str = Field(DEFAULT_QUERIES["errorRate"], min_length=1, pattern=r"\S",
                             description="Share of PostgreSQL store operations that failed.")
+    p50: str = Field(DEFAULT_QUERIES["p50"], min_length=1, pattern=r"\S",
+                     description="Median (p50) latency of PostgreSQL store operations, in "
+                     "seconds.")
     p95: str = Field(DEFAULT_QUERIES["p95"], min_length=1, pattern=r"\S",
                      description="95th percentile latency of PostgreSQL store operations, in "
+                     "seconds.")
+    p99: str = Field(DEFAULT_QUERIES["p99"], min_length=1, pattern=r"\S",
+                     description="99th percentile latency of PostgreSQL store operations, in "
                      "seconds.")
     requests: str = Field(DEFAULT_QUERIES["requests"], min_length=1, pattern=r"\S",
                           description="PostgreSQL store operations in the window (traffic "
@@ -89,7 +103,8 @@ class GateQueries(SpecModel):
                                 description="Share of shadow reads whose answers differed.")
 
     def get(self, gate: str) -> str:
-        return {"errorRate": self.error_rate, "p95": self.p95, "requests": self.requests,
+        return {"errorRate": self.error_rate, "p50": self.p50, "p95": self.p95,
+                "p99": self.p99, "requests": self.requests,
                 "mismatchRatio": self.mismatch_ratio}[gate]
 
 
@@ -104,8 +119,14 @@ class Gates(SpecModel):
                              "covers (PromQL [W]).")
     error_rate_ceiling: float = Field(0.01, ge=0, le=1, description="Highest error rate that "
                                       "passes (0.01 = 1%).")
+    p50_ceiling_seconds: float | None = Field(None, gt=0, description="Highest p50 "
+                                              "(median) latency that passes, in seconds "
+                                              "(unset: p50 is read and reported, not gated).")
     p95_ceiling_seconds: float = Field(0.5, gt=0, description="Highest p95 latency that "
                                        "passes, in seconds.")
+    p99_ceiling_seconds: float | None = Field(None, gt=0, description="Highest p99 latency "
+                                              "that passes, in seconds (unset: p99 is read "
+                                              "and reported, not gated).")
     mismatch_ratio_ceiling: float = Field(0.01, ge=0, le=1, description="Highest shadow-read "
                                           "mismatch ratio that passes; also the verify Jobs' "
                                           "--max-mismatch.")
@@ -187,7 +208,9 @@ class SecretRef(SpecModel):
 
 
 class SnapshotVolume(SpecModel):
-    """The PersistentVolumeClaim the snapshot and archive Jobs share."""
+    """The PersistentVolumeClaim the snapshot and archive Jobs share. Promotion into
+    PostgresPrimary needs it, or an s3:// cleanup.archive, so the final snapshot outlives
+    the Job's pod."""
 
     claim_name: str = Field(min_length=1, description="PersistentVolumeClaim name.")
 
@@ -195,7 +218,8 @@ class SnapshotVolume(SpecModel):
 class Verify(SpecModel):
     """The periodic verify Job during DualWrite and ReadSwitchover."""
 
-    interval: Duration = Field(timedelta(hours=24), description="A read step needs a verify "
+    interval: Duration = Field(timedelta(hours=24), description="How often a verify Job "
+                               "runs in DualWrite and ReadSwitchover; a read step needs one "
                                "that passed within this long.")
 
 
@@ -215,7 +239,10 @@ class Cleanup(SpecModel):
     approved: bool = Field(False, description="Set to true to allow cleanup after "
                            "primaryHold (kubectl storemigration approve-cleanup).")
     archive: str | None = Field(None, pattern=r"^(/|s3://)", description="Where the archive "
-                                "Job copies the snapshot: an absolute volume path or s3:// URL.")
+                                "Job copies the snapshot: an absolute volume path or s3:// URL. "
+                                "Without spec.snapshotVolume an s3:// URL is required before "
+                                "PostgresPrimary: the snapshot Job then uploads the snapshot "
+                                "itself, before memory writes stop.")
 
 
 class MigrationSpec(SpecModel):
@@ -253,7 +280,9 @@ class MigrationSpec(SpecModel):
                                                  "ADMIN_TOKEN from (env valueFrom.secretKeyRef).")
     snapshot_volume: SnapshotVolume | None = Field(None, description="PersistentVolumeClaim "
                                                    "the snapshot and archive Jobs mount at the "
-                                                   "snapshot's directory.")
+                                                   "snapshot's directory; PostgresPrimary is "
+                                                   "refused without it unless cleanup.archive "
+                                                   "is an s3:// URL.")
     primary_hold: Duration = Field(timedelta(hours=48), description="How long PostgresPrimary "
                                    "must hold before cleanup.")
     read_step: ReadStep = Field(default_factory=ReadStep, description="Read switchover steps.")

@@ -46,6 +46,10 @@ class Thresholds(StatusModel):
 
     error_rate: float = Field(description="gates.errorRateCeiling.")
     p95_seconds: float = Field(description="gates.p95CeilingSeconds.")
+    p50_seconds: float | None = Field(None, description="gates.p50CeilingSeconds (absent: "
+                                      "p50 is not gated).")
+    p99_seconds: float | None = Field(None, description="gates.p99CeilingSeconds (absent: "
+                                      "p99 is not gated).")
     mismatch_ratio: float = Field(description="gates.mismatchRatioCeiling.")
     min_requests: float = Field(description="gates.minRequests.")
 
@@ -53,7 +57,8 @@ class Thresholds(StatusModel):
 class GateCheck(StatusModel):
     """One gate of one evaluation: its value beside its threshold, and the PromQL read."""
 
-    gate: str = Field(description="errorRate, p95, mismatchRatio or requests.")
+    gate: str = Field(description="errorRate, p50, p95, p99, mismatchRatio or requests (p50 "
+                      "and p99 only when their ceiling is set).")
     value: Reading = Field(None, description="The value read: a number, \"+Inf\" or \"NaN\"; "
                            "absent when the query returned no data.")
     threshold: float = Field(description="The ceiling (or, for requests, the minimum).")
@@ -68,7 +73,10 @@ class GateEvaluation(StatusModel):
 
     time: Timestamp = Field(description="When Prometheus was read.")
     error_rate: Reading = Field(None, description="Error rate read (absent: no data).")
+    p50_seconds: Reading = Field(None, description="p50 (median) latency read, in seconds.")
     p95_seconds: Reading = Field(None, description="p95 latency read, in seconds (\"+Inf\": "
+                                 "above the top histogram bucket).")
+    p99_seconds: Reading = Field(None, description="p99 latency read, in seconds (\"+Inf\": "
                                  "above the top histogram bucket).")
     mismatch_ratio: Reading = Field(None, description="Shadow-read mismatch ratio read.")
     requests: Reading = Field(None, description="Requests in the window.")

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .durations import EPOCH
+from .spec import MigrationSpec, Phase
 from .status import MigrationStatus
 
 VERIFY_KINDS = ("verify", "verify-full")
@@ -52,3 +53,16 @@ def verify_fresh(st: MigrationStatus, interval: timedelta, now: datetime) -> boo
     failed_since = entry is not None and entry.outcome == "failed" and \
         (entry.finished_at or EPOCH) > last_ok
     return not failed_since and last_ok >= now - interval
+
+
+def verify_due(st: MigrationStatus, spec: MigrationSpec) -> datetime | None:
+    """When the next periodic verify must have passed (the last pass plus verify.interval),
+    while the planner runs them: DualWrite, and ReadSwitchover below 100% or held there.
+    None otherwise (promotion verifies in full instead), or before the first pass. The
+    stale-verify alert counts from this moment, not from the phase start."""
+    phase = Phase[st.phase]
+    periodic = phase == Phase.DualWrite or (phase == Phase.ReadSwitchover and (
+        st.read_percent < 100 or spec.target <= Phase.ReadSwitchover))
+    if not periodic or st.last_verify_success_time is None:
+        return None
+    return st.last_verify_success_time + spec.verify.interval
