@@ -10,4 +10,6 @@ export PATH="$ROOT/.tools/bin:$ROOT/.venv/bin:$PATH"
 echo "== ruff"; ruff check .
 echo "== mypy"; mypy api/app operator/storemigration_operator operator/kubectl_storemigration devcluster demo api/scripts
 echo "== lint-imports"; PYTHONPATH="$ROOT/api:$ROOT/operator" lint-imports
-echo "== pytest"; exec pytest -q "$@"
+# Two xdist workers, a test file each (its module fixtures stay on one worker): most
+# end-to-end tests wait on the processes they start. `-n 0` runs serially.
+echo "== pytest"; exec pytest -q -n 2 --dist loadfile "$@"
