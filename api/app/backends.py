@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from app.container import Container
-from app.errors import StoreUnavailableError
+from app.errors import StartupRefused, StoreUnavailableError
 from app.metrics import instrument_graph, instrument_tasks
 from app.migration import startup
 from app.migration.wiring import build_migration_stores
@@ -50,14 +50,14 @@ async def _connect(settings: Settings) -> tuple[Database, asyncio.Task[None] | N
         return database, None
     except SchemaVersionError as e:
         if required:
-            raise startup.StartupRefused(
+            raise StartupRefused(
                 f"PostgreSQL schema mismatch and this configuration trusts PostgreSQL: "
                 f"{e.detail}"
             ) from None
         return database, asyncio.create_task(remind_schema_mismatch(database))
     except StoreUnavailableError as e:
         if required:
-            raise startup.StartupRefused(
+            raise StartupRefused(
                 "PostgreSQL is unreachable at start-up and this configuration needs it "
                 "before serving (a store trusts PostgreSQL, or REHYDRATE_ON_START=true): "
                 f"{e.detail}"

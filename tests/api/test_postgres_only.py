@@ -1,10 +1,11 @@
 """After Cleanup (STORE_BACKEND=postgres, no migration setting) `python -m app` serves the
 PostgreSQL stores directly: the real entry point, under uvicorn, serving real requests,
 never imports the memory store, the migration router or the migration's wiring, and
-needs no DATA_DIR. The control, which shows the module check can fail: the same settings
-with memory's journal still mounted keep the migration's wiring, whose start-up backfills
-the journal into PostgreSQL (the safety net for data that never went through the
-migration), and name the journal volume in the log.
+needs no DATA_DIR, and serves what the migration put into PostgreSQL. The control, which
+shows the module check can fail, runs first: the same settings with memory's journal
+still mounted keep the migration's wiring, whose start-up backfills the journal into
+PostgreSQL (the safety net for data that never went through the migration), and name
+the journal volume in the log.
 
 The process is `app.__main__.main()` started from `python -c`, which also registers an
 atexit hook writing sorted(sys.modules) to a file once uvicorn has shut down on SIGTERM:
@@ -19,7 +20,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 from app.domain.tasks import DEFAULT_ROUTING
@@ -30,8 +30,11 @@ from tests.api.test_process import env, free_port
 from tests.harness.postgres import PgDatabase
 
 TOKEN = "postgres-only-admin-token"
-RUN = ("import atexit, json, sys; "
+# uvicorn re-raises the SIGTERM it shut down on once it restored the handler it found:
+# this one exits normally, so the atexit hook runs.
+RUN = ("import atexit, json, signal, sys; "
        "atexit.register(lambda: open(sys.argv[1], 'w').write(json.dumps(sorted(sys.modules)))); "
+       "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); "
        "from app.__main__ import main; main([])")
 RETIRED = ("app.migration", "app.stores.memory", "app.backends", "app.main",
            "app.routers.admin", "app.routers.switches")
@@ -82,20 +85,31 @@ class Served:
                          timeout=10)
 
 
-def _write_and_read(api: Served, name: str) -> dict[str, Any]:
+def _write_and_read(api: Served, name: str) -> None:
     put = httpx.put(f"{api.url}/api/projects/pypi/{name}", json={"version": "1.0"}, timeout=10)
     assert put.status_code in (200, 201), put.text
     got = api.get(f"/api/projects/pypi/{name}")
     assert got.status_code == 200 and got.json()["version"] == "1.0"
-    doc: dict[str, Any] = got.json()
-    return doc
 
 
 async def test_postgres_only_process_never_loads_memory_or_migration(
     pg_database: PgDatabase, tmp_path: Path
 ) -> None:
+    routed = Served(tmp_path, pg_database.app_dsn)
+    graph, tasks = await DurableMemory(routed.data_dir, dict(DEFAULT_ROUTING)).open()
+    await graph.upsert_project("pypi", "only-in-the-journal", ProjectUpsert(version="0.9"))
+    await tasks.close()
+    await graph.close()
+    with routed:
+        assert routed.get("/api/projects/pypi/only-in-the-journal").json()["version"] == "0.9"
+        assert routed.get("/api/admin/switches").status_code == 200
+    assert {"app.migration.router", "app.stores.memory.durable", "app.main"} <= set(
+        retired(routed.modules)), "a journal left in DATA_DIR keeps the migration's wiring"
+    assert "drop the journal volume" in routed.log.read_text()
+
     with Served(tmp_path, pg_database.app_dsn, DUAL_WRITE_MODE="false") as api:
-        written = _write_and_read(api, "served-directly")
+        assert api.get("/api/projects/pypi/only-in-the-journal").json()["version"] == "0.9"
+        _write_and_read(api, "served-directly")
         status = api.get("/api/agent/store-status").json()
         ready = api.get("/api/ready")
         switches = api.get("/api/admin/switches")
@@ -111,16 +125,3 @@ async def test_postgres_only_process_never_loads_memory_or_migration(
     modules = api.modules
     assert retired(modules) == []
     assert {"app.postgres_service", "app.stores.postgres.graph_store"} <= set(modules)
-
-    routed = Served(tmp_path, pg_database.app_dsn)
-    graph, tasks = await DurableMemory(routed.data_dir, dict(DEFAULT_ROUTING)).open()
-    await graph.upsert_project("pypi", "only-in-the-journal", ProjectUpsert(version="0.9"))
-    await tasks.close()
-    await graph.close()
-    with routed:
-        assert routed.get("/api/projects/pypi/served-directly").json() == written
-        assert routed.get("/api/projects/pypi/only-in-the-journal").json()["version"] == "0.9"
-        assert routed.get("/api/admin/switches").status_code == 200
-    assert {"app.migration.router", "app.stores.memory.durable", "app.main"} <= set(
-        retired(routed.modules)), "a journal left in DATA_DIR keeps the migration's wiring"
-    assert "drop the journal volume" in routed.log.read_text()
