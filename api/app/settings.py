@@ -7,7 +7,9 @@ migration switches resolve, per store, into a `StoreMode` that the migration rou
 follows; per-store overrides (GRAPH_STORE_*, AGENT_TASK_STORE_*) let each store move on
 its own. A StoreMode is validated when it is built, so the same rules refuse a bad
 combination whether it comes from the environment at start-up or from the admin endpoint
-that changes the switches while the process serves (app.migration.switches).
+that changes the switches while the process serves (app.migration.switches). Once every
+store's backend is postgres and no migration setting is away from its default
+(`postgres_only`), the migration is retired and `python -m app` serves PostgreSQL alone.
 """
 
 from __future__ import annotations
