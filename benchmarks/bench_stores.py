@@ -1,14 +1,21 @@
-"""Every GraphStore and AgentTaskStore operation, timed on four backends, plus the bulk
+"""Every GraphStore and AgentTaskStore operation, timed on six backends, plus the bulk
 import (the backfill path) against a raw COPY of the same rows, and search at 100k.
 
 `.venv/bin/python -m benchmarks stores [--quick]` starts its own durable PostgreSQL
 (unless DATABASE_URL names a server), then measures, one caller, back to back:
   memory       the in-memory stores (no journal: the pure data-structure cost)
   postgres     PostgresGraphStore / PostgresAgentTaskStore on an asyncpg pool
+  direct       the stores the PostgreSQL-only service serves after Cleanup, built by
+               app.postgres_service.postgres_stores (the adapters, instrumented)
+  cleanup-router  what Cleanup served before: the migration router over them with
+               STORE_BACKEND=postgres
   dual-write   the migration router, memory trusted, every write copied to PostgreSQL
   read-50%     the router in dual-write with READ_FROM_POSTGRES_PERCENT=50
-and prints ops/s and p50/p95/p99 per operation with the p50 ratio to memory. Writes
-benchmarks/results/stores[-quick].json.
+and prints ops/s and p50/p95/p99 per operation with the p50 ratio to memory, then the
+p50 ratio of direct and cleanup-router to postgres. postgres, direct and cleanup-router
+run interleaved, sample by sample, on one fresh migrated database (the comparison is the
+wiring's cost and nothing else); memory, dual-write and read-50% each run on a database
+of their own. Writes benchmarks/results/stores[-quick].json.
 """
 
 from __future__ import annotations
@@ -16,15 +23,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import statistics
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from app.canonical import search_fold
+from app.metrics import instrument_graph, instrument_tasks
 from app.migration.graph_router import MigratingGraphStore
 from app.migration.task_router import MigratingAgentTaskStore
 from app.models import (
@@ -38,6 +50,7 @@ from app.models import (
     TaskStatus,
     TaskType,
 )
+from app.postgres_service import postgres_stores
 from app.settings import Settings, StoreMode
 from app.stores.memory.graph_store import MemoryGraphStore
 from app.stores.memory.task_store import MemoryAgentTaskStore
@@ -47,8 +60,16 @@ from app.stores.postgres.pool import Database
 from app.stores.postgres.task_store import PostgresAgentTaskStore
 
 from benchmarks.common import RESULTS, WORDS, database, machine, name_of, projects, summary
+from devcluster.postgres import (
+    APP_PASSWORD,
+    create_migrated_database,
+    drop_database,
+    with_database,
+)
 
-BACKENDS = ("memory", "postgres", "dual-write", "read-50%")
+BACKENDS = ("memory", "postgres", "direct", "cleanup-router", "dual-write", "read-50%")
+VS_POSTGRES = ("direct", "cleanup-router")
+INTERLEAVED = ("postgres", *VS_POSTGRES)
 SEARCH_TERMS_100K = {
     "exact name (1 match)": "data-yaml-20000123",
     "rare (~11 matches)": "library number 4242",
@@ -67,9 +88,18 @@ async def timed(n: int, op: Callable[[int], Awaitable[Any]]) -> list[float]:
     return out
 
 
+Op = Callable[[int], Awaitable[Any]]
+
+
 async def operations(graph: Any, tasks: Any, n: int, tag: str, seed: int
                      ) -> dict[str, list[float]]:
     """Latency samples of every store operation; writes use keys unique to `tag`."""
+    ops = await op_table(graph, tasks, tag, seed)
+    return {name: await timed(n, op) for name, op in ops.items()}
+
+
+async def op_table(graph: Any, tasks: Any, tag: str, seed: int) -> dict[str, Op]:
+    """Every store operation as a call of sample i, in the order they must run."""
     c = await graph.create_contributor(ContributorCreate(name=f"bench-{tag}"))
     a = await graph.create_asset(AssetCreate(type=AssetType.CODE, name=f"bench-{tag}"))
     small = await graph.create_asset(AssetCreate(type=AssetType.CODE, name=f"small-{tag}"))
@@ -86,7 +116,7 @@ async def operations(graph: Any, tasks: Any, n: int, tag: str, seed: int
     def seeded(i: int) -> str:
         return name_of((i * 7) % 2000, seed)
 
-    ops: dict[str, Callable[[int], Awaitable[Any]]] = {
+    ops: dict[str, Op] = {
         "get_project": lambda i: graph.get_project("npm", seeded(i * 3)),
         "upsert_project (insert)": lambda i: graph.upsert_project(
             "npm", f"bench-{tag}-{i}", ProjectUpsert(description="d")),
@@ -125,37 +155,117 @@ async def operations(graph: Any, tasks: Any, n: int, tag: str, seed: int
         "get_usage_summary": lambda i: tasks.get_usage_summary(),
         "get_pipeline_status": lambda i: tasks.get_pipeline_status(),
     }
-    return {name: await timed(n, op) for name, op in ops.items()}
+    return ops
 
 
-def router_mode(store: str, read_percent: int) -> StoreMode:
-    return StoreMode(store=store, postgres_configured=True, dual_write=True,  # type: ignore[arg-type]
-                     memory_writes=True, read_percent=read_percent, backend="memory")
+def router_mode(store: str, read_percent: int, backend: str = "memory") -> StoreMode:
+    dual = backend == "memory"
+    return StoreMode(store=store, postgres_configured=True, dual_write=dual,
+                     memory_writes=True, read_percent=read_percent, backend=backend)
 
 
-async def backend_samples(db: Database, n: int) -> dict[str, dict[str, list[float]]]:
+@asynccontextmanager
+async def own_database(admin_dsn: str) -> AsyncIterator[Database]:
+    """A fresh migrated database on the benchmark's server and a pool of 4 on it."""
+    name = f"sm_bench_{uuid.uuid4().hex[:8]}"
+    await create_migrated_database(admin_dsn, name)
+    dsn = with_database(admin_dsn, name, "storemigration_app", APP_PASSWORD)
+    db = Database.from_settings(
+        Settings.model_validate({"database_url": dsn, "postgres_pool_size": 4}))
+    await db.connect()
+    try:
+        yield db
+    finally:
+        await db.close()
+        await drop_database(admin_dsn, name)
+
+
+def wired(name: str, db: Database, k: int) -> tuple[Any, Any, Any, Any]:
+    """(graph, tasks) as backend `name` serves them, and the memory and PostgreSQL graph
+    stores underneath (to seed)."""
+    mem_g, mem_t = MemoryGraphStore(), MemoryAgentTaskStore()
+    pg_g, pg_t = PostgresGraphStore(db), PostgresAgentTaskStore(db)
+    graph: Any
+    tasks: Any
+    if name == "memory":
+        return mem_g, mem_t, mem_g, None
+    if name == "postgres":
+        return pg_g, pg_t, None, pg_g
+    settings = Settings.model_validate({"database_url": "postgresql://bench@localhost/x"})
+    if name == "direct":
+        graph, tasks = postgres_stores(db, settings)
+        return graph, tasks, None, pg_g
+    if name == "cleanup-router":
+        pg_graph, pg_tasks = postgres_stores(db, settings)
+        graph = MigratingGraphStore(instrument_graph(mem_g, "memory"), pg_graph,
+                                    router_mode("graph", 0, "postgres"), rng=random.Random(k))
+        tasks = MigratingAgentTaskStore(instrument_tasks(mem_t, "memory"), pg_tasks,
+                                        router_mode("agent_task", 0, "postgres"),
+                                        rng=random.Random(k))
+        return graph, tasks, None, pg_g
+    pct = 0 if name == "dual-write" else 50
+    graph = MigratingGraphStore(mem_g, pg_g, router_mode("graph", pct), rng=random.Random(k))
+    tasks = MigratingAgentTaskStore(mem_t, pg_t, router_mode("agent_task", pct),
+                                    rng=random.Random(k))
+    return graph, tasks, mem_g, pg_g
+
+
+async def interleaved(names: tuple[str, ...], db: Database, n: int, seed_rows: GraphRecords
+                      ) -> dict[str, dict[str, list[float]]]:
+    """`names` on one database, one pool, sample by sample: for each operation, sample i
+    of every backend runs before sample i + 1 of any, in an order rotated with i, so
+    that neither the order nor the table's growth favours one of them."""
+    await PostgresGraphStore(db).import_graph(seed_rows)
+    tables: dict[str, dict[str, Op]] = {}
+    for k, name in enumerate(names):
+        graph, tasks, _, _ = wired(name, db, k)
+        tables[name] = await op_table(graph, tasks, f"i{k}", 1_000_000)
+    out: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+    for op in tables[names[0]]:
+        for name in names:
+            out[name][op] = []
+        for i in range(n):
+            for j in range(len(names)):
+                name = names[(i + j) % len(names)]
+                start = time.perf_counter()
+                await tables[name][op](i)
+                out[name][op].append(time.perf_counter() - start)
+    return out
+
+
+async def backend_samples(admin_dsn: str, db: Database, n: int
+                          ) -> dict[str, dict[str, list[float]]]:
+    """memory, dual-write and read-50% one after another, each on a database of its own;
+    postgres, direct and cleanup-router interleaved on one (`interleaved`)."""
     out: dict[str, dict[str, list[float]]] = {}
     for k, name in enumerate(BACKENDS):
         seed_rows = GraphRecords(projects=projects(2000, offset=(k + 1) * 1_000_000,
                                                    ecosystem="npm"))
-        mem_g, mem_t = MemoryGraphStore(), MemoryAgentTaskStore()
-        pg_g, pg_t = PostgresGraphStore(db), PostgresAgentTaskStore(db)
-        graph: Any
-        tasks: Any
-        if name == "memory":
-            graph, tasks = mem_g, mem_t
-        elif name == "postgres":
-            graph, tasks = pg_g, pg_t
-        else:
-            pct = 0 if name == "dual-write" else 50
-            graph = MigratingGraphStore(mem_g, pg_g, router_mode("graph", pct),
-                                        rng=random.Random(k))
-            tasks = MigratingAgentTaskStore(mem_t, pg_t, router_mode("agent_task", pct),
-                                            rng=random.Random(k))
-        await mem_g.import_graph(seed_rows)
-        if name != "memory":
-            await pg_g.import_graph(seed_rows)
-        out[name] = await operations(graph, tasks, n, f"b{k}", (k + 1) * 1_000_000)
+        if name in INTERLEAVED[1:]:
+            continue
+        async with AsyncExitStack() as stack:
+            own = db if name == "memory" else await stack.enter_async_context(
+                own_database(admin_dsn))
+            if name == INTERLEAVED[0]:
+                out |= await interleaved(INTERLEAVED, own, n, seed_rows)
+                continue
+            graph, tasks, mem_g, pg_g = wired(name, own, k)
+            if mem_g is not None:
+                await mem_g.import_graph(seed_rows)
+            if pg_g is not None:
+                await pg_g.import_graph(seed_rows)
+            out[name] = await operations(graph, tasks, n, f"b{k}", (k + 1) * 1_000_000)
+    return out
+
+
+def versus_postgres(table: dict[str, Any]) -> dict[str, Any]:
+    """Per backend in VS_POSTGRES: the p50 ratio to postgres, median / min / max over
+    the operations."""
+    out: dict[str, Any] = {}
+    for b in VS_POSTGRES:
+        ratios = sorted(r[b]["p50_ratio_to_postgres"] for r in table.values())
+        out[b] = {"median": statistics.median(ratios), "min": ratios[0], "max": ratios[-1],
+                  "operations": len(ratios)}
     return out
 
 
@@ -256,7 +366,8 @@ async def run(n: int, sizes: list[int], search_samples: int) -> dict[str, Any]:
             Settings.model_validate({"database_url": app_dsn, "postgres_pool_size": 4}))
         await db.connect()
         try:
-            samples = await backend_samples(db, n)
+            samples = await backend_samples(admin_dsn, db, n)
+            result["machine"]["loadavg_after_operations"] = os.getloadavg()
             table: dict[str, Any] = {}
             for op in samples["memory"]:
                 m = summary(samples["memory"][op])
@@ -265,8 +376,12 @@ async def run(n: int, sizes: list[int], search_samples: int) -> dict[str, Any]:
                     s = summary(samples[b][op])
                     s["p50_ratio_to_memory"] = s["p50_ms"] / max(m["p50_ms"], 1e-6)
                     row[b] = s
+                for b in VS_POSTGRES:
+                    row[b]["p50_ratio_to_postgres"] = \
+                        row[b]["p50_ms"] / max(row["postgres"]["p50_ms"], 1e-6)
                 table[op] = row
             result["operations"] = table
+            result["vs_postgres"] = versus_postgres(table)
             graph = PostgresGraphStore(db)
             result["bulk_import"] = {str(s): await bulk(app_dsn, graph, s, 10_000_000)
                                      for s in sizes}
@@ -279,6 +394,9 @@ async def run(n: int, sizes: list[int], search_samples: int) -> dict[str, Any]:
 
 
 def show(result: dict[str, Any]) -> None:
+    load = result["machine"]
+    print(f"load average at start {load['loadavg_at_start']}, after the operations "
+          f"{load.get('loadavg_after_operations')}")
     head = "".join(f"{b + ' p50/p95/p99 ms':>27}{'x':>5}" for b in BACKENDS[1:])
     print(f"{'operation':31}{'memory p50/p95/p99 ms':>24}{head}")
     for op, r in result["operations"].items():
@@ -293,6 +411,12 @@ def show(result: dict[str, Any]) -> None:
     medians = {b: sorted(r[b]["ops_s"] for r in ops)[len(ops) // 2] for b in BACKENDS}
     print("\nops/s, one caller back to back, median over operations: "
           + "; ".join(f"{b} {v:,.0f}" for b, v in medians.items()))
+    print("\np50 ratio to postgres (the adapters alone), over the operations: " + "; ".join(
+        f"{b} median {v['median']:.3f} (min {v['min']:.3f}, max {v['max']:.3f})"
+        for b, v in result["vs_postgres"].items()))
+    for op, r in result["operations"].items():
+        print(f"  {op:31}" + "".join(f"  {b} {r[b]['p50_ratio_to_postgres']:.3f}"
+                                     for b in VS_POSTGRES))
     print("\nbulk import of new projects: import_graph (backfill path) vs raw COPY, same run")
     for size, b in result["bulk_import"].items():
         print(f"  {int(size):>7,}: import_graph {b['import_graph_s']:.3f} s "

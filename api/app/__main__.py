@@ -4,6 +4,14 @@ Settings are validated before uvicorn starts, so a bad environment variable stop
 process with a message naming it and a non-zero exit: this entry point is the one place
 that turns a ConfigurationError into an exit. HOST and PORT come from the
 environment (default 0.0.0.0:8000, what a container needs) or --host/--port.
+
+Which app it serves follows the settings: those that retire the migration
+(STORE_BACKEND=postgres, no migration setting, no journal left in DATA_DIR:
+app.postgres_service.serves_postgres_only) get the PostgreSQL-only service, so such a
+process never loads the migration router or the memory store; any other settings get
+app.main, which `build_app` imports only then. That is the one import in api/app inside a
+function (tests/layout/test_api_layout.py names it): at module level it would load the
+migration into every process.
 """
 
 from __future__ import annotations
@@ -13,10 +21,11 @@ import logging
 import os
 
 import uvicorn
+from fastapi import FastAPI
 
 from app import gc_policy
-from app.main import create_app
-from app.settings import ConfigurationError, load_settings
+from app.postgres_service import create_postgres_app, serves_postgres_only
+from app.settings import ConfigurationError, Settings, load_settings
 
 
 def _port(value: str) -> int:
@@ -27,6 +36,15 @@ def _port(value: str) -> int:
     if not 0 < port < 65536:
         raise argparse.ArgumentTypeError(f"PORT must be 1-65535, got {port}")
     return port
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The app `python -m app` serves for `settings`."""
+    if serves_postgres_only(settings):
+        return create_postgres_app(settings)
+    from app.main import create_app
+
+    return create_app(settings)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     gc_policy.install(settings.gc_freeze_after_ms)
     uvicorn.run(
-        create_app(settings),
+        build_app(settings),
         host=args.host,
         port=args.port,
         loop="uvloop",

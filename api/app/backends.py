@@ -1,4 +1,4 @@
-"""Turning settings into live backends: the one place that knows every backend.
+"""Turning settings into live backends while the migration runs.
 
 `build_container` opens the stores the settings ask for: the durable in-memory stores
 (app.stores.memory), instrumented for metrics; with DATABASE_URL, the PostgreSQL stores on
@@ -6,6 +6,8 @@ one pool (app.stores.postgres), reconciled with memory (app.migration.startup) a
 behind the migration router (app.migration.wiring). When every store is
 PostgreSQL-primary, memory's journal is not held open, so the service can run more than
 one replica. Routers and the migration see none of this: only the Container's ports.
+Once the migration is retired (Settings.postgres_only) the service is built by
+app.postgres_service instead, which does not import this module.
 """
 
 from __future__ import annotations
@@ -15,30 +17,20 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from app.container import Container
-from app.errors import StoreUnavailableError
+from app.errors import StartupRefused, StoreUnavailableError
 from app.metrics import instrument_graph, instrument_tasks
 from app.migration import startup
 from app.migration.wiring import build_migration_stores
+from app.postgres_service import postgres_stores, warn_tls_override
 from app.settings import STORES, Settings
 from app.stores.memory.durable import DurableMemory
-from app.stores.ports import GraphBackend, TaskBackend
-from app.stores.postgres.graph_store import PostgresGraphStore
 from app.stores.postgres.pool import Database, keep_connecting, remind_schema_mismatch
 from app.stores.postgres.schema import SchemaVersionError
-from app.stores.postgres.task_store import PostgresAgentTaskStore
 
 log = logging.getLogger("app.container")
 COPY_RETRY_SUBDIR = "copy-retry"
 
 Closers = list[Callable[[], Awaitable[None]]]
-
-
-def postgres_stores(database: Database, settings: Settings) -> tuple[GraphBackend, TaskBackend]:
-    """PostgreSQL stores on `database`, instrumented as backend="postgres"."""
-    return (
-        instrument_graph(PostgresGraphStore(database), "postgres"),
-        instrument_tasks(PostgresAgentTaskStore(database, settings.task_routing), "postgres"),
-    )
 
 
 async def _connect(settings: Settings) -> tuple[Database, asyncio.Task[None] | None]:
@@ -50,12 +42,7 @@ async def _connect(settings: Settings) -> tuple[Database, asyncio.Task[None] | N
     (app.stores.postgres.pool.keep_connecting), and a schema-version mismatch, found now
     or at a later connect, stops the retries and is logged once a minute."""
     database = Database.from_settings(settings)
-    if settings.tls_override():
-        log.warning(
-            "POSTGRES_SSL_REQUIRED=false: APP_ENV=production but TLS to PostgreSQL is not "
-            "required, so the server's identity and the credentials are unprotected in "
-            "transit (store-status shows postgres.tls.override=true)"
-        )
+    warn_tls_override(settings)
     modes = [settings.store_mode(s) for s in STORES]
     required = settings.rehydrate_on_start or any(m.write_target == "postgres" for m in modes)
     try:
@@ -63,14 +50,14 @@ async def _connect(settings: Settings) -> tuple[Database, asyncio.Task[None] | N
         return database, None
     except SchemaVersionError as e:
         if required:
-            raise startup.StartupRefused(
+            raise StartupRefused(
                 f"PostgreSQL schema mismatch and this configuration trusts PostgreSQL: "
                 f"{e.detail}"
             ) from None
         return database, asyncio.create_task(remind_schema_mismatch(database))
     except StoreUnavailableError as e:
         if required:
-            raise startup.StartupRefused(
+            raise StartupRefused(
                 "PostgreSQL is unreachable at start-up and this configuration needs it "
                 "before serving (a store trusts PostgreSQL, or REHYDRATE_ON_START=true): "
                 f"{e.detail}"
@@ -87,6 +74,21 @@ async def _close_all(closers: Closers) -> None:
 async def build_container(settings: Settings) -> Container:
     """The stores the settings ask for, opened, instrumented and, when PostgreSQL is
     configured, reconciled and put behind the migration router."""
+    left = settings.migration_settings_set()
+    if left and all(settings.store_mode(s).backend == "postgres" for s in STORES):
+        log.warning(
+            "STORE_BACKEND=postgres, but migration settings are set (%s): the stores stay "
+            "behind the migration router; unset them to serve PostgreSQL directly",
+            ", ".join(left),
+        )
+    elif settings.postgres_only():
+        log.warning(
+            "STORE_BACKEND=postgres with no migration setting, but DATA_DIR (%s) holds "
+            "files (memory's journal): served through the migration's wiring, which "
+            "backfills a journal into PostgreSQL at start; drop the journal volume (the "
+            "chart's post-migration values) to serve PostgreSQL directly",
+            settings.data_dir,
+        )
     memory = DurableMemory.from_settings(settings)
     memory_needed = settings.database_url is None or any(
         settings.store_mode(s).write_target != "postgres" for s in STORES

@@ -73,3 +73,9 @@ def total_overflow() -> FieldError:
 def check_contribution_total(total: Decimal) -> None:
     if total > MONEY_MAX:
         raise total_overflow()
+
+
+class StartupRefused(RuntimeError):
+    """The service must not serve: a reconciliation it needs cannot run, or PostgreSQL,
+    which this configuration trusts, cannot be reached or has a schema this code refuses.
+    Raised from the lifespan, it stops the process with a non-zero exit."""

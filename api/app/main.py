@@ -1,8 +1,11 @@
-"""The FastAPI application: routers, error handlers, the guard middleware, the lifespan.
+"""The FastAPI application with the migration: routers, admin routes, the lifespan.
 
 `create_app` takes ready stores (tests, benchmarks) or builds them from settings in the
-lifespan through app.backends, so the same app object serves every backend. The routers
-are included with `include_router`, so their `Annotated` dependencies (app.routers.deps)
+lifespan through app.backends, so the same app object serves every backend. Settings
+that retire the migration, with no journal left in DATA_DIR
+(app.postgres_service.serves_postgres_only), get the PostgreSQL-only service, the app
+`python -m app` serves for them. The routers are
+included with `include_router`, so their `Annotated` dependencies (app.routers.deps)
 honour `app.dependency_overrides`.
 """
 
@@ -10,16 +13,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from app import http_errors
 from app.backends import build_container
 from app.container import Container
-from app.fastpath import FastPathMiddleware
-from app.middleware import GuardMiddleware
-from app.routers import admin, agent, graph, health, ledger, switches
+from app.postgres_service import create_postgres_app, serves_postgres_only
+from app.routers import admin, switches
+from app.service import SERVICE_ROUTERS, assemble
 from app.settings import Settings, load_settings
 from app.stores.ports import AgentTaskStore, GraphStore
 
@@ -36,6 +37,8 @@ def create_app(
     given = graph_store is not None and task_store is not None
     if (graph_store is None) != (task_store is None):
         raise ValueError("pass both graph_store and task_store, or neither")
+    if not given and serves_postgres_only(settings):
+        return create_postgres_app(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,20 +53,8 @@ def create_app(
         finally:
             await container.close()
 
-    app = FastAPI(
-        title="StoreMigration API",
-        version=settings.api_version,
-        description="Projects, contributions and agent tasks; see docs/CONTRACT.md.",
-        lifespan=lifespan,
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-    )
-    app.state.started_at = datetime.now(UTC)
-    app.state.container = None
+    container: Container | None = None
     if graph_store is not None and task_store is not None:
-        app.state.container = Container(settings, graph_store, task_store)
-    http_errors.install(app)
-    for module in (health, graph, ledger, agent, admin, switches):
-        app.include_router(module.router)
-    app.add_middleware(FastPathMiddleware, owner=app, enabled=settings.fast_path)
-    app.add_middleware(GuardMiddleware)
-    return app
+        container = Container(settings, graph_store, task_store)
+    return assemble(settings, lifespan, (*SERVICE_ROUTERS, admin.router, switches.router),
+                    container)

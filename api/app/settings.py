@@ -7,7 +7,9 @@ migration switches resolve, per store, into a `StoreMode` that the migration rou
 follows; per-store overrides (GRAPH_STORE_*, AGENT_TASK_STORE_*) let each store move on
 its own. A StoreMode is validated when it is built, so the same rules refuse a bad
 combination whether it comes from the environment at start-up or from the admin endpoint
-that changes the switches while the process serves (app.migration.switches).
+that changes the switches while the process serves (app.migration.switches). Once every
+store's backend is postgres and no migration setting is away from its default
+(`postgres_only`), the migration is retired and `python -m app` serves PostgreSQL alone.
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ StoreName = Literal["graph", "agent_task"]
 Backend = Literal["memory", "postgres"]
 STORES: tuple[StoreName, ...] = ("graph", "agent_task")
 SWITCHES = ("dual_write", "read_percent", "memory_writes", "shadow_read_percent", "backend")
+# The settings that drive the migration besides the backend (STORE_BACKEND and the
+# per-store *_STORE_BACKEND): any of them away from its default keeps the migration
+# router in front of the stores (Settings.postgres_only).
+MIGRATION_SETTINGS = (
+    "dual_write_mode", "read_from_postgres_percent", "in_memory_writes", "rehydrate_on_start",
+    "shadow_read_percent",
+    *(f"{store}_store_{flag}" for store in STORES
+      for flag in ("dual_write_mode", "read_from_postgres_percent", "in_memory_writes")),
+)
 # Modes that check the server's certificate; `require` only encrypts, so a machine in
 # the middle can pose as the server and collect the credentials.
 VERIFIED_SSLMODES = frozenset({"verify-ca", "verify-full"})
@@ -297,6 +308,22 @@ class Settings(BaseSettings):
             backend=pick("store_backend"),
             shadow_read_percent=self.shadow_read_percent,
         )
+
+    def migration_settings_set(self) -> list[str]:
+        """The migration settings (env names) set to anything but their default."""
+        fields = type(self).model_fields
+        return [name.upper() for name in MIGRATION_SETTINGS
+                if getattr(self, name) != fields[name].get_default(call_default_factory=True)]
+
+    def postgres_only(self) -> bool:
+        """The migration is retired: every store's backend is postgres (STORE_BACKEND or
+        both *_STORE_BACKEND) and no migration setting is away from its default, so
+        nothing can route a request to memory, now or through a live switch. Then
+        `python -m app` wires the PostgreSQL stores directly (app.postgres_service): no
+        migration router, no memory store, no DATA_DIR. A setting left at its default
+        (e.g. DUAL_WRITE_MODE=false rendered by a chart) counts as not set."""
+        return all(self.store_mode(s).backend == "postgres" for s in STORES) and \
+            not self.migration_settings_set()
 
     def postgres_in_use(self) -> bool:
         return any(

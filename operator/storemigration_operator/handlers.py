@@ -27,7 +27,7 @@ from .core.livestatus import after_apply, merge
 from .core.model import Event, Plan
 from .core.planner import gates_due, plan
 from .core.spec import MigrationSpec
-from .core.switchset import PodObservation
+from .core.switchset import PodObservation, pods_serve_switches
 from .gatesource import gate_source_for
 from .settings import OperatorSettings
 
@@ -156,7 +156,7 @@ async def reconcile(ns: str, name: str, uid: str, logger: Logger,
         try:
             token = await _admin_token(parsed, ns)
             pods: tuple[PodObservation, ...] = ()
-            if dep is not None:
+            if dep is not None and pods_serve_switches(old.get("phase")):
                 listed = await asyncio.to_thread(cluster.api_pods, ns, dep, parsed.container)
                 pods = await podswitches.observe(listed, token, settings.switch_timeout)
         except TRANSIENT as e:

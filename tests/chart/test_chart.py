@@ -14,6 +14,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from app.settings import Settings
 
 from tests.chart.render import (
     CHART,
@@ -27,6 +28,7 @@ from tests.chart.render import (
     template,
 )
 
+POST_MIGRATION_VALUES = CHART / "ci" / "post-migration-values.yaml"
 CUSTOM_GROUPS = ("monitoring.coreos.com/", "kopf.dev/", "migrations.storemigration.dev/")
 ROOT_CRD = ROOT / "crds" / "storemigrations.yaml"
 CHART_CRD = CHART / "crds" / "storemigrations.yaml"
@@ -103,14 +105,22 @@ def rbac_rules(docs: Docs) -> dict[tuple[str, str], set[str]]:
     return out
 
 
-@pytest.mark.parametrize("values", [[], ["-f", str(PRODUCTION_VALUES)]],
-                         ids=["default", "production"])
+@pytest.fixture(scope="module")
+def post_migration_docs() -> Docs:
+    """Production values with the post-migration overlay, as the checklist applies them."""
+    return template("-f", str(PRODUCTION_VALUES), "-f", str(POST_MIGRATION_VALUES))
+
+
+@pytest.mark.parametrize("values", [
+    [], ["-f", str(PRODUCTION_VALUES)],
+    ["-f", str(PRODUCTION_VALUES), "-f", str(POST_MIGRATION_VALUES)],
+], ids=["default", "production", "post-migration"])
 def test_lint_strict(values: list[str]) -> None:
     done = run_helm("lint", "--strict", str(CHART), *values)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("fixture", ["default_docs", "production_docs"])
+@pytest.mark.parametrize("fixture", ["default_docs", "production_docs", "post_migration_docs"])
 def test_every_manifest_validates_offline(fixture: str, request: pytest.FixtureRequest) -> None:
     docs: Docs = request.getfixturevalue(fixture)
     crds = {d["spec"]["names"]["kind"]: d for d in docs
@@ -154,7 +164,7 @@ def test_api_runs_one_replica_with_recreate_and_a_journal_volume(default_docs: D
         assert name in env
 
 
-@pytest.mark.parametrize("fixture", ["default_docs", "production_docs"])
+@pytest.mark.parametrize("fixture", ["default_docs", "production_docs", "post_migration_docs"])
 def test_every_pod_runs_non_root_with_a_read_only_root(fixture: str,
                                                        request: pytest.FixtureRequest) -> None:
     specs = pod_specs(request.getfixturevalue(fixture))
@@ -346,6 +356,7 @@ def test_schema_rejects_bad_values(bad: str) -> None:
     (["secrets.databaseUrl=postgresql://u:p@db/app"], "existingSecret"),
     (["operator.replicas=2", "operator.peering.enabled=false"], "peering"),
     (["backup.enabled=true"], "backup.enabled needs a database"),
+    (["api.persistence.journalVolume=false"], "journalVolume=false needs api.env.storeBackend"),
 ])
 def test_chart_refuses_unsafe_combinations(sets: list[str], message: str) -> None:
     args = [a for s in sets for a in ("--set", s)]
@@ -360,6 +371,27 @@ def test_api_scales_out_only_once_memory_is_retired() -> None:
     api = find(docs, "Deployment", "-api")
     assert api["spec"]["replicas"] == 3
     assert api["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_post_migration_values_drop_the_journal_volume_and_retire_the_router(
+    post_migration_docs: Docs, production_docs: Docs,
+) -> None:
+    api = find(post_migration_docs, "Deployment", "-api")
+    pod = api["spec"]["template"]["spec"]
+    [container] = [c for c in pod["containers"] if c["name"] == "api"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    assert [m["name"] for m in container["volumeMounts"]] == ["tmp"]
+    assert not [d for d in post_migration_docs if d["kind"] == "PersistentVolumeClaim"
+                and d["metadata"]["name"].endswith("-api-data")]
+    assert api["spec"]["replicas"] == 2 and api["spec"]["strategy"]["type"] == "RollingUpdate"
+    env = {k: v for k, v in env_of(container).items() if isinstance(v, str)}
+    assert env["STORE_BACKEND"] == "postgres"
+    dsn = "postgresql://app:x@db.example/app?sslmode=verify-full&sslrootcert=/ca.pem"
+    settings = Settings(**{k.lower(): v for k, v in env.items()}, database_url=dsn)
+    assert settings.migration_settings_set() == [] and settings.postgres_only(), \
+        "the API these values render serves PostgreSQL directly (app.postgres_service)"
+    production = find(production_docs, "Deployment", "-api")
+    assert "data" in [v["name"] for v in production["spec"]["template"]["spec"]["volumes"]]
 
 
 def test_chart_crd_is_identical_to_the_repository_crd() -> None:

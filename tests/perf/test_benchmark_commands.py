@@ -37,12 +37,18 @@ def test_store_benchmark_measures_every_operation_on_every_backend(tmp_path: Pat
     ops = result["operations"]
     assert len(ops) == 27 and "search (2k projects)" in ops and "get_pipeline_status" in ops
     for row in ops.values():
-        for backend in ("memory", "postgres", "dual-write", "read-50%"):
+        for backend in ("memory", "postgres", "direct", "cleanup-router", "dual-write",
+                        "read-50%"):
             assert row[backend]["n"] == 20 and row[backend]["p99_ms"] >= row[backend]["p50_ms"]
             assert row[backend]["ops_s"] > 0
+        for backend in ("direct", "cleanup-router"):
+            assert row[backend]["p50_ratio_to_postgres"] > 0
+    for backend in ("direct", "cleanup-router"):
+        ratio = result["vs_postgres"][backend]
+        assert ratio["operations"] == 27 and ratio["min"] <= ratio["median"] <= ratio["max"]
     bulk = result["bulk_import"]["1000"]
     assert bulk["import_graph_s"] > 0 and bulk["raw_copy_s"] > 0
-    assert "of COPY speed" in done.stdout
+    assert "of COPY speed" in done.stdout and "p50 ratio to postgres" in done.stdout
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from app.errors import StoreLockedError
+from app.errors import StartupRefused, StoreLockedError
 from app.migration.backfill import CopyReport, backfill
 from app.migration.rehydrate import rehydrate
 from app.settings import Settings
@@ -40,10 +40,6 @@ log = logging.getLogger("app.migration")
 
 LOCK_WAIT_SECONDS = 30.0
 LOCK_POLL_SECONDS = 0.5
-
-
-class StartupRefused(RuntimeError):
-    """The service must not serve: a reconciliation it needs cannot run."""
 
 
 class OpenGraph(GraphBackend, Protocol):

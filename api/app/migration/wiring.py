@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.container import postgres_status
 from app.metrics import instrument_graph, instrument_tasks
 from app.migration.copy_retry import CopyRetryQueue
 from app.migration.graph_router import MigratingGraphStore
@@ -124,28 +125,6 @@ class StoreStatus:
             "postgres": postgres_status(self.state.database),
             "switches": board.summary() if board is not None else None,
         }
-
-
-def postgres_status(database: Any | None) -> dict[str, Any]:
-    """The spec's `postgres` block from Database.stats() (keys size, max, active, idle,
-    waiting, and connected when the database tracks it)."""
-    if database is None:
-        return {"connected": False, "configured": False}
-    try:
-        stats = dict(database.stats())
-    except Exception as e:  # noqa: BLE001 - status must answer even when the pool cannot
-        log.warning("postgres stats unavailable: %s", type(e).__name__)
-        return {"connected": False}
-    connected = stats.get("connected", stats.get("size", 0) > 0)
-    doc: dict[str, Any] = {"connected": bool(connected)}
-    for key in ("size", "active", "idle", "waiting", "max"):
-        if key in stats:
-            doc[f"pool_{key}"] = stats[key]
-    if getattr(database, "schema_error", None):
-        doc["schema_error"] = database.schema_error
-    if hasattr(database, "tls_status"):
-        doc["tls"] = database.tls_status()
-    return doc
 
 
 async def build_migration_stores(

@@ -29,6 +29,13 @@ SWITCH_OF = {"DUAL_WRITE_MODE": "dual_write", "READ_FROM_POSTGRES_PERCENT": "rea
 LIVE_PHASES = (Phase.Preparation, Phase.DualWrite, Phase.ReadSwitchover, Phase.PostgresPrimary)
 
 
+def pods_serve_switches(phase: str | None) -> bool:
+    """Whether the API pods still answer GET /api/admin/switches in this (stored) phase.
+    From Cleanup on, which cannot be undone, the API runs PostgreSQL only
+    (app.postgres_service) with no switches, so the operator stops reading them."""
+    return phase not in (Phase.Cleanup.name, Phase.Complete.name)
+
+
 def config_map_name(migration: str) -> str:
     return f"{migration}-switches"
 
