@@ -24,6 +24,7 @@ from app.stores.memory.durable import DurableMemory
 from app.stores.ports import GraphBackend, TaskBackend
 from app.stores.postgres.graph_store import PostgresGraphStore
 from app.stores.postgres.pool import Database, keep_connecting, remind_schema_mismatch
+from app.stores.postgres.ranges import PostgresRanges
 from app.stores.postgres.schema import SchemaVersionError
 from app.stores.postgres.task_store import PostgresAgentTaskStore
 
@@ -126,6 +127,7 @@ async def build_container(settings: Settings) -> Container:
     routed_graph, routed_tasks, status = await build_migration_stores(
         settings, graph, tasks, database, postgres_graph=pg_graph, postgres_tasks=pg_tasks,
         retry_dir=settings.data_dir / COPY_RETRY_SUBDIR, memory_source=memory,
+        ranges=PostgresRanges(database),
     )
     state = status.state
     state.memory_opener = opener
