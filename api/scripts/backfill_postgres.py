@@ -12,7 +12,9 @@ copied by the router, and the backfill copies everything before.
 Online, the copy goes one batch per call (POST /api/admin/backfill/batch): keyset
 order, kinds in foreign-key order, each batch checkpointed in PostgreSQL under --run
 (default $BACKFILL_RUN, else "backfill"). A Job killed and started again with the same
-run continues after the last committed batch; --restart begins the run anew. The run
+run continues after the last committed batch (and copies again each kind PostgreSQL
+refused a record of: a run has not succeeded until it copies them); --restart begins
+the run anew. The run
 copies the records that existed at its first batch (dual-write carries the rest).
 Throttle: --batch-size, --delay between batches, and --p95-ceiling: pause while the
 API's p95 latency (its own /metrics) is above it. Progress (done/total per kind, rate,
@@ -71,13 +73,15 @@ def online(args: Any, progress: c.Progress) -> dict[str, Any]:
     throttle = Throttle(delay=args.delay, ceiling=args.p95_ceiling, pause=args.pause,
                         scrape=scraper(args.api_url) if args.p95_ceiling else None)
     throttle.start()
-    params: dict[str, Any] = {"run": args.run, "limit": args.batch_size}
+    params: dict[str, Any] = {"run": args.run, "limit": args.batch_size,
+                              "retry_refused": "true"}
     if args.restart:
         params["restart"] = "true"
     copied = batches = 0
     while True:
         doc = c.call_admin(args.api_url, "POST", "/api/admin/backfill/batch", params)
         params.pop("restart", None)
+        params.pop("retry_refused", None)
         progress(doc["done"], doc["total"])
         copied += doc["batch"]["records"]
         batches += doc["batch"]["kind"] is not None

@@ -107,16 +107,20 @@ async def backfill_batch(
     *,
     limit: int,
     restart: bool = False,
+    retry_refused: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> dict[str, Any]:
     """Copy the run's next batch and advance its checkpoint; the run's progress, with
-    what this batch did under `batch`. A finished run copies nothing."""
+    what this batch did under `batch`. A finished run copies nothing. `retry_refused`
+    (a Job's first call) copies again each kind PostgreSQL refused a record of."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
     async with book.lock:
         if restart:
             await ranges.reset_checkpoint(run)
             book.forget(run)
+        elif retry_refused:
+            await ranges.retry_refused(run)
         rows = await ranges.checkpoint(run)
         if not rows:
             cutoff = now()

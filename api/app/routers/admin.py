@@ -191,18 +191,21 @@ def _ranges(state: MigrationState) -> RangeStore:
 
 @router.post("/backfill/batch")
 async def run_backfill_batch(
-    state: Admin, run: Run, limit: Limit = 5000, restart: bool = False
+    state: Admin, run: Run, limit: Limit = 5000, restart: bool = False,
+    retry_refused: bool = False,
 ) -> dict[str, Any]:
     """Copy the run's next batch (keyset order, kinds in foreign-key order) and
     checkpoint it in PostgreSQL; the run's progress. A restarted Job calls it again
-    with the same `run` and continues after the last committed batch."""
+    with the same `run` and continues after the last committed batch (its first call
+    with retry_refused: the kinds with a refused record are copied again)."""
     ranges = _ranges(state)
     async with AsyncExitStack() as stack:
         memory_graph, memory_tasks = await _memory(state, stack)
         try:
             return await backfill_batch(
                 run, memory_graph, memory_tasks, state.postgres_graph, state.postgres_tasks,
-                ranges, state.runs, limit=limit, restart=restart)
+                ranges, state.runs, limit=limit, restart=restart,
+                retry_refused=retry_refused)
         except ValueError as e:
             raise HTTPException(422, str(e)) from None
         except Exception as e:

@@ -121,3 +121,9 @@ UPDATE migration_checkpoint SET last_key = $3::jsonb, done = done + $4::bigint,
     finished_at = CASE WHEN $8::boolean THEN now() END
 WHERE run = $1 AND kind = $2"""
 RESET_CHECKPOINT = "DELETE FROM migration_checkpoint WHERE run = $1"
+# A new Job of a run copies again each kind PostgreSQL refused a record of: the refusal
+# may have been fixed at its cause, and the run has not succeeded until it copies it.
+RETRY_REFUSED = """
+UPDATE migration_checkpoint SET last_key = NULL, done = 0, written = 0, skipped = 0,
+    refused_ids = '[]'::jsonb, batches = 0, finished_at = NULL, updated_at = now()
+WHERE run = $1 AND jsonb_array_length(refused_ids) > 0"""

@@ -105,6 +105,10 @@ class PostgresRanges:
             await conn.execute(q.ADVANCE_CHECKPOINT, run, kind, last_key, done, written,
                                skipped, refused, finished)
 
+    async def retry_refused(self, run: str) -> None:
+        async with self.db.acquire() as conn:
+            await conn.execute(q.RETRY_REFUSED, run)
+
     async def reset_checkpoint(self, run: str) -> None:
         async with self.db.acquire() as conn:
             await conn.execute(q.RESET_CHECKPOINT, run)
