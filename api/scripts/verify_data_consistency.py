@@ -21,6 +21,9 @@ re-verifies only that report's keys. --repair copies memory's record to PostgreS
 each missing or different key (of --keys-from, else of a full verify run first),
 re-verifies them and exits 0 only if they now agree; extra keys are deleted only with
 --delete-extra. --delay and --p95-ceiling throttle the full mode as they do the backfill.
+The full mode saves its place after every chunk beside the report (REPORT.state):
+--resume continues an interrupted run (--max-chunks stops one on purpose; an incomplete
+run never passes: its summary carries an error, so the operator holds, never rolls back).
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ def build_parser() -> Any:
                    help="copy memory's record to PostgreSQL for missing/different keys")
     p.add_argument("--delete-extra", action="store_true",
                    help="with --repair: delete the extra keys from PostgreSQL")
+    p.add_argument("--resume", action="store_true",
+                   help="full: continue the interrupted run of --report (its .state file)")
+    p.add_argument("--max-chunks", type=int, default=None,
+                   help="full: stop after this many chunks (not passed; --resume goes on)")
     p.add_argument("--delay", type=float, default=0.0, help="full: seconds between chunks")
     p.add_argument("--p95-ceiling", type=float, default=None,
                    help="full: pause while the API's p95 (seconds) is above it")
@@ -148,33 +155,65 @@ def _totals(by_kind: dict[str, dict[str, int]]) -> dict[str, Any]:
             "kinds": by_kind}
 
 
-def full(args: Any, out: Any, progress: c.Progress) -> dict[str, Any]:
-    """Every key of the migrated stores' kinds, chunk by chunk, into `out`."""
-    run = args.run
+class Stopped(Exception):
+    """--max-chunks reached: the state file holds where --resume goes on."""
+
+
+def _state_path(report: Path) -> Path:
+    return report.with_name(report.name + ".state")
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, sort_keys=True))
+    tmp.replace(path)
+
+
+def full(args: Any, out: Any, report: Path, progress: c.Progress) -> dict[str, Any]:
+    """Every key of the migrated stores' kinds, chunk by chunk, into `out`. After each
+    chunk the place and the counts so far are saved beside the report (REPORT.state), so
+    `--resume` continues an interrupted run; the file goes once the run is complete."""
+    state_file = _state_path(report)
+    state: dict[str, Any] = json.loads(state_file.read_text()) if args.resume else {
+        "run": args.run, "kind": None, "after": None, "by_kind": {}, "chunks": 0}
     throttle = Throttle(delay=args.delay, ceiling=args.p95_ceiling,
                         scrape=_scraper(args.api_url) if args.p95_ceiling else None)
     throttle.start()
-    by_kind: dict[str, dict[str, int]] = {}
-    chunks = 0
     kinds = _kinds(args.stores)
+    this_job = 0
     for n, kind in enumerate(kinds):
-        counts = {"checked": 0, **dict.fromkeys(STATUSES, 0)}
-        params: dict[str, Any] = {"run": run, "kind": kind, "limit": args.chunk}
+        if kind in state["by_kind"] and state["kind"] != kind:
+            continue  # done before the interruption
+        counts = state["by_kind"].setdefault(kind, {"checked": 0, **dict.fromkeys(STATUSES, 0)})
+        params: dict[str, Any] = {"run": state["run"], "kind": kind, "limit": args.chunk}
+        if state["kind"] == kind and state["after"] is not None:
+            params["after"] = json.dumps(state["after"])
+        state["kind"] = kind
         while True:
+            if args.max_chunks is not None and this_job >= args.max_chunks:
+                raise Stopped(f"stopped after {this_job} chunks (--max-chunks): "
+                              f"--resume --report {report} continues")
             doc = c.call_admin(args.api_url, "POST", "/api/admin/verify/chunk", params)
-            chunks += 1
+            this_job += 1
             counts["checked"] += doc["checked"]
             for line in doc["lines"]:
                 out.write(json.dumps(line, sort_keys=True) + "\n")
                 counts[line["status"]] += 1
+            out.flush()
+            state["chunks"] += 1
+            state["after"] = None if doc["done"] else doc["next"]
+            _save(state_file, state)
             if doc["done"]:
                 break
             params["after"] = json.dumps(doc["next"])
             throttle.wait()
-        by_kind[kind] = counts
+        state["kind"] = None
+        _save(state_file, state)
         progress(n + 1, len(kinds))
-    return {"run": run, "chunks": chunks, "chunk": args.chunk,
-            "throttle": throttle.as_dict(), **_totals(by_kind)}
+    state_file.unlink(missing_ok=True)
+    return {"run": state["run"], "chunks": state["chunks"], "chunks_this_job": this_job,
+            "chunk": args.chunk, "resumed": bool(args.resume),
+            "throttle": throttle.as_dict(), **_totals(state["by_kind"])}
 
 
 def _scraper(api_url: str) -> Any:
@@ -300,9 +339,11 @@ def main_full(p: Any, args: Any) -> int:
     try:
         items = read_report(args.keys_from) if args.keys_from else None
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w") as out:
+        if args.resume and not _state_path(path).exists():
+            raise c.ScriptError(c.EXIT_USAGE, f"nothing to resume: no {_state_path(path)}")
+        with path.open("a" if args.resume else "w") as out:
             if items is None:
-                summary |= full(args, out, progress)
+                summary |= full(args, out, path, progress)
             else:
                 summary |= keys_again(args, items, out)
         summary["report"] = str(path.resolve())
@@ -311,6 +352,10 @@ def main_full(p: Any, args: Any) -> int:
             summary["repair"] = repair(args, found)
     except c.ScriptError as e:
         return c.fail(summary, "verify", e, args.termination_log, flag="passed")
+    except Stopped as e:
+        summary["report"] = str(path.resolve())
+        return c.fail(summary, "verify", c.ScriptError(c.EXIT_FAILED, str(e)),
+                      args.termination_log, flag="passed")
     too_many_missing = args.max_missing is not None and summary["missing_count"] > args.max_missing
     too_many_extra = args.max_extra is not None and summary["extra_count"] > args.max_extra
     if args.repair:

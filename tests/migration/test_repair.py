@@ -1,11 +1,11 @@
 """Behind-the-back divergence, found and repaired, over real HTTP and PostgreSQL.
 
 Rows are deleted, changed and added in PostgreSQL by the owner role, not through the
-router (one of each; a contribution and a task among them). The full verify's report
-names exactly those keys and the fields that differ, with both values; --repair
-copies memory's records back for the missing and different keys (total_cost only
-through the contribution trigger); a re-verify of the report's keys then passes; the
-extra rows are reported and left in place."""
+router (one of each; a contribution and a task among them). The full verify,
+interrupted and resumed, writes a report that names exactly those keys and the fields
+that differ, with both values; --repair copies memory's records back for the missing
+and different keys (total_cost never copied: recounted from the asset's rows); a
+re-verify of the report's keys then passes; the extra rows are reported and left."""
 
 from __future__ import annotations
 
@@ -61,11 +61,15 @@ async def test_full_verify_names_every_divergent_key_and_repair_mends_them(
         memory_task = server.call(state.memory_tasks.get_task(changed_t.id))
 
         report_path = tmp_path / "full.jsonl"
-        found = run("verify_data_consistency.py", "--api-url", server.url, "--mode", "full",
-                    "--chunk", "7", "--report", str(report_path))
+        full = ("verify_data_consistency.py", "--api-url", server.url, "--mode", "full",
+                "--chunk", "7", "--report", str(report_path))
+        cut = run(*full, "--max-chunks", "4")  # interrupted: resumable, never a pass
+        assert cut.returncode == 1 and "--max-chunks" in summary(cut)["error"], cut.stderr
+        found = run(*full, "--resume")
         assert found.returncode == 1, found.stderr  # 5 of 71 records: above the 1% ceiling
         doc = summary(found)
         assert doc["report"] == str(report_path.resolve()) and doc["passed"] is False
+        assert doc["resumed"] is True and doc["chunks"] == doc["chunks_this_job"] + 4
         assert (doc["missing_count"], doc["different_count"], doc["extra_count"]) == (2, 3, 2)
         lines = [json.loads(x) for x in report_path.read_text().splitlines()]
         named = {(x["status"], x["kind"], str(x["key"])): sorted(x.get("fields", {}))
