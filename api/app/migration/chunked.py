@@ -1,11 +1,12 @@
 """The full verify: memory and PostgreSQL compared one key range at a time.
 
-A chunk is the next `limit` PostgreSQL rows of a kind after a key (app.stores.postgres
-.range_queries) and memory's records in the same key range (a sorted index of
-references to memory's immutable records, built once per run): PostgreSQL's side of a
-comparison is never more than one chunk, whatever the size of the data. Every key that
-does not agree is returned: "missing" (memory only), "different" (both, with each
-differing field's two values) and "extra" (PostgreSQL only). Like the sampled check
+A chunk is a key range after a key that ends where the next `limit` records of either
+side end: PostgreSQL's rows (app.stores.postgres.range_queries) and memory's (a sorted
+index of references to memory's immutable records, built once per run), so a chunk
+never holds more than `limit` records of each side, whatever the size of the data and
+however far the two stores are apart. Every key that does not agree is returned:
+"missing" (memory only), "different" (both, with each differing field's two values)
+and "extra" (PostgreSQL only). Like the sampled check
 (app.migration.consistency), a mismatch is looked at again after the second-write
 timeout, key by key; one whose memory record changed since the chunk began (less that
 timeout) is still in flight, not a mismatch. The same comparison serves `keys`: the
@@ -128,7 +129,11 @@ async def verify_chunk(
     start = from_json(kind, after)
     since = now() - timedelta(seconds=window)
     theirs = await ranges.read_range(kind, to_json(kind, start), None, limit)
-    upto = sort_key(kind, theirs[-1]) if len(theirs) >= limit else None
+    ahead = ordered.after(start, limit)
+    ends = [sort_key(kind, side[-1]) for side in (theirs, ahead) if len(side) >= limit]
+    upto = min(ends) if ends else None  # the range ends where either side's chunk does
+    if upto is not None:
+        theirs = [r for r in theirs if sort_key(kind, r) <= upto]
     mine = ordered.between(start, upto)
     pairs: dict[Any, list[Any]] = {}
     for r in mine:
