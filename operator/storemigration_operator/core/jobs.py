@@ -34,8 +34,10 @@ SCRIPTS: dict[str, str] = {
     "repair": "verify_data_consistency.py",
 }
 ADMIN_TOKEN_ENV = "ADMIN_TOKEN"
-# Before PostgreSQL becomes the only store: every record compared, none may be missing.
-FULL_VERIFY_FLAGS = ("--sample", "1.0", "--max-missing", "0")
+# Before PostgreSQL becomes the only store: every record compared, none may be missing;
+# by key ranges (the full mode), so the API never holds more than a chunk of PostgreSQL.
+FULL_VERIFY_REPORT = "/tmp/verify-full-report.jsonl"  # noqa: S108 - the Job pod's scratch
+FULL_VERIFY_FLAGS = ("--mode", "full", "--report", FULL_VERIFY_REPORT, "--max-missing", "0")
 REPAIR_REPORT = "/tmp/repair-report.jsonl"  # noqa: S108 - the Job pod's own scratch space
 
 
