@@ -25,6 +25,7 @@ from app.postgres_service import postgres_stores, warn_tls_override
 from app.settings import STORES, Settings
 from app.stores.memory.durable import DurableMemory
 from app.stores.postgres.pool import Database, keep_connecting, remind_schema_mismatch
+from app.stores.postgres.ranges import PostgresRanges
 from app.stores.postgres.schema import SchemaVersionError
 
 log = logging.getLogger("app.container")
@@ -128,6 +129,7 @@ async def build_container(settings: Settings) -> Container:
     routed_graph, routed_tasks, status = await build_migration_stores(
         settings, graph, tasks, database, postgres_graph=pg_graph, postgres_tasks=pg_tasks,
         retry_dir=settings.data_dir / COPY_RETRY_SUBDIR, memory_source=memory,
+        ranges=PostgresRanges(database),
     )
     state = status.state
     state.memory_opener = opener

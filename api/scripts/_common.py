@@ -93,6 +93,9 @@ class Progress:
         sys.stderr.flush()
 
 
+LONG_LISTS = ("missing", "different", "rejected_ids")
+
+
 def _compact(summary: dict[str, Any]) -> str:
     """The summary for the termination log as valid JSON within Kubernetes' 4 KiB: long
     lists of ids go first (their counts stay), then nested detail, then long strings."""
@@ -102,7 +105,7 @@ def _compact(summary: dict[str, Any]) -> str:
 
     def strip(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in ("missing", "different")}
+            return {k: strip(v) for k, v in value.items() if k not in LONG_LISTS}
         return value
 
     trimmed = strip(summary)
@@ -170,6 +173,25 @@ def call_admin(
     headers = {"Authorization": f"Bearer {admin_token()}"}
     try:
         response = httpx.request(method, url, params=params, headers=headers, timeout=timeout)
+    except httpx.HTTPError as e:
+        raise ScriptError(EXIT_UNREACHABLE, f"API unreachable ({type(e).__name__})") from None
+    raise_for_answer(response)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def call_admin_json(
+    api_url: str, path: str, document: dict[str, Any], params: dict[str, Any] | None = None,
+    timeout: float = 3600.0,
+) -> dict[str, Any]:
+    """POST a JSON document to an admin endpoint; errors as call_admin."""
+    import httpx
+
+    url = api_url.rstrip("/") + path
+    headers = {"Authorization": f"Bearer {admin_token()}"}
+    try:
+        response = httpx.post(url, json=document, params=params, headers=headers,
+                              timeout=timeout)
     except httpx.HTTPError as e:
         raise ScriptError(EXIT_UNREACHABLE, f"API unreachable ({type(e).__name__})") from None
     raise_for_answer(response)

@@ -10,15 +10,34 @@ operator reads from the verify Job's termination message.
 
   online:  verify_data_consistency.py --api-url http://api:8000   (ADMIN_TOKEN in env)
   offline: verify_data_consistency.py --snapshot snap.json --database-url URL
+
+--mode full (online) compares every record, one key range per call
+(POST /api/admin/verify/chunk, --chunk records), so neither the API nor this script
+holds more than a chunk of PostgreSQL's rows. Every missing, different (with both
+values of each differing field) and extra key is written to the JSON-lines --report;
+the summary names the file and keeps the counts. Extra keys (PostgreSQL only) are
+counted apart (extra_count; --max-extra to fail on them). --keys-from REPORT
+re-verifies only that report's keys. --repair copies memory's record to PostgreSQL for
+each missing or different key (of --keys-from, else of a full verify run first),
+re-verifies them and exits 0 only if they now agree; extra keys are deleted only with
+--delete-extra. --delay and --p95-ceiling throttle the full mode as they do the backfill.
+The full mode saves its place after every chunk beside the report (REPORT.state):
+--resume continues an interrupted run (--max-chunks stops one on purpose; an incomplete
+run never passes: its summary carries an error, so the operator holds, never rolls back).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import _common as c
+from _throttle import Throttle
 
 
 def build_parser() -> Any:
@@ -33,6 +52,27 @@ def build_parser() -> Any:
                    help="highest acceptable mismatch ratio (default 0.01)")
     p.add_argument("--max-missing", type=int, default=None,
                    help="most records PostgreSQL may be missing (default: no limit)")
+    p.add_argument("--mode", choices=("sampled", "full"), default="sampled",
+                   help="sampled (the gate) or full: every key, by key ranges (online)")
+    p.add_argument("--report", default=None,
+                   help="full/keys-from/repair: the JSON-lines report to write (default "
+                        "$VERIFY_REPORT_DIR or . / verify-<run>.jsonl)")
+    p.add_argument("--chunk", type=int, default=5000, help="full: records per key range")
+    p.add_argument("--run", default=None, help="full: a name for this run")
+    p.add_argument("--keys-from", default=None, help="re-verify only this report's keys")
+    p.add_argument("--max-extra", type=int, default=None,
+                   help="most extra records PostgreSQL may hold (default: no limit)")
+    p.add_argument("--repair", action="store_true",
+                   help="copy memory's record to PostgreSQL for missing/different keys")
+    p.add_argument("--delete-extra", action="store_true",
+                   help="with --repair: delete the extra keys from PostgreSQL")
+    p.add_argument("--resume", action="store_true",
+                   help="full: continue the interrupted run of --report (its .state file)")
+    p.add_argument("--max-chunks", type=int, default=None,
+                   help="full: stop after this many chunks (not passed; --resume goes on)")
+    p.add_argument("--delay", type=float, default=0.0, help="full: seconds between chunks")
+    p.add_argument("--p95-ceiling", type=float, default=None,
+                   help="full: pause while the API's p95 (seconds) is above it")
     c.add_stores(p)
     return p
 
@@ -78,9 +118,171 @@ async def offline(args: Any) -> dict[str, Any]:
     return report.as_dict()
 
 
+STATUSES = ("missing", "different", "extra", "in_flight")
+KEYS_PER_CALL = 1000
+
+
+def _kinds(stores: tuple[str, ...]) -> list[str]:
+    order = ("projects", "contributors", "assets", "dependencies", "contributions", "tasks")
+    wanted = {k for s in stores for k in STORE_KINDS[s]}
+    return [k for k in order if k in wanted]
+
+
+def _report_path(args: Any, run: str) -> Path:
+    if args.report:
+        return Path(args.report)
+    return Path(os.environ.get("VERIFY_REPORT_DIR", ".")) / f"verify-{run}.jsonl"
+
+
+def _counts(lines: list[dict[str, Any]]) -> dict[str, int]:
+    out = dict.fromkeys(STATUSES, 0)
+    for line in lines:
+        out[line["status"]] += 1
+    return out
+
+
+def _totals(by_kind: dict[str, dict[str, int]]) -> dict[str, Any]:
+    checked = sum(v["checked"] for v in by_kind.values())
+    sums = {s: sum(v[s] for v in by_kind.values()) for s in STATUSES}
+    bad = sums["missing"] + sums["different"]
+    return {"checked": checked, "mismatches": bad, "missing_count": sums["missing"],
+            "different_count": sums["different"], "extra_count": sums["extra"],
+            "in_flight_count": sums["in_flight"],
+            "mismatch_ratio": round(bad / checked, 6) if checked else 0.0,
+            "mismatch_ratio_by_kind": {
+                k: round((v["missing"] + v["different"]) / v["checked"], 6) if v["checked"]
+                else 0.0 for k, v in by_kind.items()},
+            "kinds": by_kind}
+
+
+class Stopped(Exception):
+    """--max-chunks reached: the state file holds where --resume goes on."""
+
+
+def _state_path(report: Path) -> Path:
+    return report.with_name(report.name + ".state")
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, sort_keys=True))
+    tmp.replace(path)
+
+
+def full(args: Any, out: Any, report: Path, progress: c.Progress) -> dict[str, Any]:
+    """Every key of the migrated stores' kinds, chunk by chunk, into `out`. After each
+    chunk the place and the counts so far are saved beside the report (REPORT.state), so
+    `--resume` continues an interrupted run; the file goes once the run is complete."""
+    state_file = _state_path(report)
+    state: dict[str, Any] = json.loads(state_file.read_text()) if args.resume else {
+        "run": args.run, "kind": None, "after": None, "by_kind": {}, "chunks": 0}
+    throttle = Throttle(delay=args.delay, ceiling=args.p95_ceiling,
+                        scrape=_scraper(args.api_url) if args.p95_ceiling else None)
+    throttle.start()
+    kinds = _kinds(args.stores)
+    this_job = 0
+    for n, kind in enumerate(kinds):
+        if kind in state["by_kind"] and state["kind"] != kind:
+            continue  # done before the interruption
+        counts = state["by_kind"].setdefault(kind, {"checked": 0, **dict.fromkeys(STATUSES, 0)})
+        params: dict[str, Any] = {"run": state["run"], "kind": kind, "limit": args.chunk}
+        if state["kind"] == kind and state["after"] is not None:
+            params["after"] = json.dumps(state["after"])
+        state["kind"] = kind
+        while True:
+            if args.max_chunks is not None and this_job >= args.max_chunks:
+                raise Stopped(f"stopped after {this_job} chunks (--max-chunks): "
+                              f"--resume --report {report} continues")
+            doc = c.call_admin(args.api_url, "POST", "/api/admin/verify/chunk", params)
+            this_job += 1
+            counts["checked"] += doc["checked"]
+            for line in doc["lines"]:
+                out.write(json.dumps(line, sort_keys=True) + "\n")
+                counts[line["status"]] += 1
+            out.flush()
+            state["chunks"] += 1
+            state["after"] = None if doc["done"] else doc["next"]
+            _save(state_file, state)
+            if doc["done"]:
+                break
+            params["after"] = json.dumps(doc["next"])
+            throttle.wait()
+        state["kind"] = None
+        _save(state_file, state)
+        progress(n + 1, len(kinds))
+    state_file.unlink(missing_ok=True)
+    return {"run": state["run"], "chunks": state["chunks"], "chunks_this_job": this_job,
+            "chunk": args.chunk, "resumed": bool(args.resume),
+            "throttle": throttle.as_dict(), **_totals(state["by_kind"])}
+
+
+def _scraper(api_url: str) -> Any:
+    import httpx
+
+    return lambda: httpx.get(api_url.rstrip("/") + "/metrics", timeout=10.0).text
+
+
+def read_report(path: str) -> list[dict[str, Any]]:
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise c.ScriptError(c.EXIT_USAGE, f"cannot read report {path} ({type(e).__name__})"
+                            ) from None
+    lines = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            raise c.ScriptError(c.EXIT_USAGE, f"{path}:{n}: not JSON") from None
+        if not isinstance(line, dict) or "kind" not in line or "key" not in line:
+            raise c.ScriptError(c.EXIT_USAGE, f"{path}:{n}: not a report line")
+        lines.append(line)
+    return lines
+
+
+def _batches(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    return [items[i:i + KEYS_PER_CALL] for i in range(0, len(items), KEYS_PER_CALL)]
+
+
+def keys_again(args: Any, items: list[dict[str, Any]], out: Any) -> dict[str, Any]:
+    """Re-verify the report's keys; what still disagrees goes into `out`."""
+    by_kind: dict[str, dict[str, int]] = {}
+    for part in _batches(items):
+        keys = [{"kind": i["kind"], "key": i["key"]} for i in part]
+        doc = c.call_admin_json(args.api_url, "/api/admin/verify/keys", {"keys": keys})
+        for i in keys:
+            by_kind.setdefault(i["kind"], {"checked": 0, **dict.fromkeys(STATUSES, 0)})
+            by_kind[i["kind"]]["checked"] += 1
+        for line in doc["lines"]:
+            out.write(json.dumps(line, sort_keys=True) + "\n")
+            by_kind[line["kind"]][line["status"]] += 1
+    return {"keys_from": args.keys_from, **_totals(by_kind)}
+
+
+def repair(args: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """--repair over `items`; passed only if every repaired key now agrees."""
+    params = {"delete_extra": "true"} if args.delete_extra else None
+    done: dict[str, Any] = {"passed": True, "repaired_total": 0, "extra_count": 0,
+                            "extra_deleted": 0, "extra_remaining": 0, "unresolved": []}
+    for part in _batches(items):
+        doc = c.call_admin_json(args.api_url, "/api/admin/repair", {"keys": part}, params)
+        done["passed"] = done["passed"] and doc["passed"]
+        for name in ("repaired_total", "extra_count", "extra_deleted", "extra_remaining"):
+            done[name] += doc[name]
+        done["unresolved"] += [line for line in doc["reverify"]["lines"]
+                               if line["status"] != "in_flight"]
+    done["unresolved_count"] = len(done["unresolved"])
+    done["unresolved"] = done["unresolved"][:20]
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
+    if args.mode == "full" or args.keys_from or args.repair:
+        return main_full(p, args)
     if not 0 < args.sample <= 1 or not 0 <= args.max_mismatch <= 1:
         p.error("--sample must be in (0, 1] and --max-mismatch in [0, 1]")
     if args.max_missing is not None and args.max_missing < 0:
@@ -117,6 +319,55 @@ def main(argv: list[str] | None = None) -> int:
             f"{limit}: {summary['missing_count']} missing, "
             f"{summary['different_count']} different\n"
         )
+    return c.finish(summary, c.EXIT_OK if passed else c.EXIT_FAILED, args.termination_log)
+
+
+def main_full(p: Any, args: Any) -> int:
+    """--mode full, --keys-from and --repair: every key, written to the report."""
+    if not args.api_url:
+        p.error("--mode full, --keys-from and --repair need --api-url")
+    if args.chunk < 1 or args.delay < 0 or not 0 <= args.max_mismatch <= 1:
+        p.error("--chunk >= 1, --delay >= 0, --max-mismatch in [0, 1]")
+    if args.delete_extra and not args.repair:
+        p.error("--delete-extra needs --repair")
+    args.run = args.run or f"{int(time.time())}-{os.getpid()}"
+    mode = "repair" if args.repair else ("keys" if args.keys_from else "full")
+    summary: dict[str, Any] = {"script": "verify_data_consistency", "mode": mode,
+                               "stores": list(args.stores)}
+    path = _report_path(args, args.run)
+    progress = c.Progress("verify", not args.quiet)
+    try:
+        items = read_report(args.keys_from) if args.keys_from else None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if args.resume and not _state_path(path).exists():
+            raise c.ScriptError(c.EXIT_USAGE, f"nothing to resume: no {_state_path(path)}")
+        with path.open("a" if args.resume else "w") as out:
+            if items is None:
+                summary |= full(args, out, path, progress)
+            else:
+                summary |= keys_again(args, items, out)
+        summary["report"] = str(path.resolve())
+        if args.repair:
+            found = items if items is not None else read_report(str(path))
+            summary["repair"] = repair(args, found)
+    except c.ScriptError as e:
+        return c.fail(summary, "verify", e, args.termination_log, flag="passed")
+    except Stopped as e:
+        summary["report"] = str(path.resolve())
+        return c.fail(summary, "verify", c.ScriptError(c.EXIT_FAILED, str(e)),
+                      args.termination_log, flag="passed")
+    too_many_missing = args.max_missing is not None and summary["missing_count"] > args.max_missing
+    too_many_extra = args.max_extra is not None and summary["extra_count"] > args.max_extra
+    if args.repair:
+        passed = bool(summary["repair"]["passed"])
+    else:
+        passed = (summary["mismatch_ratio"] <= args.max_mismatch and not too_many_missing
+                  and not too_many_extra)
+    summary |= {"passed": passed, "max_mismatch": args.max_mismatch,
+                "max_missing": args.max_missing, "max_extra": args.max_extra}
+    sys.stderr.write(
+        f"{summary['missing_count']} missing, {summary['different_count']} different, "
+        f"{summary['extra_count']} extra of {summary['checked']} checked; report {path}\n")
     return c.finish(summary, c.EXIT_OK if passed else c.EXIT_FAILED, args.termination_log)
 
 

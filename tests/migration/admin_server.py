@@ -3,10 +3,11 @@ thread, its stores (memory + PostgreSQL on `dsn`) opened in the server's own loo
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,6 +15,7 @@ import uvicorn
 from app.migration.wiring import build_migration_stores
 from app.routers.admin import router
 from app.settings import Settings
+from app.stores.postgres.ranges import PostgresRanges
 from fastapi import FastAPI
 
 from tests.harness.postgres import postgres_stores
@@ -51,15 +53,20 @@ class AdminServer:
         pg_graph, pg_tasks, database = await postgres_stores(self.dsn)
         graph, tasks, status = await build_migration_stores(
             settings, MemoryGraphStore(), MemoryAgentTaskStore(), database,
-            postgres_graph=pg_graph, postgres_tasks=pg_tasks,
+            postgres_graph=pg_graph, postgres_tasks=pg_tasks, ranges=PostgresRanges(database),
         )
         app.state.migration = status.state  # type: ignore[attr-defined]
         app.state.graph, app.state.tasks = graph, tasks
+        self.loop = asyncio.get_running_loop()
         try:
             yield
         finally:
             await status.state.close()  # type: ignore[attr-defined]
             await database.close()
+
+    def call(self, work: Awaitable[Any], timeout: float = 60.0) -> Any:
+        """Run `work` (a coroutine on the server's stores) in the server's own loop."""
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)  # type: ignore[arg-type]
 
     def __enter__(self) -> AdminServer:
         self.thread.start()

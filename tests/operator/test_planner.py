@@ -461,7 +461,8 @@ def test_postgres_primary_needs_a_full_verify_with_nothing_missing_first():
     sim.run_until(lambda: sim.percent == 100, H, limit=40)
     sim.run_until(lambda: sim.phase == "PostgresPrimary", H, limit=5)
     full = [j for p in sim.plans for j in p.jobs if j.kind == "verify-full"]
-    assert full and full[0].args[-4:] == ("--sample", "1.0", "--max-missing", "0")
+    assert full and full[0].args[-6:] == ("--mode", "full", "--report",
+                                          "/tmp/verify-full-report.jsonl", "--max-missing", "0")
     assert full[0].command == ("python", "api/scripts/verify_data_consistency.py")
     order = [n.rsplit("-", 1)[0] for n in sim.created]
     assert order.index("sm-verify-full") < order.index("sm-snapshot")

@@ -67,7 +67,7 @@ def _record_id(kind: str, record: Any) -> str:
     return str(record.id)
 
 
-async def _import(
+async def import_chunk(
     kind: str,
     part: list[Any],
     put: Callable[[list[Any]], Awaitable[ImportStats]],
@@ -84,11 +84,11 @@ async def _import(
             log.warning("copy refused a record: kind=%s id=%s", kind, _record_id(kind, part[0]))
             return
     half = len(part) // 2
-    await _import(kind, part[:half], put, report)
-    await _import(kind, part[half:], put, report)
+    await import_chunk(kind, part[:half], put, report)
+    await import_chunk(kind, part[half:], put, report)
 
 
-def _graph_put(
+def graph_put(
     target: GraphReplica, kind: str
 ) -> Callable[[list[Any]], Awaitable[ImportStats]]:
     async def put(rows: list[Any]) -> ImportStats:
@@ -117,17 +117,17 @@ async def copy_records(
     if graph is not None and graph_target is not None:
         for kind in GRAPH_ORDER:
             rows = getattr(graph, kind)
-            put_graph = _graph_put(graph_target, kind)
+            put_graph = graph_put(graph_target, kind)
             for start in range(0, len(rows), chunk):
                 part = rows[start : start + chunk]
-                await _import(kind, part, put_graph, report)
+                await import_chunk(kind, part, put_graph, report)
                 done += len(part)
                 if progress:
                     progress(done, total)
     if tasks is not None and task_target is not None:
         for start in range(0, len(tasks), chunk):
             part = tasks[start : start + chunk]
-            await _import("tasks", part, task_target.import_tasks, report)
+            await import_chunk("tasks", part, task_target.import_tasks, report)
             done += len(part)
             if progress:
                 progress(done, total)

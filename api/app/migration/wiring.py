@@ -20,11 +20,12 @@ from app.container import postgres_status
 from app.metrics import instrument_graph, instrument_tasks
 from app.migration.copy_retry import CopyRetryQueue
 from app.migration.graph_router import MigratingGraphStore
+from app.migration.resumable import RunBook
 from app.migration.startup import MemoryOpener, MemorySource
 from app.migration.switches import SwitchBoard
 from app.migration.task_router import MigratingAgentTaskStore
 from app.settings import Settings
-from app.stores.ports import GraphBackend, TaskBackend
+from app.stores.ports import GraphBackend, RangeStore, TaskBackend
 
 log = logging.getLogger("app.migration")
 
@@ -44,6 +45,10 @@ class MigrationState:
     switches: SwitchBoard | None = None
     memory_hold: MemoryHold | None = None
     copy_queues: list[CopyRetryQueue] = field(default_factory=list)
+    ranges: RangeStore | None = None
+    """PostgreSQL by key ranges and the backfill checkpoint (resumable backfill, chunked
+    verify, repair)."""
+    runs: RunBook = field(default_factory=RunBook)
 
     async def close(self) -> None:
         """Stop the copy-retry queues, persisting what they still hold."""
@@ -137,6 +142,7 @@ async def build_migration_stores(
     postgres_tasks: TaskBackend | None = None,
     retry_dir: Path | None = None,
     memory_source: MemorySource | None = None,
+    ranges: RangeStore | None = None,
 ) -> tuple[MigratingGraphStore, MigratingAgentTaskStore, StoreStatus]:
     """Routers for both stores per settings.store_mode, and the store-status callable.
     With a `database`, its PostgreSQL stores must be given (app.backends builds them).
@@ -163,6 +169,7 @@ async def build_migration_stores(
         postgres_tasks=postgres_tasks,
         database=database,
         routers=[graph, tasks],
+        ranges=ranges,
     )
     for router in (graph, tasks):
         route = router.route

@@ -10,19 +10,24 @@ Errors from PostgreSQL are reported by class, never by the driver's message.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from contextlib import AsyncExitStack
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 
 from app.errors import StoreLockedError
 from app.migration.backfill import backfill
+from app.migration.chunked import MemoryLookup, verify_chunk, verify_keys
 from app.migration.consistency import check_consistency, record_error
+from app.migration.keyed import KINDS, Ordered
 from app.migration.rehydrate import rehydrate
+from app.migration.repair import repair
+from app.migration.resumable import backfill_batch, progress
 from app.migration.wiring import MigrationState
 from app.settings import STORES
-from app.stores.ports import GraphBackend, TaskBackend
+from app.stores.ports import GraphBackend, RangeStore, TaskBackend
 from app.stores.snapshot import Snapshot, dumps
 
 log = logging.getLogger("app.migration")
@@ -168,3 +173,155 @@ async def run_rehydrate(state: Admin) -> dict[str, Any]:
         except Exception as e:
             raise _unavailable("rehydrate", e) from None
     return {"ok": True, **report.as_dict()}
+
+
+# ---------------------------------------------------------------- at scale (issue 14)
+
+Run = Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
+Limit = Annotated[int, Query(ge=1, le=100_000)]
+Kind = Annotated[str, Query(pattern="^(" + "|".join(KINDS) + ")$")]
+
+
+def _ranges(state: MigrationState) -> RangeStore:
+    _need_postgres(state)
+    if state.ranges is None:
+        raise HTTPException(409, "key-range reads are not configured")
+    return state.ranges
+
+
+@router.post("/backfill/batch")
+async def run_backfill_batch(
+    state: Admin, run: Run, limit: Limit = 5000, restart: bool = False,
+    retry_refused: bool = False,
+) -> dict[str, Any]:
+    """Copy the run's next batch (keyset order, kinds in foreign-key order) and
+    checkpoint it in PostgreSQL; the run's progress. A restarted Job calls it again
+    with the same `run` and continues after the last committed batch (its first call
+    with retry_refused: the kinds with a refused record are copied again)."""
+    ranges = _ranges(state)
+    async with AsyncExitStack() as stack:
+        memory_graph, memory_tasks = await _memory(state, stack)
+        try:
+            return await backfill_batch(
+                run, memory_graph, memory_tasks, state.postgres_graph, state.postgres_tasks,
+                ranges, state.runs, limit=limit, restart=restart,
+                retry_refused=retry_refused)
+        except ValueError as e:
+            raise HTTPException(422, str(e)) from None
+        except Exception as e:
+            raise _unavailable("backfill batch", e) from None
+
+
+@router.get("/backfill/progress")
+async def backfill_progress(state: Admin, run: Run) -> dict[str, Any]:
+    """done/total per kind, rate and ETA of a backfill run, from its checkpoint."""
+    ranges = _ranges(state)
+    try:
+        rows = await ranges.checkpoint(run)
+    except Exception as e:
+        raise _unavailable("backfill progress", e) from None
+    if not rows:
+        raise HTTPException(404, f"no backfill run {run!r}")
+    return {"run": run, **progress(rows)}
+
+
+async def _verify_index(state: MigrationState, run: str, kind: str,
+                        memory_graph: GraphBackend, memory_tasks: TaskBackend) -> Ordered:
+    """The run's sorted index of memory's records of `kind` (references, not copies),
+    built when the run first asks for that kind and dropped once the kind is done."""
+    name = f"verify:{run}"
+    async with state.runs.lock:
+        held = state.runs.runs.get(name)
+        if held is None or kind not in held:
+            if kind == "tasks":
+                records: list[Any] = await memory_tasks.export_tasks()
+            else:
+                records = getattr(await memory_graph.export_graph(), kind)
+            held = {kind: Ordered.of(kind, records)}
+            state.runs.remember(name, held)
+    return held[kind]
+
+
+@router.post("/verify/chunk")
+async def verify_range(
+    state: Admin, run: Run, kind: Kind, limit: Limit = 5000,
+    after: Annotated[str | None, Query(max_length=2000)] = None,
+) -> dict[str, Any]:
+    """Compare one key range of `kind` on both stores (the next `limit` PostgreSQL rows
+    after the JSON key `after`, and memory's records in that range); every missing,
+    different (with both values of each field) and extra key, and where to go on."""
+    ranges = _ranges(state)
+    try:
+        start = None if after is None else json.loads(after)
+    except ValueError:
+        raise HTTPException(422, "after must be a JSON key") from None
+    async with AsyncExitStack() as stack:
+        memory_graph, memory_tasks = await _memory(state, stack)
+        index = await _verify_index(state, run, kind, memory_graph, memory_tasks)
+        timeout = state.settings.second_write_timeout
+        try:
+            doc = await verify_chunk(
+                kind, start, limit, index, ranges, MemoryLookup(memory_graph, memory_tasks),
+                recheck_delay=timeout, window=timeout)
+        except ValueError as e:
+            raise HTTPException(422, str(e)) from None
+        except Exception as e:
+            raise _unavailable("verify chunk", e) from None
+    if doc["done"]:
+        state.runs.forget(f"verify:{run}")
+    return doc
+
+
+def _items(body: dict[str, Any]) -> list[dict[str, Any]]:
+    items = body.get("keys")
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and i.get("kind") in KINDS and "key" in i for i in items
+    ):
+        raise HTTPException(422, "keys: a list of {kind, key[, status]}")
+    return items
+
+
+@router.post("/verify/keys")
+async def verify_listed(
+    state: Admin, body: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """Re-verify only the given keys (those of an earlier full verify's report)."""
+    ranges = _ranges(state)
+    items = _items(body)
+    async with AsyncExitStack() as stack:
+        memory_graph, memory_tasks = await _memory(state, stack)
+        try:
+            return await verify_keys(
+                [(i["kind"], i["key"]) for i in items], ranges,
+                MemoryLookup(memory_graph, memory_tasks),
+                window=state.settings.second_write_timeout)
+        except ValueError as e:
+            raise HTTPException(422, str(e)) from None
+        except Exception as e:
+            raise _unavailable("verify keys", e) from None
+
+
+@router.post("/repair")
+async def repair_keys(
+    state: Admin, body: Annotated[dict[str, Any], Body()], delete_extra: bool = False
+) -> dict[str, Any]:
+    """Copy memory's record to PostgreSQL for each missing or different key given
+    (newer-wins, total_cost only through the trigger), re-verify them; extra keys are
+    deleted only with delete_extra."""
+    ranges = _ranges(state)
+    items = _items(body)
+    if any(r.route.mode.write_target == "postgres" for r in state.routers):
+        raise HTTPException(409, "repair copies memory to PostgreSQL: memory must be "
+                                 "the trusted store (rehydrate rebuilds memory instead)")
+    async with AsyncExitStack() as stack:
+        memory_graph, memory_tasks = await _memory(state, stack)
+        assert state.postgres_graph is not None and state.postgres_tasks is not None
+        try:
+            return await repair(
+                items, MemoryLookup(memory_graph, memory_tasks), state.postgres_graph,
+                state.postgres_tasks, ranges, delete_extra=delete_extra,
+                window=state.settings.second_write_timeout)
+        except ValueError as e:
+            raise HTTPException(422, str(e)) from None
+        except Exception as e:
+            raise _unavailable("repair", e) from None

@@ -185,3 +185,39 @@ class GraphBackend(GraphStore, GraphReplica, Protocol):
 
 class TaskBackend(AgentTaskStore, AgentTaskReplica, Protocol):
     """An agent-task backend offers both faces: the store and the replica."""
+
+
+RangeKey = Any
+"""A record's key in range order, JSON-shaped: a project's id (int), a dependency's
+[from_ecosystem, from_name, to_ecosystem, to_name], a uuid or task id (str)."""
+
+
+@runtime_checkable
+class RangeStore(Protocol):
+    """PostgreSQL read by key ranges, and the backfill checkpoint (migration 014): what
+    the resumable backfill, the chunked verify and the repair use beside the replicas."""
+
+    async def read_range(
+        self, kind: str, after: RangeKey | None, upto: RangeKey | None, limit: int
+    ) -> list[Any]: ...
+
+    async def read_keys(self, kind: str, keys: list[RangeKey]) -> list[Any]: ...
+
+    async def delete_record(self, kind: str, key: RangeKey) -> int: ...
+
+    async def recount_asset_total(self, asset_id: Any) -> None: ...
+
+    async def checkpoint(self, run: str) -> list[dict[str, Any]]: ...
+
+    async def start_checkpoint(
+        self, run: str, totals: list[tuple[str, int]], cutoff: datetime
+    ) -> None: ...
+
+    async def advance_checkpoint(
+        self, run: str, kind: str, last_key: RangeKey, done: int, written: int,
+        skipped: int, refused: list[str], finished: bool,
+    ) -> None: ...
+
+    async def retry_refused(self, run: str) -> None: ...
+
+    async def reset_checkpoint(self, run: str) -> None: ...

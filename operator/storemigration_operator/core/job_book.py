@@ -17,7 +17,7 @@ from .context import Context
 from .durations import format_time
 from .jobs import job_request
 from .model import JobRequest
-from .status import JobEntry, JobResult
+from .status import BackfillProgress, JobEntry, JobResult
 from .verify import VERIFY_KINDS, verify_outcome
 
 TERMINAL = ("Succeeded", "Failed")
@@ -54,9 +54,17 @@ def what_failed(entry: JobEntry) -> str:
     return entry.why or error or entry.message or "no result in the termination message"
 
 
+def backfill_run(ctx: Context) -> str:
+    """The backfill checkpoint's name: one per entry into DualWrite (and retry token), so
+    the attempts of one stage resume one run and a later stage starts a new one."""
+    since = max(ctx.st.phase_entered_time or ctx.now, ctx.token_time())
+    return f"{ctx.name}-{int(since.timestamp())}"
+
+
 def request(ctx: Context, kind: str, job_name: str) -> JobRequest:
     dep = ctx.seen.deployment
-    return job_request(kind, job_name, ctx.spec, dep.image if dep else None)
+    run = backfill_run(ctx) if kind == "backfill" else None
+    return job_request(kind, job_name, ctx.spec, dep.image if dep else None, run)
 
 
 def job(ctx: Context, kind: str, fresh_after: datetime) -> JobEntry:
@@ -131,6 +139,9 @@ def sync_jobs(ctx: Context) -> None:
         entry.finished_at = obs.finished_at or ctx.now
         if obs.result is not None:
             entry.result = JobResult.from_doc(dict(obs.result))
+            if kind == "backfill":
+                ctx.st.backfill = BackfillProgress.from_result(dict(obs.result)) or \
+                    ctx.st.backfill
         elif obs.message:
             entry.message = obs.message[:300]
         if kind in VERIFY_KINDS:

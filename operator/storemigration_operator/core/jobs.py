@@ -34,10 +34,14 @@ SCRIPTS: dict[str, str] = {
     "snapshot": "snapshot_memory.py",
     "rehydrate": "rehydrate_memory.py",
     "archive": "archive_snapshot.py",
+    "repair": "verify_data_consistency.py",
 }
 ADMIN_TOKEN_ENV = "ADMIN_TOKEN"
-# Before PostgreSQL becomes the only store: every record compared, none may be missing.
-FULL_VERIFY_FLAGS = ("--sample", "1.0", "--max-missing", "0")
+# Before PostgreSQL becomes the only store: every record compared, none may be missing;
+# by key ranges (the full mode), so the API never holds more than a chunk of PostgreSQL.
+FULL_VERIFY_REPORT = "/tmp/verify-full-report.jsonl"  # noqa: S108 - the Job pod's scratch
+FULL_VERIFY_FLAGS = ("--mode", "full", "--report", FULL_VERIFY_REPORT, "--max-missing", "0")
+REPAIR_REPORT = "/tmp/repair-report.jsonl"  # noqa: S108 - the Job pod's own scratch space
 # The snapshot, then its upload, in one pod; the paths come from the Job's own env, the
 # snapshot's arguments from "$@" (nothing is spliced into the script).
 SNAPSHOT_THEN_ARCHIVE = ('python api/scripts/snapshot_memory.py "$@" && exec python '
@@ -73,6 +77,14 @@ def default_args(kind: str, spec: MigrationSpec) -> tuple[str, ...]:
         return (*base, "--max-mismatch", str(spec.gates.mismatch_ratio_ceiling))
     if kind == "verify-full":
         return (*default_args("verify", spec), *FULL_VERIFY_FLAGS)
+    if kind == "backfill":
+        throttle = spec.backfill
+        ceiling = throttle.p95_ceiling_seconds
+        return (*base, "--batch-size", str(throttle.batch_size),
+                "--delay", str(throttle.delay.total_seconds()),
+                *(("--p95-ceiling", str(ceiling)) if ceiling is not None else ()))
+    if kind == "repair":
+        return (*base, "--mode", "full", "--report", REPAIR_REPORT, "--repair")
     if kind == "snapshot":
         return (*base, "--output", spec.snapshot_path)
     if kind == "archive":
@@ -130,9 +142,14 @@ def snapshot_mount(kind: str, spec: MigrationSpec) -> tuple[str, str] | None:
     return spec.snapshot_volume.claim_name, posixpath.dirname(spec.snapshot_path) or "/"
 
 
-def job_request(kind: str, name: str, spec: MigrationSpec, image: str | None) -> JobRequest:
+def job_request(kind: str, name: str, spec: MigrationSpec, image: str | None,
+                run: str | None = None) -> JobRequest:
     """Everything a Job needs, from the spec the planner decided with: the handlers build
-    the manifest from this alone and never read the spec again."""
+    the manifest from this alone and never read the spec again. A backfill gets
+    BACKFILL_RUN, its checkpoint's name (`run`, else the Job's): every attempt of one
+    stage shares it, so a retried or restarted backfill resumes after the last batch."""
     image_, command, args, env = job_parts(kind, spec, image)
+    if kind == "backfill":
+        env = (*env, ("BACKFILL_RUN", run or name))
     return JobRequest(name, kind, image_, command, args, env, secret_env(spec),
                       snapshot_mount(kind, spec))

@@ -27,15 +27,16 @@ from .durations import parse_time
 from .env import env_diff
 from .gate_window import NEXT_AFTER_ROLLBACK, evaluate_gates, reset_window
 from .gates import GateReadings
-from .job_book import job, job_gate, sync_jobs
+from .job_book import TERMINAL, job, job_gate, sync_jobs
 from .jobs import archived_by_snapshot
 from .livestatus import pod_entries, switch_state
 from .model import DeploymentObservation, JobObservation, Plan
 from .postgres_primary import abort, effective_target, postgres_primary, rollback_to_target
-from .read_switchover import act_on_verify, read_switchover
+from .read_switchover import VERIFY_EARLY, act_on_verify, auto_repair, read_switchover
 from .spec import MigrationSpec, Phase
 from .status import Adoption
 from .switchset import LIVE_PHASES, PodObservation, adoption_names, confirmation
+from .verify import note_freshness, stale_pass, verify_within_max_age
 
 GATED = (Phase.ReadSwitchover, Phase.PostgresPrimary)
 
@@ -161,7 +162,14 @@ def dual_write(ctx: Context) -> None:
     # after the backfill): one per interval, as nothing steps on its timing.
     verify = job(ctx, "verify", max(fresh, t(backfill.finished_at),
                                     ctx.now - spec.verify.interval))
+    if spec.target > Phase.DualWrite and stale_pass(verify, spec.verify.max_age, ctx.now):
+        verify = job(ctx, "verify", ctx.now)  # the freshness gate: verify again first
     if not job_gate(ctx, "verify", verify):
+        return
+    auto_repair(ctx)
+    if spec.target > Phase.DualWrite and not verify_within_max_age(st, spec.verify.max_age,
+                                                                    ctx.now):
+        ctx.wait("WaitingForVerify", "no clean verify newer than spec.verify.maxAge")
         return
     if spec.target > Phase.DualWrite and not ctx.replicas_block():
         ctx.enter(Phase.ReadSwitchover, f"backfill and verify passed; reads start at "
@@ -228,8 +236,25 @@ def finish(ctx: Context) -> Plan:
                   f"in {st.phase} at {st.read_percent}% reads; targetPhase {spec.target_phase}",
                   now)
     st.reason, st.message = reason, message
+    note_freshness(st, spec.verify.max_age, next_verify(ctx))
     ctx.plan.status = st.wire()
     return ctx.plan
+
+
+def next_verify(ctx: Context) -> datetime | None:
+    """When the planner starts the next verify Job (None: none is scheduled in this
+    phase). In ReadSwitchover below 100%: early in the interval (read_switchover);
+    otherwise, while a step waits in DualWrite: when the last clean verify goes stale."""
+    st, spec = ctx.st, ctx.spec
+    last = st.jobs.get("verify")
+    if last is None or last.state not in TERMINAL:
+        return None
+    started = last.created_at
+    if ctx.phase == Phase.ReadSwitchover and st.read_percent < 100:
+        return started + min(spec.verify.interval, spec.verify.max_age) * VERIFY_EARLY
+    if ctx.phase == Phase.DualWrite and spec.target > Phase.DualWrite and last.finished_at:
+        return last.finished_at + spec.verify.max_age
+    return None
 
 
 def live(ctx: Context) -> None:

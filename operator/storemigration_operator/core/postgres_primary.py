@@ -15,6 +15,7 @@ from .gate_window import gates_holding, reset_window, rollback_reads
 from .job_book import job, job_gate
 from .spec import MigrationSpec, Phase
 from .status import Rehydrate
+from .verify import stale_pass
 
 
 def effective_target(spec: MigrationSpec) -> Phase:
@@ -87,6 +88,8 @@ def promote(ctx: Context) -> None:
         st.promote_requested_at = ctx.now
     fresh = max(st.promote_requested_at, ctx.token_time())
     full = job(ctx, "verify-full", fresh)
+    if stale_pass(full, ctx.spec.verify.max_age, ctx.now):
+        full = job(ctx, "verify-full", ctx.now)  # the freshness gate: a new full verify
     if full.outcome == "failed":
         rollback_reads(ctx, f"full verify Job {full.name} failed before PostgresPrimary: "
                        f"{full.why}")

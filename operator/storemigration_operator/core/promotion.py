@@ -19,7 +19,7 @@ from .gate_window import gates_holding
 from .jobs import snapshot_not_durable
 from .spec import MigrationSpec, Phase
 from .status import GateEvaluation, MigrationStatus, Promotion
-from .verify import verify_fresh
+from .verify import verify_fresh, verify_within_max_age
 
 
 def requested(spec: MigrationSpec, st: MigrationStatus) -> bool:
@@ -61,6 +61,8 @@ def blocker(spec: MigrationSpec, st: MigrationStatus, now: datetime,
                    "to promote into PostgresPrimary"
         if st.read_percent < 100 and not verify_fresh(st, spec.verify.interval, now):
             return "no verify Job passed within spec.verify.interval"
+        if st.read_percent < 100 and not verify_within_max_age(st, spec.verify.max_age, now):
+            return "no clean verify newer than spec.verify.maxAge"
         if replicas is not None and replicas > 1:
             return f"the Deployment has {replicas} replicas while memory is written"
         lost = snapshot_not_durable(spec) if st.read_percent >= 100 else None

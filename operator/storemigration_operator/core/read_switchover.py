@@ -16,21 +16,33 @@ from .job_book import TERMINAL, job, report_failure
 from .jobs import snapshot_not_durable
 from .postgres_primary import promote
 from .spec import Phase
-from .verify import verify_fresh
+from .verify import verify_fresh, verify_within_max_age
 
 VERIFY_EARLY = 0.9  # re-verify at 90% of the interval so a fresh result is ready at step time
 
 
 def schedule_verify(ctx: Context) -> None:
-    early = ctx.spec.verify.interval * VERIFY_EARLY
+    early = min(ctx.spec.verify.interval, ctx.spec.verify.max_age) * VERIFY_EARLY
     job(ctx, "verify", max(ctx.now - early, ctx.token_time()))
     act_on_verify(ctx)
+
+
+def auto_repair(ctx: Context) -> None:
+    """spec.verify.autoRepair: a verify that passed with mismatches (a ratio above zero,
+    under the ceiling) starts the repair Job, once per verify attempt."""
+    entry = ctx.st.jobs.get("verify")
+    if not ctx.spec.verify.auto_repair or entry is None or entry.outcome != "passed":
+        return
+    ratio = entry.result.mismatch_ratio if entry.result is not None else None
+    if ratio is not None and ratio > 0 and entry.finished_at is not None:
+        job(ctx, "repair", entry.finished_at)
 
 
 def act_on_verify(ctx: Context) -> None:
     entry = ctx.st.jobs.get("verify")
     if entry is None:
         return
+    auto_repair(ctx)
     if entry.outcome == "failed" and not entry.acted:
         entry.acted = True
         rollback_reads(ctx, f"verify Job {entry.name} failed: {entry.why}")
@@ -69,6 +81,9 @@ def read_switchover(ctx: Context) -> None:
         return
     if percent < 100 and not verify_fresh(st, spec.verify.interval, ctx.now):
         ctx.wait("WaitingForVerify", "no passing verify Job within spec.verify.interval")
+        return
+    if percent < 100 and not verify_within_max_age(st, spec.verify.max_age, ctx.now):
+        ctx.wait("WaitingForVerify", "no clean verify newer than spec.verify.maxAge")
         return
     if ctx.replicas_block():
         return

@@ -20,7 +20,7 @@ from .durations import format_duration
 from .fields import Duration, SpecModel
 
 STORES = ("graph", "agent_task")
-JOB_KINDS = ("backfill", "verify", "verify-full", "snapshot", "rehydrate", "archive")
+JOB_KINDS = ("backfill", "verify", "verify-full", "snapshot", "rehydrate", "archive", "repair")
 StoreName = Literal["graph", "agent_task"]
 TargetPhase = Literal["Preparation", "DualWrite", "ReadSwitchover", "PostgresPrimary", "Cleanup"]
 GATE_NAMES = ("errorRate", "p50", "p95", "p99", "mismatchRatio", "requests")
@@ -193,6 +193,9 @@ class Jobs(SpecModel):
                                           "(rehydrate_memory.py).")
     archive: JobTemplate | None = Field(None, description="The snapshot archive Job "
                                         "(archive_snapshot.py).")
+    repair: JobTemplate | None = Field(None, description="The repair Job of "
+                                       "spec.verify.autoRepair (verify_data_consistency.py "
+                                       "--repair).")
 
     def template(self, kind: str) -> JobTemplate | None:
         value = getattr(self, kind.replace("-", "_"))
@@ -221,6 +224,26 @@ class Verify(SpecModel):
     interval: Duration = Field(timedelta(hours=24), description="How often a verify Job "
                                "runs in DualWrite and ReadSwitchover; a read step needs one "
                                "that passed within this long.")
+    max_age: Duration = Field(timedelta(hours=24), description="The freshness gate: no read "
+                              "step, no move into ReadSwitchover and no move into "
+                              "PostgresPrimary without a clean verify newer than this; an "
+                              "older one is replaced by a new verify Job first.")
+    auto_repair: bool = Field(False, description="When a verify passes with a mismatch ratio "
+                              "above zero (under gates.mismatchRatioCeiling), run the repair "
+                              "Job once for it: a full verify, then memory's records copied "
+                              "to PostgreSQL for the missing and different keys "
+                              "(verify_data_consistency.py --mode full --repair).")
+
+
+class Backfill(SpecModel):
+    """The backfill Job's throttle (backfill_postgres.py, resumable by batches)."""
+
+    batch_size: int = Field(5000, ge=1, le=100_000, description="Records per batch; the "
+                            "checkpoint advances after each.")
+    delay: Duration = Field(timedelta(0), description="Wait between two batches.")
+    p95_ceiling_seconds: float | None = Field(None, gt=0, description="Pause while the API's "
+                                              "own p95 latency (its /metrics) is above this "
+                                              "many seconds; unset: no pause.")
 
 
 class Rollback(SpecModel):
@@ -288,6 +311,8 @@ class MigrationSpec(SpecModel):
     read_step: ReadStep = Field(default_factory=ReadStep, description="Read switchover steps.")
     gates: Gates = Field(default_factory=Gates, description="Prometheus gates.")
     verify: Verify = Field(default_factory=Verify, description="Periodic verify Jobs.")
+    backfill: Backfill = Field(default_factory=Backfill, description="The backfill Job's "
+                               "batch size and throttle.")
     rollback: Rollback = Field(default_factory=Rollback, description="Rollback and retry.")
     cleanup: Cleanup = Field(default_factory=Cleanup, description="Cleanup approval and "
                              "archive.")

@@ -208,6 +208,47 @@ class JobEntry(StatusModel):
                                               "start (backoff after a failure).")
 
 
+class KindProgress(StatusModel):
+    """One record kind of a backfill run."""
+
+    done: int = Field(0, description="Records copied (or found already there).")
+    total: int = Field(0, description="Records the run covers: those that existed when it "
+                       "began.")
+
+
+class BackfillProgress(StatusModel):
+    """The backfill run's progress, from its checkpoint as the backfill Job reported it
+    (live: GET /api/admin/backfill/progress?run=RUN on the API)."""
+
+    run: str | None = Field(None, description="The checkpoint's name (BACKFILL_RUN): the "
+                            "attempts of one stage resume it.")
+    done: int = Field(0, description="Records done, every kind.")
+    total: int = Field(0, description="Records the run covers, every kind.")
+    percent: float = Field(0.0, description="done / total, in percent.")
+    rate_per_second: float | None = Field(None, description="Records per second since the "
+                                          "run began.")
+    eta_seconds: float | None = Field(None, description="Seconds left at that rate.")
+    finished: bool = Field(False, description="Every kind is done.")
+    kinds: dict[str, KindProgress] = Field(default_factory=dict, description="done/total "
+                                           "per kind, in foreign-key order.")
+
+    @classmethod
+    def from_result(cls, doc: dict[str, Any]) -> BackfillProgress | None:
+        """From a backfill Job's summary; None when it is not a batched run's."""
+        if not isinstance(doc.get("total"), int) or not isinstance(doc.get("kinds"), dict):
+            return None
+        try:
+            return cls.model_validate({
+                "run": doc.get("run"), "done": doc.get("done", 0), "total": doc["total"],
+                "percent": doc.get("percent", 0.0),
+                "rate_per_second": doc.get("rate_per_second"),
+                "eta_seconds": doc.get("eta_seconds"), "finished": doc.get("finished", False),
+                "kinds": {k: {"done": v.get("done", 0), "total": v.get("total", 0)}
+                          for k, v in doc["kinds"].items() if isinstance(v, dict)}})
+        except ValidationError:
+            return None
+
+
 class Rehydrate(StatusModel):
     """Rolling back from PostgresPrimary: memory is rebuilt from PostgreSQL at pod start."""
 
@@ -308,6 +349,15 @@ class MigrationStatus(StatusModel):
                                                      "evaluation.")
     last_verify_success_time: Timestamp | None = Field(None, description="When a periodic "
                                                        "verify Job last passed.")
+    backfill: BackfillProgress | None = Field(None, description="The latest backfill run's "
+                                              "progress (done/total per kind, rate, ETA).")
+    last_clean_verify_time: Timestamp | None = Field(None, description="When a verify Job "
+                                                     "(periodic or full) last passed.")
+    verify_stale_time: Timestamp | None = Field(None, description="When that clean verify "
+                                                "becomes older than spec.verify.maxAge: no "
+                                                "step after it without a new one.")
+    next_verify_time: Timestamp | None = Field(None, description="When the next verify Job "
+                                               "is due to start.")
     rolled_back: bool | None = Field(None, description="Reads were rolled back since the last "
                                      "step (keeps Degraded/RolledBack).")
     last_rollback_time: Timestamp | None = Field(None, description="The latest read rollback.")

@@ -13,7 +13,7 @@ from typing import Any
 
 from .durations import EPOCH
 from .spec import MigrationSpec, Phase
-from .status import MigrationStatus
+from .status import JobEntry, MigrationStatus
 
 VERIFY_KINDS = ("verify", "verify-full")
 
@@ -66,3 +66,36 @@ def verify_due(st: MigrationStatus, spec: MigrationSpec) -> datetime | None:
     if not periodic or st.last_verify_success_time is None:
         return None
     return st.last_verify_success_time + spec.verify.interval
+
+
+def last_clean_verify(st: MigrationStatus) -> datetime | None:
+    """When a verify (periodic or full) last passed."""
+    times = [st.last_verify_success_time]
+    full = st.jobs.get("verify-full")
+    if full is not None and full.outcome == "passed":
+        times.append(full.finished_at)
+    known = [x for x in times if x is not None]
+    return max(known) if known else None
+
+
+def verify_within_max_age(st: MigrationStatus, max_age: timedelta, now: datetime) -> bool:
+    """The freshness gate: a clean verify newer than spec.verify.maxAge, and no periodic
+    verify failed since."""
+    last_ok = last_clean_verify(st) or EPOCH
+    entry = st.jobs.get("verify")
+    failed_since = entry is not None and entry.outcome == "failed" and \
+        (entry.finished_at or EPOCH) > last_ok
+    return not failed_since and last_ok > now - max_age
+
+
+def stale_pass(entry: JobEntry, max_age: timedelta, now: datetime) -> bool:
+    """A verify attempt that passed longer ago than spec.verify.maxAge."""
+    return entry.outcome == "passed" and (entry.finished_at or EPOCH) <= now - max_age
+
+
+def note_freshness(st: MigrationStatus, max_age: timedelta, next_due: datetime | None) -> None:
+    """Status: when the last clean verify ran, when it goes stale, when the next is due."""
+    last = last_clean_verify(st)
+    st.last_clean_verify_time = last
+    st.verify_stale_time = last + max_age if last is not None else None
+    st.next_verify_time = next_due
