@@ -18,7 +18,7 @@ D = timedelta(days=1)
 
 def held_in_dual_write(max_age: str) -> Sim:
     sim = Sim({"deployment": "api", "targetPhase": "DualWrite", "gates": {"window": "1h"},
-               "verify": {"maxAge": max_age}})
+               "verify": {"maxAge": max_age, "interval": "30d"}})  # no periodic verify
     sim.tick()
     sim.run_until(lambda: "sm-verify-1" in sim.jobs, H, limit=10)
     sim.tick(H)
@@ -77,7 +77,8 @@ def test_promotion_runs_a_new_full_verify_when_the_last_passed_longer_ago_than_m
 ) -> None:
     sim = Sim({"deployment": "api", "targetPhase": "PostgresPrimary",
                "gates": {"window": "1h"}, "readStep": {"interval": "1h"},
-               "verify": {"interval": "1h", "maxAge": "2h"}})
+               "verify": {"interval": "1h", "maxAge": "2h"},
+               "snapshotVolume": {"claimName": "snapshots"}})
     sim.tick()
     sim.run_until(lambda: sim.percent == 100, H, limit=40)
     sim.job_outcome = lambda kind: ("Running", None) if kind == "snapshot" else (

@@ -13,7 +13,9 @@ from app.settings import Settings
 
 DSN = "postgresql://app@127.0.0.1/app"
 RETIRED_ROUTES = {"/api/admin/switches", "/api/admin/backfill", "/api/admin/snapshot",
-                  "/api/admin/consistency-check", "/api/admin/rehydrate"}
+                  "/api/admin/consistency-check", "/api/admin/rehydrate",
+                  "/api/admin/backfill/batch", "/api/admin/backfill/progress",
+                  "/api/admin/verify/chunk", "/api/admin/verify/keys", "/api/admin/repair"}
 
 
 @pytest.mark.parametrize(("env", "left"), [
