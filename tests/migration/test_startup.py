@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from app.backends import build_container
@@ -104,6 +105,31 @@ async def test_promotion_backfills_failed_copies_before_serving(
         assert asset is not None and asset.total_cost == Decimal("7.50")
     finally:
         await again.close()
+
+
+async def test_promotion_refuses_to_serve_when_postgres_refuses_a_journal_record(
+    tmp_path: Path, pg_database: PgDatabase
+) -> None:
+    """A record only memory holds that PostgreSQL will not take (here its email is held,
+    behind the router's back, by another contributor) would vanish from every read once
+    PostgreSQL is trusted: the start-up refuses, naming it, instead of serving without it."""
+    graph = await MemoryGraphStore.open(tmp_path)
+    try:
+        refused = await graph.create_contributor(
+            ContributorCreate(name="dup", email="taken@example.org"))
+    finally:
+        await graph.close()
+    owner = await asyncpg.connect(pg_database.owner_dsn)
+    try:
+        await owner.execute(
+            "INSERT INTO contributors (id, type, name, email, email_key, metadata, created_at,"
+            " updated_at) VALUES (gen_random_uuid(), 'HUMAN', 'elsewhere', $1, $2, '{}',"
+            " now(), now())", "taken@example.org", "taken@example.org")
+    finally:
+        await owner.close()
+    with pytest.raises(startup.StartupRefused, match="refused 1 of memory's records") as e:
+        await start(tmp_path, pg_database.app_dsn, PHASE_3)
+    assert str(refused.id) in str(e.value)
 
 
 async def test_promotion_refuses_to_start_without_postgres(tmp_path: Path) -> None:

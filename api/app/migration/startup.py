@@ -95,6 +95,14 @@ async def backfill_trusted(
         ) from None
     log.info("start-up backfill memory -> PostgreSQL (written/offered per kind): %s",
              _summary(report))
+    if report.rejected:
+        listed = report.as_dict()
+        raise StartupRefused(
+            f"start-up backfill: PostgreSQL refused {listed['rejected_total']} of memory's "
+            f"records {listed['rejected_ids']}; refusing to serve PostgreSQL-only without "
+            "them (they would vanish from every read): remove the cause PostgreSQL names "
+            "in the log, or roll back to a phase that trusts memory"
+        )
     return report
 
 
