@@ -1,0 +1,164 @@
+"""Rollback drills from phases 1, 2 and 3, end to end (issue 16 item 7, issue 11 item 4).
+
+One local cluster (devcluster.LocalCluster: real PostgreSQL, Prometheus scraping the API,
+the real operator against the Kubernetes API emulator, the API as a real process) under
+steady mixed traffic that remembers every acknowledged write. Three times, the operator
+walks a fresh StoreMigration forward to the drill's phase (DualWrite; ReadSwitchover at
+50%; PostgresPrimary, where writes go to PostgreSQL only); then the operator is stopped,
+as the script's runbook says, and `api/scripts/rollback_postgres_migration.py` runs without
+--dry-run against the Deployment: ConfigMap, PUT to every ready pod, read-back. Each drill
+checks what the pod runs, that nothing restarted, and that every acknowledged write reads
+back (from phase 3: from memory, rebuilt live from PostgreSQL); its duration is measured
+against the spec's windows (phase 1 instant, taken as 5 s here; phase 2 < 5 min; phase 3
+< 30 min) and printed (run with -s). A script rollback ends that StoreMigration (its
+operator would apply its own phase again), so the next drill starts a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devcluster.cluster import (
+    DEPLOYMENT,
+    GROUP_PATH,
+    MIGRATION,
+    NAMESPACE,
+    LocalCluster,
+    Timing,
+    migration_spec,
+)
+from devcluster.traffic import Traffic, verify_acknowledged
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "api" / "scripts" / "rollback_postgres_migration.py"
+WINDOWS = {1: 5.0, 2: 300.0, 3: 1800.0}  # seconds: "instant", < 5 min, < 30 min
+TIMING = Timing(read_start=50, read_step=50, read_interval="4s", gate_interval="1s",
+                window="6s", min_requests=20.0, verify_interval="20s", primary_hold="10m",
+                retry=False)
+LIVE = {1: {"dual_write": False, "read_percent": 0},
+        2: {"dual_write": True, "read_percent": 0, "memory_writes": True},
+        3: {"dual_write": True, "read_percent": 0, "memory_writes": True}}
+
+
+def confirmed(lc: LocalCluster, **want: str) -> Callable[[], bool]:
+    def check() -> bool:
+        sw = lc.status().get("switches") or {}
+        return bool(sw.get("confirmed")) and all(
+            (sw.get("desired") or {}).get(k) == v for k, v in want.items())
+    return check
+
+
+async def fresh_migration(lc: LocalCluster, target: str, tmp: Path) -> None:
+    """Delete the last drill's StoreMigration and its Jobs (their names repeat), start the
+    operator again and create a new one walking to `target`."""
+    assert lc.kube is not None and lc.controller is not None
+    if lc.migration() is not None:
+        await lc.kube.request("DELETE", f"{GROUP_PATH}/{MIGRATION}")
+    for kind in ("batch/v1/jobs", "v1/pods"):
+        for obj in lc.kube.emulator.objs(kind, NAMESPACE):
+            name = obj["metadata"]["name"]
+            if name.startswith(f"{MIGRATION}-"):
+                group = "/api/v1" if kind == "v1/pods" else "/apis/batch/v1"
+                await lc.kube.request("DELETE", f"{group}/namespaces/{NAMESPACE}/"
+                                      f"{kind.rsplit('/', 1)[1]}/{name}")
+    lc.controller.jobs.clear()
+    await lc.wait_for(lambda: lc.migration() is None, 30, "the old StoreMigration to go")
+    lc._start_operator()
+    spec = migration_spec(Timing(**{**TIMING.__dict__, "target_phase": target}), lc.api.url,
+                          lc.prometheus.url if lc.prometheus else None, tmp)
+    await lc.create_migration(spec)
+
+
+async def rollback(lc: LocalCluster, phase: int) -> tuple[float, dict[str, Any]]:
+    """Stop the operator, run the script for real; (wall seconds, its JSON summary)."""
+    assert lc.kube is not None
+    lc._stop_operator()
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV")}
+    env |= {"KUBECONFIG": str(lc.kube.kubeconfig), "ADMIN_TOKEN": lc.admin_token}
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(  # the emulator answers from this loop
+        sys.executable, str(SCRIPT), "--from-phase", str(phase), "--deployment", DEPLOYMENT,
+        "--namespace", NAMESPACE, "--operator-stopped", "--quiet", env=env, cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), WINDOWS[phase] + 60)
+    took = time.monotonic() - started
+    assert proc.returncode == 0, err.decode()[-3000:]
+    summary: dict[str, Any] = json.loads(out.decode())
+    return took, summary
+
+
+async def drill(lc: LocalCluster, traffic: Traffic, phase: int) -> dict[str, float]:
+    assert lc.controller is not None
+    restarts = len(lc.controller.rollouts)
+    acked_before = traffic.ledger.count()
+    took, summary = await rollback(lc, phase)
+    assert summary["ok"] and summary["live"], summary
+    [pod] = summary["pods"]["pods"]
+    assert pod["confirmed"], summary
+    live = await lc.api_switches()
+    assert live["desired_revision"] == summary["pods"]["revision"]
+    for store in live["stores"].values():
+        assert {k: store[k] for k in LIVE[phase]} == LIVE[phase], live
+    config = lc.switches_config()
+    assert config["READ_FROM_POSTGRES_PERCENT"] == "0"
+    if phase == 3:
+        assert config["IN_MEMORY_WRITES"] == "true" and config["REHYDRATE_ON_START"] == "true"
+        assert {s["trusted"] for s in live["routing"].values()} == {"memory"}, live
+    await asyncio.sleep(1.0)  # traffic keeps writing under the rolled-back switches
+    assert len(lc.controller.rollouts) == restarts  # the rollback restarted nothing
+    result = await verify_acknowledged(lc.api.url, traffic.ledger)
+    assert result["checked"] > acked_before > 0 and result["lost"] == 0, result
+    assert took < WINDOWS[phase], (phase, took)
+    return {"wall": took, "pods": summary["pods"]["seconds"], "checked": result["checked"]}
+
+
+@pytest.mark.slow
+async def test_rollback_drills_from_phases_1_2_and_3(tmp_path: Path) -> None:
+    figures: dict[int, dict[str, float]] = {}
+    async with LocalCluster(tmp_path / "cluster", require_prometheus=True) as lc:
+        assert lc.prometheus is not None
+        traffic = Traffic(lc.api.url, rate=40)
+        runner = asyncio.get_running_loop().create_task(traffic.run())
+        try:
+            await lc.create_migration(migration_spec(
+                Timing(**{**TIMING.__dict__, "target_phase": "DualWrite"}), lc.api.url,
+                lc.prometheus.url, tmp_path))
+            await lc.wait_for(lambda: lc.status().get("phase") == "DualWrite" and
+                              ((lc.status().get("jobs") or {}).get("verify") or {})
+                              .get("passed") is True, 120, "DualWrite, backfill and verify")
+            await lc.wait_for(confirmed(lc, DUAL_WRITE_MODE="true"), 30, "dual-write live")
+            figures[1] = await drill(lc, traffic, 1)
+
+            await fresh_migration(lc, "ReadSwitchover", tmp_path)
+            await lc.wait_for(lambda: lc.status().get("phase") == "ReadSwitchover" and
+                              lc.live_at(50), 180, "reads at 50% on every pod")
+            figures[2] = await drill(lc, traffic, 2)
+
+            await fresh_migration(lc, "PostgresPrimary", tmp_path)
+            await lc.wait_for(lambda: lc.status().get("phase") == "PostgresPrimary", 240,
+                              "PostgresPrimary")
+            await lc.wait_for(confirmed(lc, IN_MEMORY_WRITES="false"), 60,
+                              "memory writes off on every pod")
+            await asyncio.sleep(2.0)  # writes that only PostgreSQL holds
+            figures[3] = await drill(lc, traffic, 3)
+        finally:
+            traffic.stop()
+            await runner
+        assert traffic.stats.errors == 0, dict(traffic.stats.by_status)
+        final = await verify_acknowledged(lc.api.url, traffic.ledger)
+        assert final["lost"] == 0, final
+    print("\nrollback drills (script without --dry-run, operator stopped first):")
+    for phase, f in figures.items():
+        print(f"  phase {phase}: {f['wall']:.2f}s wall ({f['pods']:.2f}s PUT + read-back), "
+              f"window {WINDOWS[phase]:.0f}s, {f['checked']:.0f} acknowledged records, 0 lost")
+    print(f"  traffic: {traffic.stats.ok} ok, {traffic.stats.errors} 5xx, "
+          f"{traffic.stats.unknown} unknown outcomes, {final['checked']} records checked")
