@@ -101,8 +101,8 @@ def write_config_map(target: Target, name: str, changes: dict[str, str]) -> dict
     core = kubernetes.client.CoreV1Api(cluster.api_client())
     try:
         try:
-            current = json.loads(core.read_namespaced_config_map(
-                name, target.namespace, **cluster.RAW).data)
+            resp: Any = core.read_namespaced_config_map(name, target.namespace, **cluster.RAW)
+            current = json.loads(resp.data)
         except ApiException as e:
             if e.status != 404:
                 raise
@@ -132,8 +132,9 @@ def owning_migration(target: Target, name: str) -> str | None:
     import kubernetes
 
     try:
-        cm = json.loads(kubernetes.client.CoreV1Api(cluster.api_client())
-                        .read_namespaced_config_map(name, target.namespace, **cluster.RAW).data)
+        resp: Any = kubernetes.client.CoreV1Api(cluster.api_client()).read_namespaced_config_map(
+            name, target.namespace, **cluster.RAW)
+        cm = json.loads(resp.data)
         owners = [o["name"] for o in (cm["metadata"].get("ownerReferences") or [])
                   if o.get("kind") == "StoreMigration"]
         objects = kubernetes.client.CustomObjectsApi(cluster.api_client())

@@ -112,7 +112,7 @@ def chart_objects_setting_switches(docs: Docs) -> list[str]:
 @pytest.fixture
 async def cluster(tmp_path: Path) -> Any:
     emulator = KubeEmulator()
-    async with kmock.Server(emulator) as server:
+    async with emulator, kmock.Server(emulator) as server:
         url = str(server.url).rstrip("/")
         yield KubeCluster(emulator, url, write_kubeconfig(tmp_path / "kubeconfig", url))
 
@@ -149,7 +149,9 @@ async def test_an_upgrade_mid_migration_moves_no_switch(cluster: KubeCluster) ->
     assert rendered["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":0.2.0")
     cm = cluster.emulator.obj("v1/configmaps", NS, CM)
     assert cm is not None and cm["data"] == MID_MIGRATION
-    assert cm["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    # a pre-install hook: outside the release's manifest, so no upgrade or rollback applies it
+    hook = find(installed, "ConfigMap", "-switches")["metadata"]["annotations"]
+    assert hook["helm.sh/hook"] == "pre-install" and hook["helm.sh/resource-policy"] == "keep"
 
     # the same merge with the old chart's literals would have reset the switches
     literal = [{"name": k, "value": v} for k, v in
