@@ -2,16 +2,20 @@
 
 One local cluster (devcluster.LocalCluster: real PostgreSQL, Prometheus scraping the API,
 the real operator against the Kubernetes API emulator, the API as a real process) under
-steady mixed traffic that remembers every acknowledged write. Three times, the operator
-walks a fresh StoreMigration forward to the drill's phase (DualWrite; ReadSwitchover at
-50%; PostgresPrimary, where writes go to PostgreSQL only); then the operator is stopped,
-as the script's runbook says, and `api/scripts/rollback_postgres_migration.py` runs without
---dry-run against the Deployment: ConfigMap, PUT to every ready pod, read-back. Each drill
-checks what the pod runs, that nothing restarted, and that every acknowledged write reads
-back (from phase 3: from memory, rebuilt live from PostgreSQL); its duration is measured
-against the spec's windows (phase 1 instant, taken as 5 s here; phase 2 < 5 min; phase 3
-< 30 min) and printed (run with -s). A script rollback ends that StoreMigration (its
-operator would apply its own phase again), so the next drill starts a new one.
+steady mixed traffic that remembers every acknowledged write, and one StoreMigration that
+the operator walks forward. At DualWrite, at ReadSwitchover 50% and at PostgresPrimary
+(where writes go to PostgreSQL only) the operator is stopped, as the script's runbook
+says, and `api/scripts/rollback_postgres_migration.py` runs without --dry-run against the
+Deployment: ConfigMap, PUT to every ready pod, read-back. Each drill checks what the pod
+runs, that nothing restarted, and that every acknowledged write reads back (after phase 3:
+from memory, rebuilt live from PostgreSQL). Then the operator is started again and moves
+on: after phase 1 with a new retryToken, so backfill and verify run again for the writes
+that dual-write missed.
+
+Durations are printed (run with -s) and held against the spec's windows: phase 2 < 5 min
+and phase 3 < 30 min, the script's wall time with its start-up; phase 1 "instant", taken
+as every pod switched and confirmed within 1 s of the script's PUT (no restart, nothing
+to move) and the whole script within a minute.
 """
 
 from __future__ import annotations
@@ -29,8 +33,6 @@ import pytest
 
 from devcluster.cluster import (
     DEPLOYMENT,
-    GROUP_PATH,
-    MIGRATION,
     NAMESPACE,
     LocalCluster,
     Timing,
@@ -40,10 +42,10 @@ from devcluster.traffic import Traffic, verify_acknowledged
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "api" / "scripts" / "rollback_postgres_migration.py"
-WINDOWS = {1: 5.0, 2: 300.0, 3: 1800.0}  # seconds: "instant", < 5 min, < 30 min
+WINDOWS = {1: 60.0, 2: 300.0, 3: 1800.0}  # seconds; phase 1 "instant": see below
 TIMING = Timing(read_start=50, read_step=50, read_interval="4s", gate_interval="1s",
                 window="6s", min_requests=20.0, verify_interval="20s", primary_hold="10m",
-                retry=False)
+                target_phase="DualWrite", retry=False)
 LIVE = {1: {"dual_write": False, "read_percent": 0},
         2: {"dual_write": True, "read_percent": 0, "memory_writes": True},
         3: {"dual_write": True, "read_percent": 0, "memory_writes": True}}
@@ -57,25 +59,10 @@ def confirmed(lc: LocalCluster, **want: str) -> Callable[[], bool]:
     return check
 
 
-async def fresh_migration(lc: LocalCluster, target: str, tmp: Path) -> None:
-    """Delete the last drill's StoreMigration and its Jobs (their names repeat), start the
-    operator again and create a new one walking to `target`."""
-    assert lc.kube is not None and lc.controller is not None
-    if lc.migration() is not None:
-        await lc.kube.request("DELETE", f"{GROUP_PATH}/{MIGRATION}")
-    for kind in ("batch/v1/jobs", "v1/pods"):
-        for obj in lc.kube.emulator.objs(kind, NAMESPACE):
-            name = obj["metadata"]["name"]
-            if name.startswith(f"{MIGRATION}-"):
-                group = "/api/v1" if kind == "v1/pods" else "/apis/batch/v1"
-                await lc.kube.request("DELETE", f"{group}/namespaces/{NAMESPACE}/"
-                                      f"{kind.rsplit('/', 1)[1]}/{name}")
-    lc.controller.jobs.clear()
-    await lc.wait_for(lambda: lc.migration() is None, 30, "the old StoreMigration to go")
+async def resume(lc: LocalCluster, spec: dict[str, Any]) -> None:
+    """Start the operator again and move the StoreMigration on with `spec`."""
     lc._start_operator()
-    spec = migration_spec(Timing(**{**TIMING.__dict__, "target_phase": target}), lc.api.url,
-                          lc.prometheus.url if lc.prometheus else None, tmp)
-    await lc.create_migration(spec)
+    await lc.patch_migration(spec)
 
 
 async def rollback(lc: LocalCluster, phase: int) -> tuple[float, dict[str, Any]]:
@@ -117,8 +104,10 @@ async def drill(lc: LocalCluster, traffic: Traffic, phase: int) -> dict[str, flo
     assert len(lc.controller.rollouts) == restarts  # the rollback restarted nothing
     result = await verify_acknowledged(lc.api.url, traffic.ledger)
     assert result["checked"] > acked_before > 0 and result["lost"] == 0, result
-    assert took < WINDOWS[phase], (phase, took)
-    return {"wall": took, "pods": summary["pods"]["seconds"], "checked": result["checked"]}
+    figures = {"wall": took, "script": summary["seconds"], "pods": summary["pods"]["seconds"],
+               "checked": result["checked"]}
+    print(f"\nphase {phase} rollback: {figures}")
+    return figures
 
 
 @pytest.mark.slow
@@ -126,24 +115,27 @@ async def test_rollback_drills_from_phases_1_2_and_3(tmp_path: Path) -> None:
     figures: dict[int, dict[str, float]] = {}
     async with LocalCluster(tmp_path / "cluster", require_prometheus=True) as lc:
         assert lc.prometheus is not None
-        traffic = Traffic(lc.api.url, rate=40)
+        traffic = Traffic(lc.api.url, rate=20)
         runner = asyncio.get_running_loop().create_task(traffic.run())
         try:
-            await lc.create_migration(migration_spec(
-                Timing(**{**TIMING.__dict__, "target_phase": "DualWrite"}), lc.api.url,
-                lc.prometheus.url, tmp_path))
+            await lc.create_migration(migration_spec(TIMING, lc.api.url, lc.prometheus.url,
+                                                     tmp_path))
             await lc.wait_for(lambda: lc.status().get("phase") == "DualWrite" and
                               ((lc.status().get("jobs") or {}).get("verify") or {})
                               .get("passed") is True, 120, "DualWrite, backfill and verify")
             await lc.wait_for(confirmed(lc, DUAL_WRITE_MODE="true"), 30, "dual-write live")
             figures[1] = await drill(lc, traffic, 1)
 
-            await fresh_migration(lc, "ReadSwitchover", tmp_path)
+            # writes made while dual-write was off are in memory only: the documented
+            # retry (a new retryToken) runs backfill and verify again once dual-write is
+            # back on every pod, before reads move
+            await resume(lc, {"retryToken": "after-drill-1", "targetPhase": "ReadSwitchover"})
             await lc.wait_for(lambda: lc.status().get("phase") == "ReadSwitchover" and
                               lc.live_at(50), 180, "reads at 50% on every pod")
             figures[2] = await drill(lc, traffic, 2)
 
-            await fresh_migration(lc, "PostgresPrimary", tmp_path)
+            # dual-write stayed on: the operator puts reads back where it had them
+            await resume(lc, {"targetPhase": "PostgresPrimary"})
             await lc.wait_for(lambda: lc.status().get("phase") == "PostgresPrimary", 240,
                               "PostgresPrimary")
             await lc.wait_for(confirmed(lc, IN_MEMORY_WRITES="false"), 60,
@@ -158,7 +150,12 @@ async def test_rollback_drills_from_phases_1_2_and_3(tmp_path: Path) -> None:
         assert final["lost"] == 0, final
     print("\nrollback drills (script without --dry-run, operator stopped first):")
     for phase, f in figures.items():
-        print(f"  phase {phase}: {f['wall']:.2f}s wall ({f['pods']:.2f}s PUT + read-back), "
-              f"window {WINDOWS[phase]:.0f}s, {f['checked']:.0f} acknowledged records, 0 lost")
+        print(f"  phase {phase}: every pod switched and confirmed {f['pods']:.2f}s after the "
+              f"script applied it; script {f['script']:.2f}s, {f['wall']:.2f}s with its "
+              f"start-up; window {WINDOWS[phase]:.0f}s; {f['checked']:.0f} acknowledged "
+              "records, 0 lost, no restart")
     print(f"  traffic: {traffic.stats.ok} ok, {traffic.stats.errors} 5xx, "
           f"{traffic.stats.unknown} unknown outcomes, {final['checked']} records checked")
+    assert figures[1]["pods"] < 1.0, figures[1]  # "instant": no restart, one PUT per pod
+    for phase, f in figures.items():
+        assert f["wall"] < WINDOWS[phase], (phase, f)
