@@ -1,10 +1,10 @@
 """Issue 11 item 5: several API processes on one PostgreSQL, from PostgresPrimary on.
 
-Two real `python -m app` processes (REPLICAS; more cost only time) in PostgresPrimary (dual-write on, reads at 100%,
-memory writes off), each with its own DATA_DIR, share one real PostgreSQL. Clients write
-through all of them at once, every kind of write on shared keys: project upserts and
-dependencies, contributions on shared assets, tasks created on one process and moved on
-another. Then:
+Two real `python -m app` processes (REPLICAS; more cost only time) in PostgresPrimary
+(dual-write on, reads at 100%, memory writes off), each with its own DATA_DIR, share one
+real PostgreSQL. Clients write through all of them at once, every kind of write on shared
+keys: project upserts and dependencies, contributions on shared assets, tasks created on
+one process and moved on another. Then:
 - nothing lost, nothing duplicated: every acknowledged record is read back from every
   process, and the counts equal what was acknowledged;
 - totals and counters exact: each asset's total_cost is the sum of its acknowledged
