@@ -113,8 +113,14 @@ async def drill(lc: LocalCluster, traffic: Traffic, phase: int) -> dict[str, flo
 @pytest.mark.slow
 async def test_rollback_drills_from_phases_1_2_and_3(tmp_path: Path) -> None:
     figures: dict[int, dict[str, float]] = {}
+    began = time.monotonic()
+
+    def mark(what: str) -> None:
+        print(f"\n{time.monotonic() - began:6.1f}s {what}")
+
     async with LocalCluster(tmp_path / "cluster", require_prometheus=True) as lc:
         assert lc.prometheus is not None
+        mark("cluster up")
         traffic = Traffic(lc.api.url, rate=20)
         runner = asyncio.get_running_loop().create_task(traffic.run())
         try:
@@ -124,7 +130,9 @@ async def test_rollback_drills_from_phases_1_2_and_3(tmp_path: Path) -> None:
                               ((lc.status().get("jobs") or {}).get("verify") or {})
                               .get("passed") is True, 120, "DualWrite, backfill and verify")
             await lc.wait_for(confirmed(lc, DUAL_WRITE_MODE="true"), 30, "dual-write live")
+            mark("DualWrite, backfill and verify passed")
             figures[1] = await drill(lc, traffic, 1)
+            mark("drill 1 done")
 
             # writes made while dual-write was off are in memory only: the documented
             # retry (a new retryToken) runs backfill and verify again once dual-write is
@@ -132,7 +140,9 @@ async def test_rollback_drills_from_phases_1_2_and_3(tmp_path: Path) -> None:
             await resume(lc, {"retryToken": "after-drill-1", "targetPhase": "ReadSwitchover"})
             await lc.wait_for(lambda: lc.status().get("phase") == "ReadSwitchover" and
                               lc.live_at(50), 180, "reads at 50% on every pod")
+            mark("ReadSwitchover at 50%")
             figures[2] = await drill(lc, traffic, 2)
+            mark("drill 2 done")
 
             # dual-write stayed on: the operator puts reads back where it had them
             await resume(lc, {"targetPhase": "PostgresPrimary"})
@@ -140,14 +150,17 @@ async def test_rollback_drills_from_phases_1_2_and_3(tmp_path: Path) -> None:
                               "PostgresPrimary")
             await lc.wait_for(confirmed(lc, IN_MEMORY_WRITES="false"), 60,
                               "memory writes off on every pod")
+            mark("PostgresPrimary")
             await asyncio.sleep(2.0)  # writes that only PostgreSQL holds
             figures[3] = await drill(lc, traffic, 3)
+            mark("drill 3 done")
         finally:
             traffic.stop()
             await runner
         assert traffic.stats.errors == 0, dict(traffic.stats.by_status)
         final = await verify_acknowledged(lc.api.url, traffic.ledger)
         assert final["lost"] == 0, final
+        mark("final check")
     print("\nrollback drills (script without --dry-run, operator stopped first):")
     for phase, f in figures.items():
         print(f"  phase {phase}: every pod switched and confirmed {f['pods']:.2f}s after the "
