@@ -54,8 +54,10 @@ class Target:
         if refs == {None}:
             return None
         if len(refs) != 1:
-            raise c.ScriptError(c.EXIT_USAGE, f"{self.namespace}/{self.name}: the switches "
-                                "come partly from a ConfigMap, partly from literal env; "
+            other = sorted(n for n in names if n not in self.config_refs)
+            raise c.ScriptError(c.EXIT_USAGE, f"{self.namespace}/{self.name}: {other} do not "
+                                "read the switches ConfigMap (literal or absent from the env), "
+                                "so a pod that restarts would not boot with the rollback; "
                                 f"{sorted(names)} must all read one ConfigMap")
         return refs.pop()
 
