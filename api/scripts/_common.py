@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# and operator/, whose live-switch client the rollback reuses (as the image's PYTHONPATH has)
+sys.path.insert(1, str(Path(__file__).resolve().parents[2] / "operator"))
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EXIT_CODES_HELP = """exit codes:

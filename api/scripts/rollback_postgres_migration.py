@@ -5,33 +5,45 @@
                                REHYDRATE_ON_START=false
   phase 2 (read switchover):   READ_FROM_POSTGRES_PERCENT=0
   phase 3 (PostgreSQL primary): IN_MEMORY_WRITES=true, READ_FROM_POSTGRES_PERCENT=0 and
-                               REHYDRATE_ON_START=true: the restarted API rebuilds memory
-                               from PostgreSQL before it serves a request, so no write made
-                               while PostgreSQL was primary can be missed. With --api-url
-                               the running API is asked to rehydrate first as well
-                               (POST /api/admin/rehydrate; nothing changes unless it
-                               succeeds), which proves PostgreSQL is readable. Once the API
-                               is back, set REHYDRATE_ON_START=false (or roll back phase 1),
-                               or every restart will require PostgreSQL.
+                               REHYDRATE_ON_START=true
+
+A Deployment whose switches come from a ConfigMap (env valueFrom.configMapKeyRef: the
+chart's shape, or one the operator adopted) is rolled back live, on the operator's path
+(_live_rollback.py): the ConfigMap is written (a pod that restarts boots with the rollback),
+then PUT /api/admin/switches goes to every ready pod and each is read back; a pod that does
+not confirm is named and the script exits 1. Nothing restarts. From phase 3 the PUT itself
+rebuilds memory from PostgreSQL (the existing rehydrate, newer wins, project ids moved
+past PostgreSQL's) while PostgreSQL stays trusted, then memory is trusted again; the
+Deployment must be at one replica. REHYDRATE_ON_START=true in the ConfigMap makes a pod
+that restarts meanwhile rebuild memory before it serves.
+
+A Deployment with literal flags (never adopted) or a local KEY=VALUE env file is changed
+as before: the env is patched, which restarts the pod, and the restarted API rebuilds
+memory at start-up from phase 3 (REHYDRATE_ON_START). With --api-url the running API is
+asked to rehydrate first (POST /api/admin/rehydrate; nothing changes unless it succeeds),
+which proves PostgreSQL is readable. Once the API is back, set REHYDRATE_ON_START=false
+(or roll back phase 1), or every restart will require PostgreSQL.
 
 Phase 3 rebuilds memory from PostgreSQL, the newest truth, not from the snapshot taken
 when phase 3 began, which would lose every write made since (docs/ARCHITECTURE.md, departure 2).
-The target is a Kubernetes Deployment (its container's env is patched, which restarts
-its pods) or a local KEY=VALUE environment file. Only the names above are changed;
-with --store graph|agent_task the per-store names (GRAPH_STORE_..., AGENT_TASK_STORE_...)
-are used instead, and with --store all a per-store override already present in the
-target is set too, since it would otherwise shadow the global switch.
+Only the names above are changed; with --store graph|agent_task the per-store names
+(GRAPH_STORE_..., AGENT_TASK_STORE_...) are used instead, and with --store all a per-store
+override already present in the target is set too, since it would otherwise shadow the
+global switch. Pause or stop the operator first: it would apply its own phase again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import _common as c
+import _live_rollback as live
 
 PHASE_ENV: dict[int, dict[str, str]] = {
     1: {"DUAL_WRITE_MODE": "false", "READ_FROM_POSTGRES_PERCENT": "0",
@@ -54,6 +66,12 @@ def build_parser() -> Any:
     p.add_argument("--container", help="container in the Deployment (default: the first)")
     p.add_argument("--store", choices=("all", "graph", "agent_task"), default="all")
     p.add_argument("--api-url", help="phase 3: the API that rebuilds memory (ADMIN_TOKEN env)")
+    p.add_argument("--timeout", type=float, default=130.0,
+                   help="seconds one pod may take to apply and confirm (a phase 3 rollback "
+                   "rebuilds memory from PostgreSQL inside the PUT)")
+    p.add_argument("--operator-stopped", action="store_true",
+                   help="the switches' ConfigMap belongs to a StoreMigration whose operator "
+                   "has been stopped (otherwise it would apply its own phase again)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     return p
 
@@ -113,67 +131,6 @@ def apply_env_file(path: Path, lines: list[str], changes: dict[str, str]) -> Non
     os.replace(tmp, path)
 
 
-# ---------------------------------------------------------------- deployment
-
-
-def _error(code: int, message: str) -> c.ScriptError:
-    return c.ScriptError(code, message)
-
-
-def _unreachable(e: Exception) -> c.ScriptError:
-    return c.ScriptError(c.EXIT_UNREACHABLE, f"Kubernetes unreachable ({type(e).__name__})")
-
-
-def _apps_api() -> Any:
-    from kubernetes import client, config
-
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        try:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
-        except Exception as e:  # noqa: BLE001 - no usable kubeconfig
-            raise _error(c.EXIT_USAGE, f"no Kubernetes config ({type(e).__name__})") from None
-    return client.AppsV1Api()
-
-
-def deployment_env(
-    api: Any, name: str, namespace: str, container: str | None
-) -> tuple[str, set[str]]:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        dep = api.read_namespaced_deployment(name, namespace)
-    except ApiException as e:
-        code = c.EXIT_USAGE if e.status == 404 else c.EXIT_UNREACHABLE
-        raise _error(code, f"cannot read deployment {namespace}/{name}: {e.status}") from None
-    except Exception as e:  # noqa: BLE001 - connection errors
-        raise _unreachable(e) from None
-    containers = dep.spec.template.spec.containers
-    chosen = containers[0]
-    if container:
-        chosen = next((x for x in containers if x.name == container), None)
-    if chosen is None:
-        raise c.ScriptError(c.EXIT_USAGE, f"no container {container!r} in {namespace}/{name}")
-    return chosen.name, {e.name for e in (chosen.env or [])}
-
-
-def patch_deployment(api: Any, name: str, namespace: str, container: str,
-                     changes: dict[str, str]) -> None:
-    """A strategic merge patch: containers and env entries merge by name, so only the
-    named variables change."""
-    from kubernetes.client.exceptions import ApiException
-
-    env = [{"name": k, "value": v} for k, v in changes.items()]
-    body = {"spec": {"template": {"spec": {"containers": [{"name": container, "env": env}]}}}}
-    try:
-        api.patch_namespaced_deployment(name, namespace, body)
-    except ApiException as e:
-        raise _error(c.EXIT_FAILED, f"patch of {namespace}/{name} refused: {e.status}") from None
-    except Exception as e:  # noqa: BLE001 - connection errors
-        raise _unreachable(e) from None
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -184,25 +141,48 @@ def main(argv: list[str] | None = None) -> int:
         "script": "rollback_postgres_migration", "from_phase": args.from_phase,
         "store": args.store, "dry_run": args.dry_run,
     }
+    started = time.monotonic()
     try:
-        api = None
+        target, config_map = None, None
         if args.env_file:
             path = Path(args.env_file)
             lines = read_env_file(path)
             present = env_names(lines)
             summary["target"] = {"env_file": str(path)}
         else:
-            api = _apps_api()
-            container, present = deployment_env(api, args.deployment, args.namespace,
-                                                args.container)
+            target = live.read_target(args.deployment, args.namespace, args.container)
+            present = target.present
             summary["target"] = {"deployment": args.deployment, "namespace": args.namespace,
-                                 "container": container}
+                                 "container": target.container}
         changes = planned_env(args.from_phase, args.store, present)
         steps = []
-        if args.from_phase == 3 and args.api_url:
+        if target is not None:
+            config_map = target.config_map(list(changes))
+            if args.from_phase == 3 and target.replicas > 1:
+                raise c.ScriptError(c.EXIT_USAGE, f"{args.namespace}/{args.deployment} runs "
+                                    f"{target.replicas} replicas: scale it to 1 before memory "
+                                    "is trusted again (each replica would hold its own)")
+        if args.from_phase == 3 and args.api_url and config_map is None:
             steps.append(f"POST {args.api_url.rstrip('/')}/api/admin/rehydrate")
-        steps.append("set " + " ".join(f"{k}={v}" for k, v in changes.items()))
-        summary |= {"plan": steps, "env": changes}
+        owner = live.owning_migration(target, config_map) if target and config_map else None
+        if owner and not args.operator_stopped and not args.dry_run:
+            raise c.ScriptError(c.EXIT_USAGE, f"configmap {config_map} belongs to "
+                                f"StoreMigration {owner}: stop its operator first (scale the "
+                                "operator's Deployment to 0; spec.paused is not enough, a "
+                                "paused operator still applies its phase to every pod), "
+                                "then pass --operator-stopped")
+        summary["owner"] = owner
+        sets = " ".join(f"{k}={v}" for k, v in changes.items())
+        if config_map is not None:
+            want = live.desired(args.from_phase, args.store, config_map, changes)
+            switches = json.dumps({k: v for k, v in want.body.items()
+                                   if k != "desired_revision"}, sort_keys=True)
+            steps += [f"write configmap {config_map}: {sets}",
+                      f"PUT /api/admin/switches {switches} to every ready pod of "
+                      f"{args.deployment}, then read each back and confirm"]
+        else:
+            steps.append(f"set {sets}" + (" (literal env: the pods restart)" if target else ""))
+        summary |= {"plan": steps, "env": changes, "live": config_map is not None}
         if args.dry_run:
             for step in steps:
                 sys.stderr.write(f"would: {step}\n")
@@ -210,18 +190,27 @@ def main(argv: list[str] | None = None) -> int:
             return c.finish(summary, c.EXIT_OK, args.termination_log)
         progress = c.Progress("rollback", not args.quiet)
         progress(0, len(steps))
-        if args.from_phase == 3 and args.api_url:
+        if args.from_phase == 3 and args.api_url and config_map is None:
             summary["rehydrate"] = c.call_admin(args.api_url, "POST", "/api/admin/rehydrate")
             progress(1, len(steps))
         if args.env_file:
             apply_env_file(path, lines, changes)
+        elif config_map is None:
+            assert target is not None
+            live.patch_literal_env(target, changes)
         else:
-            patch_deployment(api, args.deployment, args.namespace, container, changes)
+            assert target is not None
+            token = live.admin_token(target)
+            summary["configmap"] = {"name": config_map,
+                                    "data": live.write_config_map(target, config_map, changes)}
+            progress(len(steps) - 1, len(steps))
+            summary["pods"] = live.apply_live(target, want, token, args.timeout)
         progress(len(steps), len(steps))
-        summary["ok"] = True
+        summary |= {"ok": True, "seconds": round(time.monotonic() - started, 3)}
         return c.finish(summary, c.EXIT_OK, args.termination_log)
     except c.ScriptError as e:
-        summary |= {"ok": False, "error": e.message}
+        summary |= {"ok": False, "error": e.message,
+                    "seconds": round(time.monotonic() - started, 3)}
         sys.stderr.write(f"rollback failed, nothing after the failed step was changed: "
                          f"{e.message}\n")
         return c.finish(summary, e.code, args.termination_log)

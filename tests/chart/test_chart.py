@@ -157,8 +157,14 @@ def test_api_runs_one_replica_with_recreate_and_a_journal_volume(default_docs: D
     assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert container["livenessProbe"]["httpGet"]["path"] == "/api/health"
     assert container["readinessProbe"]["httpGet"]["path"] == "/api/ready"
-    assert {"DUAL_WRITE_MODE": "false", "READ_FROM_POSTGRES_PERCENT": "0",
-            "IN_MEMORY_WRITES": "true"}.items() <= env.items()
+    switches = find(default_docs, "ConfigMap", "-switches")
+    for name in ("DUAL_WRITE_MODE", "READ_FROM_POSTGRES_PERCENT", "IN_MEMORY_WRITES",
+                 "REHYDRATE_ON_START"):
+        assert env[name] == {"configMapKeyRef": {"name": switches["metadata"]["name"],
+                                                 "key": name, "optional": True}}, name
+    assert switches["data"] == {"DUAL_WRITE_MODE": "false", "READ_FROM_POSTGRES_PERCENT": "0",
+                                "IN_MEMORY_WRITES": "true"}
+    assert env["STORE_BACKEND"] == "memory"
     for name in ("POSTGRES_POOL_SIZE", "POSTGRES_MAX_OVERFLOW", "POSTGRES_POOL_TIMEOUT",
                  "POSTGRES_POOL_RECYCLE", "SECOND_WRITE_TIMEOUT", "READY_TIMEOUT", "PORT"):
         assert name in env
