@@ -4,7 +4,7 @@ The in-memory stores hold every record as Python objects that the cyclic collect
 tracks. CPython 3.11's full (generation 2) collection walks all of them, so its
 stop-the-world pause grows with the data held: under the 10-minute load test at 1,000
 req/s the pause grew from 46 ms to 210 ms in four minutes (measured with gc.callbacks,
-docs/BENCHMARKS.md section 7), and every request in flight waited it out. That was the
+docs/BENCHMARKS.md section 8), and every request in flight waited it out. That was the
 p99 of the old run.
 
 The policy: after a full collection that paused longer than GC_FREEZE_AFTER_MS, move its
@@ -18,7 +18,7 @@ The cost, stated: reference counting still frees frozen objects, but a frozen ob
 that later becomes part of a garbage *cycle* is never reclaimed. The stores' records hold
 no cycles; what can leak is a cycle among the few requests in flight at the instant of a
 freeze, and freezes are rare (one per threshold's worth of new survivors). The process's
-RSS over the 10-minute run is in BENCHMARKS.md beside the pauses. GC_FREEZE_AFTER_MS=0
+RSS over the 10-minute run is in docs/BENCHMARKS.md beside the pauses. GC_FREEZE_AFTER_MS=0
 turns the policy off; the pauses are exported either way
 (storemigration_gc_pause_seconds).
 """
