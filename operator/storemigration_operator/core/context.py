@@ -62,6 +62,7 @@ class Context:
     progress: tuple[bool, str, str] = (True, "Reconciling", "")
     evented: set[str] = field(default_factory=set)
     promote_now: bool = False  # a spec.promoteToken was accepted: take the next step now
+    hold_switches: bool = False  # core.outside: switches set outside the operator stand
 
     @property
     def phase(self) -> Phase:

@@ -31,6 +31,7 @@ from .job_book import TERMINAL, job, job_gate, sync_jobs
 from .jobs import archived_by_snapshot
 from .livestatus import pod_entries, switch_state
 from .model import DeploymentObservation, JobObservation, Plan
+from .outside import hold_for_outside_change
 from .postgres_primary import abort, effective_target, postgres_primary, rollback_to_target
 from .read_switchover import VERIFY_EARLY, act_on_verify, auto_repair, read_switchover
 from .spec import MigrationSpec, Phase
@@ -103,6 +104,11 @@ def run(ctx: Context) -> None:
     if ctx.invalid is not None:
         ctx.degrade("InvalidSpec", f"{ctx.invalid}; gates still run with the last valid "
                     "spec, nothing moves forward until the spec is fixed")
+    if ctx.phase != Phase.PostgresPrimary or ctx.spec.target >= Phase.PostgresPrimary:
+        if hold_for_outside_change(ctx):
+            return
+    elif ctx.st.outside_change is not None:  # the operator's own rollback takes over
+        ctx.st.outside_change = None
     if rollback_to_target(ctx):
         return
     if spec.abort:
@@ -203,7 +209,9 @@ PHASES = {Phase.Preparation: preparation, Phase.DualWrite: dual_write,
 # ---- output ----
 def finish(ctx: Context) -> Plan:
     st, spec, now, dep = ctx.st, ctx.spec, ctx.now, ctx.seen.deployment
-    if dep is not None and dep.container_found and ctx.phase in LIVE_PHASES:
+    if ctx.hold_switches:
+        st.pods = pod_entries(ctx.seen.pods, ctx.switches(), now, st.pods)
+    elif dep is not None and dep.container_found and ctx.phase in LIVE_PHASES:
         live(ctx)
     elif dep is not None and dep.container_found:
         to_set, to_remove = ctx.desired()

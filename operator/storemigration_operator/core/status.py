@@ -305,6 +305,15 @@ class Adoption(StatusModel):
     message: str = Field(description="What was done.")
 
 
+class OutsideChange(StatusModel):
+    """Switches that someone other than this operator set on the API pods (the rollback
+    script, a manual PUT) and that turned a store's writes off."""
+
+    time: Timestamp = Field(description="When the operator first saw them.")
+    pods: list[str] = Field(description="The pods that ran them.")
+    message: str = Field(description="What was seen, and how to go on.")
+
+
 class MigrationStatus(StatusModel):
     """What the operator observed and decided; written whole on every reconcile."""
 
@@ -377,6 +386,9 @@ class MigrationStatus(StatusModel):
                                          "configured (the ConfigMap) against actual (pods).")
     adoption: Adoption | None = Field(None, description="When the Deployment's env was "
                                       "moved to the ConfigMap (one restart).")
+    outside_change: OutsideChange | None = Field(
+        None, description="Switches turned a store's writes off outside the operator: it "
+        "applies nothing until spec.retryToken changes, then backfills again from DualWrite.")
     kopf: dict[str, Any] | None = Field(
         None, description="kopf's own bookkeeping; not the planner's.",
         json_schema_extra={"type": "object", "x-kubernetes-preserve-unknown-fields": True})
