@@ -32,6 +32,7 @@ from .livestatus import pod_entries, switch_state
 from .model import DeploymentObservation, JobObservation, Plan
 from .postgres_primary import abort, effective_target, postgres_primary, rollback_to_target
 from .read_switchover import act_on_verify, read_switchover
+from .scaling import scale_out
 from .spec import MigrationSpec, Phase
 from .status import Adoption
 from .switchset import LIVE_PHASES, PodObservation, adoption_names, confirmation
@@ -191,6 +192,9 @@ PHASES = {Phase.Preparation: preparation, Phase.DualWrite: dual_write,
 # ---- output ----
 def finish(ctx: Context) -> Plan:
     st, spec, now, dep = ctx.st, ctx.spec, ctx.now, ctx.seen.deployment
+    if dep is not None and dep.container_found and effective_target(spec) >= \
+            Phase.PostgresPrimary:
+        scale_out(ctx)
     if dep is not None and dep.container_found and ctx.phase in LIVE_PHASES:
         live(ctx)
     elif dep is not None and dep.container_found:
