@@ -90,3 +90,17 @@ def test_one_replica_rolls_back_in_the_same_reconcile_with_the_strategy_patched_
 def test_spec_replicas_is_a_typed_count(bad):
     with pytest.raises(InvalidSpec, match="replicas"):
         parse_spec({"deployment": "api", "replicas": bad})
+
+
+def test_cleanup_waits_until_the_rolling_shape_runs_at_spec_replicas():
+    sim = to_primary(Sim(dict(BASE, targetPhase="Cleanup", replicas=2, primaryHold="1m",
+                              cleanup={"approved": True})))
+    sim.tick(M)  # every pod confirmed PostgresPrimary: roll and scale out
+    assert sim.replicas == 2 and sim.strategy == dict(ROLLING)
+    for _ in range(5):  # something keeps putting the Deployment back to Recreate
+        sim.strategy = dict(RECREATE)
+        p = sim.tick(H)  # the hold and the gates are long past
+        assert p.strategy == dict(ROLLING) and not p.env_changed  # asked again
+        assert sim.phase == "PostgresPrimary" and sim.status["reason"] == "ScalingOut"
+    sim.run_until(lambda: sim.phase == "Cleanup", M, limit=5)
+    assert sim.live["STORE_BACKEND"] == "postgres" and sim.strategy == dict(ROLLING)

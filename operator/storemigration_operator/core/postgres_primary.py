@@ -14,7 +14,7 @@ from .context import Context, t
 from .durations import format_time
 from .gate_window import gates_holding, reset_window, rollback_reads
 from .job_book import job, job_gate
-from .scaling import scale_in
+from .scaling import scale_in, scaled_out
 from .spec import MigrationSpec, Phase
 from .status import Rehydrate
 
@@ -111,6 +111,8 @@ def postgres_primary(ctx: Context) -> None:
     if not gates_holding(spec, st, ctx.now):
         ctx.wait_unless_said("WaitingForGates", "hold passed; waiting for a current "
                              "successful gate evaluation")
+        return
+    if not scaled_out(ctx):
         return
     if not spec.cleanup.approved:
         ctx.progress = (False, "CleanupApprovalRequired",

@@ -64,6 +64,19 @@ def scale_out(ctx: Context) -> None:
     request(ctx, ctx.spec.replicas, ROLLING)
 
 
+def scaled_out(ctx: Context) -> bool:
+    """PostgresPrimary's shape is in place and rolled out (Cleanup's restart then rolls
+    with maxSurge 1, and spec.replicas serve the hold); else status says why it waits."""
+    dep, want = ctx.dep, ctx.spec.replicas
+    if _same(dep.strategy, ROLLING) and (want is None or dep.replicas == want) \
+            and dep.observed():
+        return True
+    ctx.wait_unless_said("ScalingOut", f"waiting for Deployment {dep.name} to run "
+                         f"{want or dep.replicas} replica(s) with RollingUpdate "
+                         "(maxUnavailable 0, maxSurge 1) before cleanup")
+    return False
+
+
 def scale_in(ctx: Context) -> bool:
     """Before a rollback out of PostgresPrimary: one Recreate pod. True once one pod runs
     alone (the strategy may be patched in the same reconcile: the Deployment patch is
