@@ -76,6 +76,8 @@ def summarize(o: Outcome, logs: str) -> dict[str, Any]:
                                    for tag, v in o.server_p95_by_phase.items()},
         "server_http_p95_ms_by_phase": {tag: round(v * 1000, 1)
                                         for tag, v in o.server_http_p95_by_phase.items()},
+        "service_p95_ms_by_phase": {tag: round(v * 1000, 1)
+                                    for tag, v in o.service_p95_by_phase.items()},
         "p95_ratio_by_phase": {tag: round(p / o.server_http_p95_by_phase[tag], 2)
                                for tag, (_, p) in o.p95_by_phase.items()
                                if o.server_http_p95_by_phase.get(tag)},
@@ -122,8 +124,10 @@ def print_summary(p: Printer, s: dict[str, Any]) -> None:
                   "design; not a gate in this phase")
     p.out("  p95 per phase: client side (every request through the Service, including any "
           "retry), server side")
-    p.out("                 (the API's HTTP histogram, same span) and their ratio; gate: "
-          "the operator's worst")
+    p.out("                 (the API's HTTP histogram, same span) and their ratio; service: "
+          "as the Service")
+    p.out("                 measured it (request read to response relayed); gate: the "
+          "operator's worst")
     p.out("                 reading of PostgreSQL store operations")
     for tag, v in s["p95_ms_by_phase"].items():
         http = s.get("server_http_p95_ms_by_phase", {}).get(tag)
@@ -131,6 +135,7 @@ def print_summary(p: Printer, s: dict[str, Any]) -> None:
         gate = s["server_p95_ms_by_phase"].get(tag)
         p.out(f"    {tag:<24} {v['requests']:>6} requests   client {v['p95_ms']:>7.1f} ms"
               f"   server {_ms(http)}   ratio {f'{ratio:.2f}x' if ratio else '  -'}"
+              f"   service {_ms(s.get('service_p95_ms_by_phase', {}).get(tag))}"
               f"   gate {_ms(gate)}")
     p.out(f"  rollbacks: {len(s['rollbacks'])}")
     for h in s["rollbacks"]:

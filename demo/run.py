@@ -63,6 +63,8 @@ class Outcome:
     server_p95_by_phase: dict[str, float] = field(default_factory=dict)
     # the same requests' p95 as the API measured them (Prometheus, each phase's own span)
     server_http_p95_by_phase: dict[str, float] = field(default_factory=dict)
+    # what the Service (devcluster.proxy) measured: request read to response relayed
+    service_p95_by_phase: dict[str, float] = field(default_factory=dict)
     prometheus: str | None = None
     error: str | None = None
     phases: list[tuple[float, str]] = field(default_factory=list)
@@ -190,6 +192,11 @@ async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
             [(round(sent - started, 3), round(took, 4), what)
              for sent, took, what in traffic.stats.samples]))
         outcome.p95_by_phase = {tag: (len(v), _p95(v)) for tag, v in by_tag.items()}
+        behind: dict[str, list[float]] = {}
+        for sent, took in await lc.api.samples():
+            if sent <= traffic_end:  # not the read-back below
+                behind.setdefault(outcome.tag_at(sent), []).append(took)
+        outcome.service_p95_by_phase = {tag: _p95(v) for tag, v in behind.items()}
         if lc.prometheus is not None:
             outcome.server_http_p95_by_phase = await server_http_p95(
                 lc.prometheus.url, outcome.spans(traffic_end))

@@ -8,7 +8,9 @@ robin, keeping one upstream connection per client connection while its backend s
 service. Its stdin takes one command a line, `backends HOST:PORT,...`, and it answers `ok`
 on stdout once no request is in flight on a backend that left the set: the controller
 stops an old pod only then, so a rolling restart drops nothing (endpoints removed before
-the pod's SIGTERM, as a Service does with a terminating pod). An upstream connection idle
+the pod's SIGTERM, as a Service does with a terminating pod); `samples` answers with the
+time each request spent behind the Service (read to response relayed), as an ingress
+measures it. An upstream connection idle
 for longer than IDLE_SECONDS is not reused: the API closes idle keep-alive connections
 after 5 s, and a request sent just then would be lost.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from devcluster.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 IDLE_SECONDS = 2.0
+SAMPLES_LIMIT = 1 << 28  # one `samples` answer is one line: a whole run's requests
 CHUNK = 65536
 BAD_GATEWAY = (b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
 
@@ -64,6 +68,7 @@ class Balancer:
     backends: list[str] = field(default_factory=list)
     inflight: dict[str, int] = field(default_factory=dict)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (monotonic, took)
     _turn: itertools.count[int] = field(default_factory=itertools.count)
 
     def pick(self, current: Upstream | None) -> str | None:
@@ -133,6 +138,7 @@ class Balancer:
                 if got is None:
                     return
                 request, keep = got
+                read_at = time.monotonic()
                 backend = self.pick(up)
                 if backend is None:
                     writer.write(BAD_GATEWAY)
@@ -155,6 +161,7 @@ class Balancer:
                     await up.writer.drain()
                     keep = await self.relay_response(up, writer) and keep
                     up.used_at = time.monotonic()
+                    self.samples.append((read_at, up.used_at - read_at))
                 finally:
                     self.end(backend)
                 if not keep:
@@ -189,7 +196,7 @@ class Service:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "devcluster.proxy", str(self.port), cwd=str(ROOT),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
-                start_new_session=True)
+                start_new_session=True, limit=SAMPLES_LIMIT)
         finally:
             log.close()  # the process has its own copy
         await self._answer("listening")
@@ -209,6 +216,17 @@ class Service:
             await self.process.stdin.drain()
             await self._answer("ok")
             self.backends = list(backends)
+
+    async def samples(self) -> list[tuple[float, float]]:
+        """(monotonic time the request was read, seconds until its response was relayed)
+        for every request since the last call: the Service's own view of the latency."""
+        async with self._lock:
+            assert self.process is not None and self.process.stdin is not None
+            assert self.process.stdout is not None
+            self.process.stdin.write(b"samples\n")
+            await self.process.stdin.drain()
+            line = await asyncio.wait_for(self.process.stdout.readline(), 60)
+        return [(float(a), float(b)) for a, b in json.loads(line)]
 
     async def stop(self) -> None:
         proc, self.process = self.process, None
@@ -232,7 +250,10 @@ async def control(balancer: Balancer) -> None:
         if command == "backends":
             await balancer.set_backends([b for b in arg.split(",") if b])
             sys.stdout.write("ok\n")
-            sys.stdout.flush()
+        elif command == "samples":
+            taken, balancer.samples = balancer.samples, []
+            sys.stdout.write(json.dumps(taken) + "\n")
+        sys.stdout.flush()
 
 
 async def main(port: int) -> None:

@@ -123,14 +123,6 @@ def test_demo_migrates_to_complete_and_keeps_the_cluster_up_until_ctrl_c(tmp_pat
         assert s["peak_pods"] >= 2  # spec.replicas 2 from PostgresPrimary on
         for line in ("  connection errors: 0", "  unknown outcomes: 0", "  5xx: 0"):
             assert line in demo.lines, line
-        # The client's p95 (through the Service, in its own process) within 2x of the
-        # API's own p95 for the same requests, in every phase with traffic to speak of.
-        ratios = s["p95_ratio_by_phase"]
-        busy = [tag for tag, v in s["p95_ms_by_phase"].items() if v["requests"] >= 100]
-        assert {"DualWrite", "ReadSwitchover", "PostgresPrimary"} <= set(busy)
-        assert set(busy) <= set(ratios), (busy, ratios)
-        assert all(ratios[tag] <= 2.0 for tag in busy), (s["p95_ms_by_phase"],
-                                                         s["server_http_p95_ms_by_phase"])
         # After the summary the cluster is still up: the printed commands work.
         listed = second_terminal(get_w.strip(), 8, tmp_path)
         assert re.search(r"^store-migration\s+Complete\s+", listed, re.M), listed
@@ -157,6 +149,14 @@ def test_demo_migrates_to_complete_and_keeps_the_cluster_up_until_ctrl_c(tmp_pat
         shutil.rmtree(workdir, ignore_errors=True)
     finally:
         demo.kill()
+    # The client's p95 (through the Service, in its own process) within 2x of the API's
+    # own p95 for the same requests, in every phase with traffic to speak of.
+    ratios = s["p95_ratio_by_phase"]
+    busy = [tag for tag, v in s["p95_ms_by_phase"].items() if v["requests"] >= 100]
+    assert {"DualWrite", "ReadSwitchover", "PostgresPrimary"} <= set(busy)
+    assert set(busy) <= set(ratios), (busy, ratios)
+    assert all(ratios[tag] <= 2.0 for tag in busy), (
+        s["p95_ms_by_phase"], s["server_http_p95_ms_by_phase"], s["service_p95_ms_by_phase"])
 
 
 @pytest.mark.slow
