@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from demo.run import Outcome
-from devcluster.traffic import Traffic
+from devcluster.traffic import Traffic, TrafficProcess
 
 HEARTBEAT = 5.0
 
@@ -30,7 +30,8 @@ class Printer:
     def event(self, message: str) -> None:
         self.out(f"[{time.monotonic() - self.started:6.1f}s]   . {message}")
 
-    def progress(self, elapsed: float, st: dict[str, Any], traffic: Traffic) -> None:
+    def progress(self, elapsed: float, st: dict[str, Any],
+                 traffic: Traffic | TrafficProcess) -> None:
         gate = st.get("lastGate") or {}
         key = (st.get("phase"), st.get("readPercent"), st.get("reason"), gate.get("result"))
         now = time.monotonic()
@@ -74,10 +75,18 @@ def summarize(o: Outcome, logs: str) -> dict[str, Any]:
                             for tag, (n, p) in o.p95_by_phase.items()},
         "server_p95_ms_by_phase": {tag: round(v * 1000, 1)
                                    for tag, v in o.server_p95_by_phase.items()},
+        "server_http_p95_ms_by_phase": {tag: round(v * 1000, 1)
+                                        for tag, v in o.server_http_p95_by_phase.items()},
+        "service_p95_ms_by_phase": {tag: round(v * 1000, 1)
+                                    for tag, v in o.service_p95_by_phase.items()},
+        "p95_ratio_by_phase": {tag: round(p / o.server_http_p95_by_phase[tag], 2)
+                               for tag, (_, p) in o.p95_by_phase.items()
+                               if o.server_http_p95_by_phase.get(tag)},
         "rollbacks": [h for h in history if h.get("type") == "Rollback"],
         "history": history,
         "api_restarts": o.api_restarts,
         "api_restarts_memory_trusted": o.api_restarts_memory_trusted,
+        "peak_pods": o.peak_pods,
         "rollback_seconds": o.rollback_seconds,
         "jobs": [{k: j[k] for k in ("name", "exit", "seconds")} for j in o.jobs],
         "traffic": o.traffic,
@@ -85,6 +94,10 @@ def summarize(o: Outcome, logs: str) -> dict[str, Any]:
         "lost": o.verify.get("lost"), "lost_examples": o.verify.get("lost_examples"),
         "logs": logs,
     }
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:>7.1f} ms" if value is not None else "      -   "
 
 
 def print_summary(p: Printer, s: dict[str, Any]) -> None:
@@ -110,14 +123,21 @@ def print_summary(p: Printer, s: dict[str, Any]) -> None:
         if v["phase"] in ("PostgresPrimary", "Cleanup", "Complete") and not v["passed"]:
             p.out("      ^ ran after memory writes were turned off, so memory is stale by "
                   "design; not a gate in this phase")
-    p.out("  p95 per phase: client side (every request, including the wait through API "
-          "restarts)")
-    p.out("                 and server side (worst reading of the operator's Prometheus gate)")
+    p.out("  p95 per phase: client side (every request through the Service, including any "
+          "retry), server side")
+    p.out("                 (the API's HTTP histogram, same span) and their ratio; service: "
+          "as the Service")
+    p.out("                 measured it (request read to response relayed); gate: the "
+          "operator's worst")
+    p.out("                 reading of PostgreSQL store operations")
     for tag, v in s["p95_ms_by_phase"].items():
-        server = s["server_p95_ms_by_phase"].get(tag)
-        shown = f"{server:>7.1f} ms" if server is not None else "      -"
+        http = s.get("server_http_p95_ms_by_phase", {}).get(tag)
+        ratio = s.get("p95_ratio_by_phase", {}).get(tag)
+        gate = s["server_p95_ms_by_phase"].get(tag)
         p.out(f"    {tag:<24} {v['requests']:>6} requests   client {v['p95_ms']:>7.1f} ms"
-              f"   server {shown}")
+              f"   server {_ms(http)}   ratio {f'{ratio:.2f}x' if ratio else '  -'}"
+              f"   service {_ms(s.get('service_p95_ms_by_phase', {}).get(tag))}"
+              f"   gate {_ms(gate)}")
     p.out(f"  rollbacks: {len(s['rollbacks'])}")
     for h in s["rollbacks"]:
         readings = h.get("readings") or {}
@@ -131,6 +151,7 @@ def print_summary(p: Printer, s: dict[str, Any]) -> None:
     p.out(f"  traffic: {t.get('ok')} answered <500")
     p.out(f"  restarts of the API process: {s['api_restarts']} "
           f"({s['api_restarts_memory_trusted']} while memory was trusted)")
+    p.out(f"  API processes behind the Service at once, at most: {s.get('peak_pods')}")
     p.out(f"  connection errors: {t.get('refused_retried')}")
     p.out(f"  unknown outcomes: {t.get('unknown_outcome')}")
     p.out(f"  5xx: {t.get('errors_5xx')}")

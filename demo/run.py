@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -17,15 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from storemigration_operator.core.durations import parse_time
 
 from devcluster.cluster import MIGRATION, NAMESPACE, ROOT, LocalCluster, Timing, migration_spec
 from devcluster.faults import restore_app_access, revoke_app_access, row_counts
-from devcluster.traffic import Traffic, verify_acknowledged
+from devcluster.traffic import TrafficProcess, verify_acknowledged
 
-DEFAULT = Timing()
+# Two API pods from PostgresPrimary on (spec.replicas): several processes on one PostgreSQL.
+DEFAULT = Timing(replicas=2)
 FAST = Timing(read_start=10, read_step=30, read_interval="5s", gate_interval="1s",
-              window="15s", min_requests=50.0, verify_interval="20s", primary_hold="4s")
+              window="15s", min_requests=50.0, verify_interval="20s", primary_hold="4s",
+              replicas=2)
 MAX_RETRIES = 3
 FAULT_AT_PERCENT = 20
 WARMUP_SECONDS = 4.0
@@ -52,13 +56,19 @@ class Outcome:
     jobs: list[dict[str, Any]] = field(default_factory=list)
     api_restarts: int = 0
     api_restarts_memory_trusted: int = 0
+    peak_pods: int = 0  # API processes behind the Service at once, at most
     rollback_seconds: float | None = None  # failing evaluation -> 0% confirmed on every pod
     traffic: dict[str, Any] = field(default_factory=dict)
     p95_by_phase: dict[str, tuple[int, float]] = field(default_factory=dict)
     server_p95_by_phase: dict[str, float] = field(default_factory=dict)
+    # the same requests' p95 as the API measured them (Prometheus, each phase's own span)
+    server_http_p95_by_phase: dict[str, float] = field(default_factory=dict)
+    # what the Service (devcluster.proxy) measured: request read to response relayed
+    service_p95_by_phase: dict[str, float] = field(default_factory=dict)
     prometheus: str | None = None
     error: str | None = None
     phases: list[tuple[float, str]] = field(default_factory=list)
+    fault_moment: float | None = None  # monotonic
 
     def phase_at(self, moment: float) -> str:
         """The phase the StoreMigration was in at monotonic time `moment`."""
@@ -68,6 +78,23 @@ class Outcome:
                 break
             current = phase
         return current
+
+    def tag_at(self, moment: float) -> str:
+        """The phase at `moment`, marked once the fault was injected."""
+        fault = self.fault_moment is not None and moment >= self.fault_moment
+        return f"{self.phase_at(moment)} (fault)" if fault else self.phase_at(moment)
+
+    def spans(self, end: float) -> dict[str, tuple[float, float]]:
+        """Each tag's first and last moment (monotonic), the last one ending at `end`."""
+        marks = sorted(at for at, _ in self.phases)
+        if self.fault_moment is not None:
+            marks = sorted([*marks, self.fault_moment])
+        spans: dict[str, tuple[float, float]] = {}
+        for at, until in zip(marks, [*marks[1:], end], strict=True):
+            tag = self.tag_at(at)
+            first, last = spans.get(tag, (at, until))
+            spans[tag] = (min(first, at), max(last, until))
+        return spans
 
 
 def _p95(values: list[float]) -> float:
@@ -107,7 +134,7 @@ def look_around(lc: LocalCluster) -> list[str]:
 
 
 async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
-                   progress: Callable[[float, dict[str, Any], Traffic], None],
+                   progress: Callable[[float, dict[str, Any], TrafficProcess], None],
                    out: Callable[[str], None] = print,
                    done: Callable[[Outcome, LocalCluster], Awaitable[None]] | None = None
                    ) -> Outcome:
@@ -130,8 +157,8 @@ async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
         out("Watch it from a second terminal:")
         for line in watch_commands(lc):
             out(f"    {line}")
-        traffic = Traffic(lc.api.url, rate=opts.rate)
-        traffic.tag = "Preparation"  # memory only, before the StoreMigration exists
+        traffic = TrafficProcess(lc.api.url, rate=opts.rate)  # through the Service
+        outcome.phases.append((time.monotonic(), "Preparation"))  # before the StoreMigration
         runner = asyncio.get_running_loop().create_task(traffic.run())
         try:
             show(f"traffic: {opts.rate:g} req/s mixed over both stores; warming up "
@@ -146,6 +173,7 @@ async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
         finally:
             traffic.stop()
             await runner
+        traffic_end = time.monotonic()
         outcome.status = lc.status()
         if outcome.fault_at is not None:
             await restore_app_access(lc.owner_dsn)
@@ -157,12 +185,27 @@ async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
                            "refused_retried": traffic.stats.refused,
                            "unknown_outcome": traffic.stats.unknown,
                            "by_status": dict(traffic.stats.by_status)}
-        outcome.p95_by_phase = {tag: (len(v), _p95(v))
-                                for tag, v in traffic.stats.by_tag.items()}
+        by_tag: dict[str, list[float]] = {}
+        for sent, took, _ in traffic.stats.samples:
+            by_tag.setdefault(outcome.tag_at(sent), []).append(took)
+        (lc.logs / "traffic-samples.json").write_text(json.dumps(
+            [(round(sent - started, 3), round(took, 4), what)
+             for sent, took, what in traffic.stats.samples]))
+        outcome.p95_by_phase = {tag: (len(v), _p95(v)) for tag, v in by_tag.items()}
+        behind: dict[str, list[float]] = {}
+        for sent, took in await lc.api.samples():
+            if sent <= traffic_end:  # not the read-back below
+                behind.setdefault(outcome.tag_at(sent), []).append(took)
+        outcome.service_p95_by_phase = {tag: _p95(v) for tag, v in behind.items()}
+        if lc.prometheus is not None:
+            outcome.server_http_p95_by_phase = await server_http_p95(
+                lc.prometheus.url, outcome.spans(traffic_end))
         assert lc.controller is not None
-        outcome.api_restarts = len(lc.controller.rollouts) - 1
-        outcome.api_restarts_memory_trusted = sum(r.memory_trusted
-                                                  for r in lc.controller.rollouts[1:])
+        rollouts = lc.controller.rollouts[1:]  # [0] is the first start
+        outcome.api_restarts = sum(r.replaced for r in rollouts)
+        outcome.api_restarts_memory_trusted = sum(r.replaced for r in rollouts
+                                                  if r.memory_trusted)
+        outcome.peak_pods = lc.controller.peak_pods
         for run in lc.controller.jobs.values():
             try:
                 result = json.loads(run.message) if run.message else None
@@ -177,9 +220,9 @@ async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
     return outcome
 
 
-async def _watch(lc: LocalCluster, opts: Options, outcome: Outcome, traffic: Traffic,
+async def _watch(lc: LocalCluster, opts: Options, outcome: Outcome, traffic: TrafficProcess,
                  started: float, show: Callable[[str], None],
-                 progress: Callable[[float, dict[str, Any], Traffic], None]) -> None:
+                 progress: Callable[[float, dict[str, Any], TrafficProcess], None]) -> None:
     deadline = started + opts.limit
     fault_iso = ""
     retried = 0
@@ -191,8 +234,7 @@ async def _watch(lc: LocalCluster, opts: Options, outcome: Outcome, traffic: Tra
         phase = st.get("phase") or "Preparation"
         if not outcome.phases or outcome.phases[-1][1] != phase:
             outcome.phases.append((time.monotonic(), phase))
-        traffic.tag = f"{phase} (fault)" if outcome.fault_at is not None else phase
-        _note_server_p95(outcome, traffic.tag, st)
+        _note_server_p95(outcome, outcome.tag_at(time.monotonic()), st)
         progress(time.monotonic() - started, st, traffic)
         if not opts.faults and phase == "Complete":
             outcome.reached = True
@@ -206,7 +248,8 @@ async def _watch(lc: LocalCluster, opts: Options, outcome: Outcome, traffic: Tra
         if opts.faults and outcome.fault_at is None and phase == "ReadSwitchover" \
                 and int(st.get("readPercent") or 0) >= FAULT_AT_PERCENT:
             await revoke_app_access(lc.owner_dsn)
-            outcome.fault_at = time.monotonic() - started
+            outcome.fault_moment = time.monotonic()
+            outcome.fault_at = outcome.fault_moment - started
             fault_iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
             show(f"FAULT: REVOKE SELECT, INSERT, UPDATE, DELETE ON <all data tables> FROM "
                  f"storemigration_app (reads at {st.get('readPercent')}%)")
@@ -229,6 +272,30 @@ def _note_server_p95(outcome: Outcome, tag: str, status: dict[str, Any]) -> None
     p95 = (status.get("lastGate") or {}).get("p95Seconds")
     if isinstance(p95, int | float):
         outcome.server_p95_by_phase[tag] = max(outcome.server_p95_by_phase.get(tag, 0.0), p95)
+
+
+HTTP_P95 = ('histogram_quantile(0.95, sum by (le) (increase('
+            'storemigration_http_request_duration_seconds_bucket'
+            '{route!~"/metrics|/api/admin/.*"}[%ds])))')
+
+
+async def server_http_p95(prometheus_url: str, spans: dict[str, tuple[float, float]]
+                          ) -> dict[str, float]:
+    """Per tag, the p95 of the requests the API served in that span (its own HTTP
+    histogram, every pod; Prometheus scrapes and the operator's admin calls left out):
+    the server side of the traffic's client-side p95."""
+    result: dict[str, float] = {}
+    offset = time.time() - time.monotonic()
+    async with httpx.AsyncClient(base_url=prometheus_url, timeout=10) as client:
+        for tag, (first, last) in spans.items():
+            seconds = max(2, round(last - first))
+            resp = await client.get("/api/v1/query", params={
+                "query": HTTP_P95 % seconds, "time": f"{last + offset:.3f}"})
+            found = resp.json().get("data", {}).get("result") or []
+            value = float(found[0]["value"][1]) if found else math.nan
+            if math.isfinite(value):
+                result[tag] = value
+    return result
 
 
 def rollback_seconds(status: dict[str, Any]) -> float | None:

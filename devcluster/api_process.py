@@ -1,5 +1,6 @@
-"""The API as a real process, restarted with new environment the way a Deployment's
-rollout restarts its pod when the operator patches the pod template's env."""
+"""The API as a real process: one pod of the Deployment (devcluster.controller starts one
+per replica, each on its own port, and replaces them on a pod-template change), or the
+single process the script and docs tests run."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ class LocalApi:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, env: dict[str, str] | None = None, timeout: float = 30.0) -> None:
+    def start(self, env: dict[str, str] | None = None, timeout: float = 30.0,
+              ready_path: str = "/api/health") -> None:
+        """Start it and wait for `ready_path` (the controller waits for /api/ready, as a
+        readiness probe would, before the pod joins the Service)."""
         if env is not None:
             self.env = dict(env)
         full = {k: os.environ[k] for k in BASE_ENV if k in os.environ}
@@ -49,7 +53,7 @@ class LocalApi:
             start_new_session=True,
         )
         try:
-            wait_http(f"{self.url}/api/health", timeout=timeout)
+            wait_http(f"{self.url}{ready_path}", timeout=timeout)
         except TimeoutError:
             code = self.process.poll()
             tail = self.log_path.read_text(errors="replace")[-2000:]

@@ -1,10 +1,12 @@
 """The whole system on one machine, with no cluster: what the demo and the e2e tests run.
 
 A temporary PostgreSQL with the project's migrations; the Kubernetes API emulator with the
-StoreMigration CRD, a Secret and the API Deployment; LocalController playing the Deployment
-and Job controllers (the API is a real process restarted on env changes, Jobs are the real
-scripts); Prometheus scraping the API every second; and the real operator as a subprocess
-(`python -m storemigration_operator`) pointed at the emulator by a kubeconfig. The
+StoreMigration CRD, a Secret and the API Deployment; the API's Service (devcluster.proxy,
+the one address every client uses); LocalController playing the Deployment and Job
+controllers (each replica a real API process, replaced by the Deployment's strategy on a
+pod-template change, Jobs the real scripts); Prometheus scraping every API pod each
+second; and the real operator as a subprocess (`python -m storemigration_operator`)
+pointed at the emulator by a kubeconfig. The
 StoreMigration then runs with seconds where production has hours (`Timing`).
 """
 
@@ -29,7 +31,6 @@ import yaml
 from storemigration_operator.core.spec import STORES
 from storemigration_operator.core.switchset import adoption_names, config_map_name
 
-from devcluster.api_process import LocalApi
 from devcluster.controller import LocalController
 from devcluster.kube import KubeCluster, KubeEmulator, write_kubeconfig
 from devcluster.postgres import (
@@ -40,6 +41,7 @@ from devcluster.postgres import (
     with_database,
 )
 from devcluster.prometheus import LocalPrometheus, PrometheusMissing
+from devcluster.proxy import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "default"
@@ -76,6 +78,7 @@ class Timing:
     primary_hold: str = "10s"
     target_phase: str = "Cleanup"
     retry: bool = True
+    replicas: int | None = None  # spec.replicas: API pods from PostgresPrimary on
 
 
 def migration_spec(timing: Timing, api_url: str, prometheus_url: str | None,
@@ -101,6 +104,7 @@ def migration_spec(timing: Timing, api_url: str, prometheus_url: str | None,
         "verify": {"interval": timing.verify_interval},
         "rollback": {"retry": timing.retry},
         "cleanup": {"approved": True, "archive": str(workdir / "archive")},
+        **({"replicas": timing.replicas} if timing.replicas else {}),
     }
 
 
@@ -117,7 +121,7 @@ class LocalCluster:
         self.pg: PostgresServer | None = None
         self.owner_dsn = self.app_dsn = ""
         self.kube: KubeCluster | None = None
-        self.api = LocalApi(data_dir=workdir / "api-data", log_path=self.logs / "api.log")
+        self.api = Service(log_path=self.logs / "service.log")  # the API's stable address
         self.controller: LocalController | None = None
         self.prometheus: LocalPrometheus | None = None
         self.prometheus_missing: str | None = None
@@ -159,19 +163,23 @@ class LocalCluster:
         await self.kube.create(self._secret())
         await self.kube.create(self._deployment())
 
+        self.on_event(f"starting the API's Service at {self.api.url} (devcluster.proxy)")
+        await self.api.start()
+        self._stack.push_async_callback(self.api.stop)
         self.on_event("starting the API (the Deployment's pod)")
-        self.controller = LocalController(self.kube, NAMESPACE, DEPLOYMENT, CONTAINER, self.api,
-                                          self.workdir, on_event=self.on_event)
-        self.controller.start()
-        self._stack.push_async_callback(self.controller.stop)
-        await self.wait_for(lambda: bool(self.controller and self.controller.rollouts), 60,
-                            "the API to start")
+        controller = LocalController(self.kube, NAMESPACE, DEPLOYMENT, CONTAINER, self.api,
+                                     self.workdir, on_event=self.on_event)
+        self.controller = controller
+        controller.start()
+        self._stack.push_async_callback(controller.stop)
+        await self.wait_for(lambda: bool(controller.rollouts), 60, "the API to start")
 
-        prom = LocalPrometheus(self.workdir / "prometheus", {"api": f"127.0.0.1:{self.api.port}"})
+        prom = LocalPrometheus(self.workdir / "prometheus", {"api": controller.addresses})
         try:
             await asyncio.to_thread(prom.start)
             self.prometheus = prom
             self._stack.callback(prom.stop)
+            controller.on_pods = lambda addresses: prom.set_targets("api", addresses)
             self.on_event(f"Prometheus scraping the API every 1s at {prom.url}")
         except PrometheusMissing as e:
             if self.require_prometheus:
@@ -230,7 +238,10 @@ class LocalCluster:
             for k in adoption_names(tuple(STORES))]
         return {"apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE, "labels": labels},
-                "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+                "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                         # as the chart ships it while memory is written; the operator sets
+                         # RollingUpdate from PostgresPrimary on
+                         "strategy": {"type": "Recreate"}, "template": {
                     "metadata": {"labels": labels},
                     "spec": {"containers": [{
                         "name": CONTAINER, "image": "storemigration-api:local",

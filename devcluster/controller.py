@@ -1,14 +1,20 @@
 """The controllers a real cluster would run, played for real on this machine.
 
-Deployments: when the API Deployment's pod template changes (not when a ConfigMap its env
-reads changes: env valueFrom is resolved when a container starts, as the kubelet does), the
-local API process is restarted with the new env (same port, same data dir: a pod replaced on
-the same volume), and only then is the Deployment's status written with observedGeneration,
-which is what the operator waits for before it moves on. The running process is a Pod in
-the emulator with the template's labels, status.podIP 127.0.0.1, its port as the container's
-`http` port and a Ready condition: the address the operator PUTs live switches to. Each
-restart records whether memory was trusted (the API's own GET /api/admin/switches says which
-store each store trusts) just before the old process stopped.
+Deployments: each replica is a local API process (its own port, the shared data dir: pods
+on one volume) and a Pod in the emulator with the template's labels, status.podIP
+127.0.0.1, its port as the container's `http` port and a Ready condition: the address the
+operator PUTs live switches to. The Deployment's Service is devcluster.proxy: clients use
+its one address, and it routes to the ready pods. When the pod template changes (not when
+a ConfigMap its env reads changes: env valueFrom is resolved when a container starts, as
+the kubelet does), the pods are replaced by the Deployment's strategy: Recreate stops the
+old process before the new one starts; RollingUpdate (the operator sets maxUnavailable 0,
+maxSurge 1 from PostgresPrimary on) starts a new process, waits for /api/ready, adds it
+to the Service, then takes the old one out of the Service, waits until no request is in
+flight on it, and only then stops it (SIGTERM). spec.replicas is honoured the same way
+(scale-in drains before it stops). Only then is the Deployment's status written with
+observedGeneration, which is what the operator waits for. Each replacement records
+whether memory was trusted (the API's own GET /api/admin/switches says which store each
+store trusts) just before the old process stopped.
 
 Jobs: each new Job's container command runs as a local process from the repository root with
 the Job's env (secretKeyRef values resolved from the emulator's Secrets) and a per-Job
@@ -23,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import sys
@@ -36,6 +43,7 @@ import httpx
 
 from devcluster.api_process import LocalApi
 from devcluster.kube import KubeCluster, now_iso
+from devcluster.proxy import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
@@ -59,30 +67,51 @@ class Rollout:
     generation: int
     changed: dict[str, str | None]
     seconds: float
-    memory_trusted: bool = False  # the process it replaced trusted memory for some store
+    memory_trusted: bool = False  # a process it replaced trusted memory for some store
+    strategy: str = "Recreate"
+    replaced: int = 0  # processes stopped for the new template
+
+
+@dataclass
+class PodProcess:
+    """One replica: its Pod's name, the process, and the template and env it started with."""
+
+    name: str
+    api: LocalApi
+    template: str
+    env: dict[str, str]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.api.port}"
 
 
 @dataclass
 class LocalController:
-    """Plays the Deployment controller for one Deployment (backed by `api`) and the Job
-    controller for every Job in `namespace`."""
+    """Plays the Deployment controller for one Deployment (its pods behind `service`) and
+    the Job controller for every Job in `namespace`."""
 
     cluster: KubeCluster
     namespace: str
     deployment: str
     container: str
-    api: LocalApi
+    service: Service
     workdir: Path
     on_event: Callable[[str], None] = lambda _msg: None
+    on_pods: Callable[[list[str]], None] = lambda _addresses: None
     jobs: dict[str, JobRun] = field(default_factory=dict)
     rollouts: list[Rollout] = field(default_factory=list)
-    _running_env: dict[str, str] | None = None
-    _running_template: str | None = None
-    pod_name: str | None = None
+    pods: list[PodProcess] = field(default_factory=list)
+    peak_pods: int = 0  # the most API processes that ran at once
+    _pod_count: int = 0
     _job_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _loop_task: asyncio.Task[None] | None = None
     _job_procs: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def addresses(self) -> list[str]:
+        return [p.address for p in self.pods]
 
     # ---- env resolution ----
     def secret_value(self, name: str, key: str) -> str | None:
@@ -125,79 +154,118 @@ class LocalController:
         dep = self.cluster.emulator.obj("apps/v1/deployments", self.namespace, self.deployment)
         if dep is None:
             return
-        meta = dep["metadata"]
-        generation = int(meta.get("generation", 1))
-        if (dep.get("status") or {}).get("observedGeneration") == generation \
-                and self.api.process is not None:
-            return
-        containers = dep["spec"]["template"]["spec"]["containers"]
-        container = next(c for c in containers if c["name"] == self.container)
-        template = json.dumps(dep["spec"]["template"], sort_keys=True)
-        if template != self._running_template or self.api.process is None:
-            env = self.resolve_env(container.get("env") or [])  # at container start only
-            trusted = await self.memory_trusted() if self.api.process is not None else False
-            started = time.monotonic()
-            old = self._running_env or {}
-            changed: dict[str, str | None] = {k: v for k, v in env.items() if old.get(k) != v}
-            changed.update({k: None for k in old if k not in env})
-            for k in ("DATABASE_URL", "ADMIN_TOKEN"):
-                if k in changed:
-                    changed[k] = "<secret>"
-            if self.api.process is None:
-                await asyncio.to_thread(self.api.start, env)
-            else:
-                await asyncio.to_thread(self.api.restart, env)
-            self._running_env, self._running_template = env, template
-            seconds = time.monotonic() - started
-            self.rollouts.append(Rollout(time.monotonic(), generation, changed, seconds,
-                                         trusted))
-            await self.replace_pod(dep, generation)
-            self.on_event(f"rollout {self.deployment} gen {generation}: {changed} "
-                          f"({seconds:.1f}s)")
+        generation = int(dep["metadata"].get("generation", 1))
         replicas = int(dep["spec"].get("replicas", 1))
+        template = json.dumps(dep["spec"]["template"], sort_keys=True)
+        self.pods = [p for p in self.pods
+                     if p.api.process is not None and p.api.process.poll() is None]
+        if (dep.get("status") or {}).get("observedGeneration") == generation \
+                and len(self.pods) == replicas:
+            return
+        old = [p for p in self.pods if p.template != template]
+        if old or not self.pods:
+            await self.roll(dep, template, old, replicas)
+        running = [p for p in self.pods if p.template == template]
+        for _ in range(replicas - len(running)):
+            await self.launch(dep, template, self.env_for(dep))
+        for extra in running[replicas:]:
+            await self.retire(extra)
+        n = len(self.pods)
         await self.cluster.request(
             "PATCH", f"/apis/apps/v1/namespaces/{self.namespace}/deployments/"
             f"{self.deployment}/status",
-            {"status": {"observedGeneration": generation, "replicas": replicas,
-                        "readyReplicas": replicas, "updatedReplicas": replicas,
-                        "availableReplicas": replicas}})
+            {"status": {"observedGeneration": generation, "replicas": n,
+                        "readyReplicas": n, "updatedReplicas": n,
+                        "availableReplicas": n}})
 
-    async def memory_trusted(self) -> bool:
-        """Whether the running API trusts memory for any store (then a restart loses what
-        only memory holds until the journal is replayed)."""
-        token = self._running_env.get("ADMIN_TOKEN") if self._running_env else None
-        try:
-            async with httpx.AsyncClient(timeout=5) as client:
-                resp = await client.get(f"{self.api.url}/api/admin/switches",
-                                        headers={"Authorization": f"Bearer {token}"})
-            routing = resp.json().get("routing") or {}
-            return any(r.get("trusted") == "memory" for r in routing.values())
-        except (httpx.HTTPError, ValueError):
-            env = self._running_env or {}
-            return env.get("STORE_BACKEND", "memory") != "postgres" and \
-                env.get("IN_MEMORY_WRITES", "true") != "false"
+    def env_for(self, dep: dict[str, Any]) -> dict[str, str]:
+        containers = dep["spec"]["template"]["spec"]["containers"]
+        container = next(c for c in containers if c["name"] == self.container)
+        return self.resolve_env(container.get("env") or [])  # at container start only
 
-    async def replace_pod(self, dep: dict[str, Any], generation: int) -> None:
-        """The API process as a Pod: labels from the template, podIP and port, Ready."""
-        template = dep["spec"]["template"]
-        if self.pod_name is not None:
-            await self.cluster.request(
-                "DELETE", f"/api/v1/namespaces/{self.namespace}/pods/{self.pod_name}")
-        name = f"{self.deployment}-gen{generation}-{len(self.rollouts)}"
-        containers = [{**c, "ports": [{"name": "http", "containerPort": self.api.port}]}
+    async def roll(self, dep: dict[str, Any], template: str, old: list[PodProcess],
+                   replicas: int) -> None:
+        """Replace `old` by pods of `template` (the first start when there is none)."""
+        strategy = str((dep["spec"].get("strategy") or {}).get("type") or "RollingUpdate")
+        env = self.env_for(dep)
+        trusted = any([await self.memory_trusted(p) for p in old])
+        started = time.monotonic()
+        before = old[0].env if old else {}
+        changed: dict[str, str | None] = {k: v for k, v in env.items() if before.get(k) != v}
+        changed.update({k: None for k in before if k not in env})
+        for k in ("DATABASE_URL", "ADMIN_TOKEN"):
+            if k in changed:
+                changed[k] = "<secret>"
+        if strategy == "Recreate" or not old:
+            for p in old:
+                await self.retire(p)
+            for _ in range(max(1, replicas) if not old else max(1, len(old))):
+                await self.launch(dep, template, env)
+        else:  # RollingUpdate, one surge pod at a time: ready before an old one drains
+            for p in old:
+                await self.launch(dep, template, env)
+                await self.retire(p)
+        seconds = time.monotonic() - started
+        generation = int(dep["metadata"].get("generation", 1))
+        self.rollouts.append(Rollout(time.monotonic(), generation, changed, seconds, trusted,
+                                     strategy, len(old)))
+        self.on_event(f"rollout {self.deployment} gen {generation} ({strategy}, "
+                      f"{len(old)} replaced): {changed} ({seconds:.1f}s)")
+
+    async def launch(self, dep: dict[str, Any], template: str, env: dict[str, str]
+                     ) -> PodProcess:
+        """A new process, ready (/api/ready), as a Ready Pod, then in the Service."""
+        self._pod_count += 1
+        digest = hashlib.sha256(template.encode()).hexdigest()[:8]
+        name = f"{self.deployment}-{digest}-{self._pod_count}"
+        api = LocalApi(data_dir=self.workdir / "api-data",
+                       log_path=self.workdir / "logs" / "api.log")
+        await asyncio.to_thread(api.start, env, 60.0, "/api/ready")
+        pod = PodProcess(name, api, template, env)
+        spec = dep["spec"]["template"]
+        containers = [{**c, "ports": [{"name": "http", "containerPort": api.port}]}
                       if c["name"] == self.container else c
-                      for c in template["spec"]["containers"]]
+                      for c in spec["spec"]["containers"]]
         await self.cluster.create({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": self.namespace,
-                         "labels": dict((template.get("metadata") or {}).get("labels") or {})},
-            "spec": {**template["spec"], "containers": containers}})
+                         "labels": dict((spec.get("metadata") or {}).get("labels") or {})},
+            "spec": {**spec["spec"], "containers": containers}})
         await self.cluster.request(
             "PATCH", f"/api/v1/namespaces/{self.namespace}/pods/{name}/status",
             {"status": {"phase": "Running", "podIP": "127.0.0.1",
                         "conditions": [{"type": "Ready", "status": "True",
                                         "lastTransitionTime": now_iso()}]}})
-        self.pod_name = name
+        self.pods.append(pod)
+        self.peak_pods = max(self.peak_pods, len(self.pods))
+        await self.service.set_backends(self.addresses)
+        self.on_pods(self.addresses)
+        self.on_event(f"pod {name} ready at {pod.address}")
+        return pod
+
+    async def retire(self, pod: PodProcess) -> None:
+        """Out of the Service, drained, its Pod deleted, then SIGTERM (graceful)."""
+        self.pods = [p for p in self.pods if p is not pod]
+        await self.service.set_backends(self.addresses)
+        await self.cluster.request(
+            "DELETE", f"/api/v1/namespaces/{self.namespace}/pods/{pod.name}")
+        await asyncio.to_thread(pod.api.stop)
+        self.on_pods(self.addresses)
+        self.on_event(f"pod {pod.name} drained and stopped")
+
+    async def memory_trusted(self, pod: PodProcess) -> bool:
+        """Whether this process trusts memory for any store (then a restart loses what
+        only memory holds until the journal is replayed)."""
+        token = pod.env.get("ADMIN_TOKEN")
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                resp = await client.get(f"{pod.api.url}/api/admin/switches",
+                                        headers={"Authorization": f"Bearer {token}"})
+            routing = resp.json().get("routing") or {}
+            return any(r.get("trusted") == "memory" for r in routing.values())
+        except (httpx.HTTPError, ValueError):
+            return pod.env.get("STORE_BACKEND", "memory") != "postgres" and \
+                pod.env.get("IN_MEMORY_WRITES", "true") != "false"
 
     # ---- Job controller ----
     async def reconcile_jobs(self) -> None:
@@ -313,4 +381,6 @@ class LocalController:
         for task in list(self._job_tasks):
             task.cancel()
         await asyncio.gather(*self._job_tasks, return_exceptions=True)
-        await asyncio.to_thread(self.api.stop)
+        for pod in self.pods:
+            await asyncio.to_thread(pod.api.stop)
+        self.pods = []

@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import yaml
 
 from devcluster.net import free_port, wait_http
@@ -24,7 +25,7 @@ class PrometheusMissing(RuntimeError):
 @dataclass
 class LocalPrometheus:
     workdir: Path
-    targets: dict[str, str]
+    targets: dict[str, list[str]]
     scrape_interval: str = "1s"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -38,15 +39,7 @@ class LocalPrometheus:
         if binary is None:
             raise PrometheusMissing("prometheus is not installed: run scripts/bootstrap.sh")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config = {
-            "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": "1s"},
-            "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [target]}]}
-                for job, target in self.targets.items()
-            ],
-        }
-        cfg = self.workdir / "prometheus.yml"
-        cfg.write_text(yaml.safe_dump(config))
+        cfg = self._write_config()
         log = open(self.workdir / "prometheus.log", "wb")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen(
             [
@@ -63,6 +56,28 @@ class LocalPrometheus:
         )
         wait_http(f"{self.url}/-/ready", timeout=timeout)
         return self
+
+    def _write_config(self) -> Path:
+        config = {
+            "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": "1s"},
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [{"targets": list(targets)}]}
+                for job, targets in self.targets.items()
+            ],
+        }
+        cfg = self.workdir / "prometheus.yml"
+        cfg.write_text(yaml.safe_dump(config))
+        return cfg
+
+    def set_targets(self, job: str, targets: list[str]) -> None:
+        """Scrape these instances for `job` from now on (pods come and go in a rollout);
+        the rates the gates read are per instance, so a new pod's counters start clean."""
+        if self.targets.get(job) == targets:
+            return
+        self.targets[job] = list(targets)
+        self._write_config()
+        if self.process is not None and self.process.poll() is None:
+            httpx.post(f"{self.url}/-/reload", timeout=10).raise_for_status()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -1,4 +1,5 @@
-"""Steady mixed traffic against the API that remembers every acknowledged write.
+"""Steady mixed traffic against the API that remembers every acknowledged write (aiohttp,
+whose C parser keeps the client's own share of each request's latency small).
 
 A write counts as acknowledged only when the API answered 2xx. At the end,
 `verify_acknowledged` reads every acknowledged record back: a record that is absent or
@@ -9,13 +10,16 @@ outcome is unknown (timeout after sending) is not counted as acknowledged.
 Concurrent writes to one project may be applied in another order than their answers
 arrive, so a project's acknowledged state is the answer with the newest updated_at, and
 reading back a newer updated_at (a later write, perhaps one whose answer was lost) is not a
-loss. Latencies are tagged with `tag` (the demo sets the migration phase) so p95 can be
-reported per phase.
+loss. Latencies are tagged with `tag` (the tests set the migration phase) so p95 can be
+reported per phase; the demo runs it in a process of its own (`TrafficProcess`) and tags
+its samples by time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import multiprocessing
 import random
 import time
 from collections import Counter
@@ -24,6 +28,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import httpx
 
 TASK_ORDER = ["pending", "running", "completed"]
@@ -58,6 +63,19 @@ class TrafficStats:
     by_status: Counter[int] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     by_tag: dict[str, list[float]] = field(default_factory=dict)
+    # (monotonic sent, took, "METHOD /first/segments") for each answered request
+    samples: list[tuple[float, float, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer, read in full."""
+
+    status_code: int
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
 
 
 class Traffic:
@@ -77,8 +95,9 @@ class Traffic:
         self._stop.set()
 
     async def run(self) -> None:
-        limits = httpx.Limits(max_connections=16)
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=5.0, limits=limits) as c:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=5.0)
+        async with aiohttp.ClientSession(base_url=self.base_url, timeout=timeout,
+                                         connector=aiohttp.TCPConnector(limit=16)) as c:
             interval = 1.0 / self.rate
             pending: set[asyncio.Task[None]] = set()
             next_at = time.monotonic()
@@ -92,23 +111,26 @@ class Traffic:
                 await asyncio.gather(*pending, return_exceptions=True)
 
     async def _call(
-        self, c: httpx.AsyncClient, method: str, url: str, **kw: Any
-    ) -> httpx.Response | None:
+        self, c: aiohttp.ClientSession, method: str, url: str, **kw: Any
+    ) -> Answer | None:
         for _ in range(150):
             started = time.perf_counter()
             try:
-                r = await c.request(method, url, **kw)
-            except httpx.ConnectError:
+                async with c.request(method, url, **kw) as resp:
+                    r = Answer(resp.status, await resp.read())
+            except aiohttp.ClientConnectorError:
                 self.stats.refused += 1
                 if self._stop.is_set():
                     return None  # never arrived, so never acknowledged: nothing to remember
                 await asyncio.sleep(0.2)
                 continue
-            except httpx.HTTPError:
+            except (aiohttp.ClientError, TimeoutError):
                 self.stats.unknown += 1
                 return None
             took = time.perf_counter() - started
             self.stats.latencies.append(took)
+            self.stats.samples.append((time.monotonic() - took, took,
+                                       f"{method} {'/'.join(url.split('/')[:3])}"))
             self.stats.by_tag.setdefault(self.tag, []).append(took)
             self.stats.by_status[r.status_code] += 1
             if r.status_code >= 500:
@@ -118,7 +140,7 @@ class Traffic:
             return r
         return None
 
-    async def _one(self, c: httpx.AsyncClient) -> None:
+    async def _one(self, c: aiohttp.ClientSession) -> None:
         self._seq += 1
         n = self._seq
         roll = self.rng.random()
@@ -179,6 +201,63 @@ class Traffic:
                 L.tasks[tid] = nxt
         else:
             await self._call(c, "GET", "/api/agent/tasks", params={"limit": 20})
+
+
+class TrafficProcess:
+    """`Traffic` in a process of its own: what it measures is the API's latency through
+    the Service, not the wait for an event loop it would share with the Kubernetes API
+    emulator and the controllers. Its samples carry CLOCK_MONOTONIC times (one clock for
+    every process on the machine), so the caller tags them by phase afterwards; `ledger`
+    and `stats` are complete once `run` returned."""
+
+    def __init__(self, base_url: str, rate: float = 50.0, seed: int = 7) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._stop = ctx.Event()
+        self._served = ctx.Value("q", 0)
+        self._receive, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_traffic_child, daemon=True,
+                                 args=(base_url, rate, seed, self._stop, self._served, send))
+        self.ledger = Ledger()
+        self._stats: TrafficStats | None = None
+        self.tag = "start"  # unused here: samples are tagged by time afterwards
+
+    @property
+    def stats(self) -> TrafficStats:
+        """The final stats once `run` returned; meanwhile only `ok` (answers so far)."""
+        return self._stats or TrafficStats(ok=int(self._served.value))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        self._proc.start()
+        try:
+            self.ledger, self._stats = await asyncio.to_thread(self._receive.recv)
+        finally:
+            self._stop.set()
+            await asyncio.to_thread(self._proc.join, 30)
+
+
+def _traffic_child(base_url: str, rate: float, seed: int, stop: Any, served: Any,
+                   send: Any) -> None:
+    traffic = Traffic(base_url, rate=rate, seed=seed)
+
+    async def main() -> None:
+        runner = asyncio.create_task(traffic.run())
+        while not stop.is_set():
+            served.value = traffic.stats.ok + traffic.stats.errors
+            await asyncio.sleep(0.05)
+        traffic.stop()
+        await runner
+
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
+    send.send((traffic.ledger, traffic.stats))
+    send.close()
 
 
 async def verify_acknowledged(base_url: str, ledger: Ledger,

@@ -83,6 +83,7 @@ def observe_deployment(dep: dict[str, Any] | None, container: str
     return DeploymentObservation(
         name=dep["metadata"]["name"], replicas=int(dep["spec"].get("replicas", 1)),
         container_found=found is not None, env=env, config_refs=refs,
+        strategy=dict(dep["spec"].get("strategy") or {}),
         image=found[1].get("image") if found else None,
         generation=dep["metadata"].get("generation"),
         observed_generation=status.get("observedGeneration"),
@@ -131,9 +132,11 @@ def observe_jobs(ns: str, owner: str) -> dict[str, JobObservation]:
 
 def patch_env(dep: dict[str, Any], container: str, env_set: dict[str, str],
               env_remove: list[str], adopt: list[str] | None = None,
-              config_map: str | None = None) -> None:
+              config_map: str | None = None, replicas: int | None = None,
+              strategy: dict[str, Any] | None = None) -> None:
     """Set literal values, remove names, and (adoption) make `adopt` read the ConfigMap key
-    of the same name; optional, so a key the phase does not set leaves the API's default."""
+    of the same name; optional, so a key the phase does not set leaves the API's default.
+    `replicas` and `strategy` (core.scaling) go into the same guarded patch."""
     found = container_of(dep, container)
     assert found is not None
     index, c = found
@@ -147,6 +150,12 @@ def patch_env(dep: dict[str, Any], container: str, env_set: dict[str, str],
     meta = dep["metadata"]
     body = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
             {"op": "add", "path": f"/spec/template/spec/containers/{index}/env", "value": env}]
+    if not (env_set or env_remove or adopt):
+        body.pop()  # the shape only: the pod template stays as it is (no restart)
+    if replicas is not None:
+        body.append({"op": "add", "path": "/spec/replicas", "value": replicas})
+    if strategy is not None:
+        body.append({"op": "add", "path": "/spec/strategy", "value": strategy})
     kubernetes.client.AppsV1Api(api_client()).patch_namespaced_deployment(
         meta["name"], meta["namespace"], body, **RAW)
 

@@ -1,8 +1,9 @@
 """Thin kopf handlers: every entry point runs the same reconcile.
 
 read (the StoreMigration as the API server holds it now) -> observe (Deployment, Jobs and
-their pods, gate readings when due) -> plan (pure core) -> apply (env patch, Jobs) -> one
-status write guarded by the resourceVersion that was read -> events. Kopf hands each handler
+their pods, gate readings when due) -> plan (pure core) -> apply (ConfigMap, Deployment
+patch, live switches, Jobs) -> one status write guarded by the resourceVersion that was
+read -> events. Kopf hands each handler
 the body of the event that woke it, which a timer and a change handler may share; planning
 from it would let whichever writes second undo the other (a rollback vanishing, an unpause
 sending reads back to PostgreSQL). So the body is only a wake-up call: the object is re-read
@@ -93,17 +94,20 @@ async def _admin_token(spec: MigrationSpec, ns: str) -> str | None:
 async def _apply(p: Plan, spec: MigrationSpec, owner: dict[str, Any], ns: str,
                  dep: dict[str, Any] | None, token: str | None,
                  pods: tuple[PodObservation, ...], logger: Logger) -> None:
-    """ConfigMap first (a pod that restarts boots with it), then the env (adoption or
-    Cleanup only), then every pod that has not confirmed, then the Jobs; the pods'
-    read-backs go into the status about to be written."""
+    """ConfigMap first (a pod that restarts boots with it), then the Deployment (the env at
+    adoption or Cleanup only; replicas and strategy around cutover), then every pod that
+    has not confirmed, then the Jobs; the pods' read-backs go into the status about to be
+    written."""
     if p.switches is not None:
         await asyncio.to_thread(cluster.write_config_map, ns, p.switches.config_map,
                                 dict(p.switches.data), owner)
-    if p.env_changed and dep is not None:
+    if (p.env_changed or p.shape_changed) and dep is not None:
         await asyncio.to_thread(cluster.patch_env, dep, spec.container, p.env_set, p.env_remove,
-                                p.env_adopt, p.switches.config_map if p.switches else None)
-        logger.info("env of %s: set %s, removed %s, adopted %s", spec.deployment, p.env_set,
-                    p.env_remove, p.env_adopt)
+                                p.env_adopt, p.switches.config_map if p.switches else None,
+                                p.replicas, p.strategy)
+        logger.info("Deployment %s: env set %s, removed %s, adopted %s; replicas %s, "
+                    "strategy %s", spec.deployment, p.env_set, p.env_remove, p.env_adopt,
+                    p.replicas, p.strategy)
     if p.switches is not None and p.pod_targets:
         answers = await podswitches.apply(p.pod_targets, p.switches, token,
                                           OperatorSettings().switch_timeout)

@@ -101,6 +101,7 @@ class ClusterSimulator:
     outcomes: dict[str, tuple[bool, dict[str, Any]]] = attrs.field(factory=dict)
     finished: list[str] = attrs.field(factory=list)
     pod: SwitchPod | None = None  # with it, each Deployment runs one pod answering switches
+    _templates: dict[str, str] = attrs.field(factory=dict)  # Deployment -> its pods' template
     _task: asyncio.Task[None] | None = None
 
     async def _replace_pod(self, dep: dict[str, Any]) -> None:
@@ -128,8 +129,10 @@ class ClusterSimulator:
         for dep in emu.objs("apps/v1/deployments"):
             meta = dep["metadata"]
             if (dep.get("status") or {}).get("observedGeneration") != meta["generation"]:
-                if self.pod is not None:
-                    await self._replace_pod(dep)
+                template = json.dumps(dep["spec"]["template"], sort_keys=True)
+                if self.pod is not None and self._templates.get(meta["name"]) != template:
+                    await self._replace_pod(dep)  # a new template, not replicas or strategy
+                    self._templates[meta["name"]] = template
                 replicas = dep["spec"].get("replicas", 1)
                 await self.cluster.request(
                     "PATCH", f"/apis/apps/v1/namespaces/{meta['namespace']}/deployments/"

@@ -1,4 +1,5 @@
-"""A simulated calendar for the planner: a Deployment whose env follows patches at once, a
+"""A simulated calendar for the planner: a Deployment whose env, replicas and strategy
+follow patches at once, a
 ConfigMap and one API pod that take the live switches the plan PUTs (the pod boots from
 the ConfigMap when the template changes), Jobs whose outcome the test decides, and a
 status round-tripped through JSON each tick (exactly what a restarted operator would read
@@ -34,6 +35,7 @@ class Sim:
     now: datetime = T0
     env: dict[str, str | None] = field(default_factory=lambda: {"DATABASE_URL": "postgres://x"})
     replicas: int = 1
+    strategy: dict[str, Any] = field(default_factory=lambda: {"type": "Recreate"})
     status: dict[str, Any] = field(default_factory=dict)
     jobs: dict[str, JobObservation] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
@@ -79,7 +81,7 @@ class Sim:
         rolled = self.observed_generation >= self.generation and self.pods_ready
         return DeploymentObservation(
             name="api", replicas=self.replicas, env=dict(self.env), image="api:1",
-            config_refs=dict(self.refs),
+            config_refs=dict(self.refs), strategy=dict(self.strategy),
             generation=self.generation, observed_generation=self.observed_generation,
             status_replicas=self.replicas if rolled else self.replicas + 1,
             updated_replicas=self.replicas if rolled else 0,
@@ -113,6 +115,12 @@ class Sim:
             self.config_set = {k: v for k, v in new.items() if self.config.get(k) != v}
             self.config_removed = sorted(k for k in self.config if k not in new)
             self.config = new
+        if p.replicas is not None:
+            self.replicas = p.replicas
+        if p.strategy is not None:
+            self.strategy = dict(p.strategy)
+        if p.shape_changed and not p.env_changed:
+            self.generation += 1  # a new spec, the same pods
         if p.env_changed:
             self.generation += 1
             self.pod_revision, self.pod_switches = None, {}  # a new pod, booted from env

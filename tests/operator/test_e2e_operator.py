@@ -125,16 +125,25 @@ async def test_operator_drives_the_migration_to_postgres_primary(kube_cluster, t
                 "storemigrations", stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE)
             out, err = await proc.communicate()
-        generation = kube_cluster.emulator.obj("apps/v1/deployments", "default",
-                                               "api")["metadata"]["generation"]
-        obj = await wait_for(kube_cluster, "move", lambda s: (s.get("switches") or {}).get(
-            "confirmed") and s["switches"]["desired"].get("IN_MEMORY_WRITES") == "false")
+            obj = await wait_for(kube_cluster, "move", lambda s: (s.get("switches") or {}).get(
+                "confirmed") and s["switches"]["desired"].get("IN_MEMORY_WRITES") == "false")
+            deadline = time.monotonic() + 20
+            while (dep := kube_cluster.emulator.obj("apps/v1/deployments", "default", "api")
+                   )["spec"].get("strategy", {}).get("type") != "RollingUpdate":
+                assert time.monotonic() < deadline, dep["spec"]
+                await asyncio.sleep(0.1)
+            obj = await wait_for(kube_cluster, "move", lambda s: s.get("phase") ==
+                                 "PostgresPrimary")
     finally:
         await sim.stop()
         await pod.stop()
     assert runner.exit_code == 0, runner.output
-    # One env patch, the adoption in Preparation: every flag reads the ConfigMap since.
-    assert generation == 2 and obj["status"]["adoption"]["phase"] == "Preparation"
+    # One env patch, the adoption in Preparation: every flag reads the ConfigMap since;
+    # once every pod confirmed PostgresPrimary, the strategy (no new pod template).
+    assert dep["metadata"]["generation"] == 3
+    assert obj["status"]["adoption"]["phase"] == "Preparation"
+    assert dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {
+        "maxUnavailable": 0, "maxSurge": 1}} and dep["spec"]["replicas"] == 1
     assert env_of(kube_cluster) == {"DATABASE_URL": "postgresql://db/app",
                                     "DUAL_WRITE_MODE": None, "IN_MEMORY_WRITES": None,
                                     "READ_FROM_POSTGRES_PERCENT": None,

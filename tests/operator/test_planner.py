@@ -223,22 +223,6 @@ def test_lowering_target_from_postgres_primary_rehydrates_at_start_up_then_reads
     assert "REHYDRATE_ON_START" not in sim.live and "REHYDRATE_ON_START" not in sim.config
 
 
-def test_rollback_from_postgres_primary_needs_one_replica_and_does_not_scale():
-    sim = primary(Sim(dict(BASE, targetPhase="PostgresPrimary",
-                           readStep={"interval": "1h"}, verify={"interval": "1h"})))
-    sim.replicas = 3  # scaled out in phase 3, as it may be
-    sim.spec_doc["targetPhase"] = "ReadSwitchover"
-    for _ in range(3):
-        p = sim.tick(timedelta(minutes=1))
-        assert not p.env_changed and sim.phase == "PostgresPrimary"
-    degraded = sim.condition("Degraded")
-    assert degraded["reason"] == "MultipleReplicas" and "scale it to 1" in degraded["message"]
-    assert sim.replicas == 3
-    sim.replicas = 1
-    sim.tick(timedelta(minutes=1))
-    assert sim.phase == "ReadSwitchover" and sim.live["IN_MEMORY_WRITES"] == "true"
-
-
 def test_only_owned_env_per_store_names_and_reads_lowering_is_instant():
     sim = Sim(dict(BASE, stores=["graph"], targetPhase="ReadSwitchover"))
     sim.env["READ_FROM_POSTGRES_PERCENT"] = "7"  # the global name belongs to someone else

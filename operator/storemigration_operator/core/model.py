@@ -2,7 +2,8 @@
 
 Observations are plain values gathered by the handlers from the cluster; the Plan is applied
 by them in one pass: ConfigMap and live switches on every pod (or, at adoption and Cleanup
-only, an env patch), Job creation, events, then a single status patch.
+only, an env patch; from PostgresPrimary on and in a rollback out of it, the Deployment's
+replicas and strategy), Job creation, events, then a single status patch.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class DeploymentObservation:
     updated_replicas: int | None = None
     available_replicas: int | None = None
     config_refs: Mapping[str, str] = field(default_factory=dict)  # env name -> ConfigMap
+    strategy: Mapping[str, Any] = field(default_factory=dict)  # spec.strategy as written
 
     def adopted(self, names: list[str], config_map: str) -> bool:
         """Every name comes from the ConfigMap (env valueFrom.configMapKeyRef, same key)."""
@@ -89,6 +91,8 @@ class Plan:
     env_adopt: list[str] = field(default_factory=list)  # names to read from the ConfigMap
     switches: DesiredSwitches | None = None  # the ConfigMap to write and the PUT body
     pod_targets: list[PodObservation] = field(default_factory=list)  # pods to PUT to
+    replicas: int | None = None  # spec.replicas to set on the Deployment
+    strategy: dict[str, Any] | None = None  # spec.strategy to set on the Deployment
     jobs: list[JobRequest] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
@@ -97,3 +101,8 @@ class Plan:
     @property
     def env_changed(self) -> bool:
         return bool(self.env_set or self.env_remove or self.env_adopt)
+
+    @property
+    def shape_changed(self) -> bool:
+        """The Deployment's replicas or strategy change (no new pod template)."""
+        return self.replicas is not None or self.strategy is not None

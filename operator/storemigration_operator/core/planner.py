@@ -34,6 +34,7 @@ from .model import DeploymentObservation, JobObservation, Plan
 from .outside import hold_for_outside_change
 from .postgres_primary import abort, effective_target, postgres_primary, rollback_to_target
 from .read_switchover import VERIFY_EARLY, act_on_verify, auto_repair, read_switchover
+from .scaling import scale_out
 from .spec import MigrationSpec, Phase
 from .status import Adoption
 from .switchset import LIVE_PHASES, PodObservation, adoption_names, confirmation
@@ -209,6 +210,9 @@ PHASES = {Phase.Preparation: preparation, Phase.DualWrite: dual_write,
 # ---- output ----
 def finish(ctx: Context) -> Plan:
     st, spec, now, dep = ctx.st, ctx.spec, ctx.now, ctx.seen.deployment
+    if dep is not None and dep.container_found and effective_target(spec) >= \
+            Phase.PostgresPrimary and not ctx.hold_switches:
+        scale_out(ctx)
     if ctx.hold_switches:
         st.pods = pod_entries(ctx.seen.pods, ctx.switches(), now, st.pods)
     elif dep is not None and dep.container_found and ctx.phase in LIVE_PHASES:

@@ -3,7 +3,8 @@ targetPhase back, and abort.
 
 Promotion is the one step that cannot be taken back cheaply (memory writes stop), so it waits
 for a full verify and a final snapshot; rolling back from PostgresPrimary turns memory writes
-on again and rebuilds memory from PostgreSQL before reads return to it. spec.abort is a
+on again and rebuilds memory from PostgreSQL before reads return to it, after the Deployment
+is back at one Recreate replica (core.scaling). spec.abort is a
 lowered target that also holds: reads go back to memory by the same paths.
 """
 
@@ -13,6 +14,7 @@ from .context import Context, t
 from .durations import format_time
 from .gate_window import gates_holding, reset_window, rollback_reads
 from .job_book import job, job_gate
+from .scaling import scale_in, scaled_out
 from .spec import MigrationSpec, Phase
 from .status import Rehydrate
 from .verify import stale_pass
@@ -31,12 +33,8 @@ def rollback_to_target(ctx: Context) -> bool:
                     "cleanup has begun and cannot be undone; targetPhase and abort are ignored")
         return ctx.phase == Phase.Complete
     if ctx.phase == Phase.PostgresPrimary and target < Phase.PostgresPrimary:
-        # Memory writes come back on: that needs one replica, as in phases 0-2.
-        if ctx.dep.replicas > 1:
-            ctx.degrade("MultipleReplicas",
-                        f"rolling back from PostgresPrimary turns memory writes back on, "
-                        f"which needs Deployment {ctx.dep.name} at 1 replica (it has "
-                        f"{ctx.dep.replicas}): scale it to 1; the operator does not")
+        # Memory writes come back on: that needs one Recreate replica, as in phases 0-2.
+        if not scale_in(ctx):
             return True
         ctx.enter(Phase.ReadSwitchover, "rolling back: memory writes on, memory rebuilt "
                   "from PostgreSQL live on every pod; reads stay on PostgreSQL until every "
@@ -116,6 +114,8 @@ def postgres_primary(ctx: Context) -> None:
     if not gates_holding(spec, st, ctx.now):
         ctx.wait_unless_said("WaitingForGates", "hold passed; waiting for a current "
                              "successful gate evaluation")
+        return
+    if not scaled_out(ctx):
         return
     if not spec.cleanup.approved:
         ctx.progress = (False, "CleanupApprovalRequired",

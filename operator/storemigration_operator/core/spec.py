@@ -308,6 +308,13 @@ class MigrationSpec(SpecModel):
                                                    "is an s3:// URL.")
     primary_hold: Duration = Field(timedelta(hours=48), description="How long PostgresPrimary "
                                    "must hold before cleanup.")
+    replicas: int | None = Field(None, ge=1, le=100, description="API replicas once memory "
+                                 "is no longer written: when every pod confirmed "
+                                 "PostgresPrimary the operator sets the Deployment to this "
+                                 "many (RollingUpdate, maxUnavailable 0, maxSurge 1), and "
+                                 "back to 1 (Recreate) before any rollback into a phase that "
+                                 "writes memory. Unset: replicas are left as they are from "
+                                 "PostgresPrimary on.")
     read_step: ReadStep = Field(default_factory=ReadStep, description="Read switchover steps.")
     gates: Gates = Field(default_factory=Gates, description="Prometheus gates.")
     verify: Verify = Field(default_factory=Verify, description="Periodic verify Jobs.")
