@@ -140,7 +140,7 @@ def latency_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
             ops.labels("graph", "postgres", "get", "ok").inc(len(mix))
 
     threading.Thread(target=feed, daemon=True).start()
-    prom = LocalPrometheus(tmp_path_factory.mktemp("prom"), {"api": f"127.0.0.1:{port}"})
+    prom = LocalPrometheus(tmp_path_factory.mktemp("prom"), {"api": [f"127.0.0.1:{port}"]})
     try:
         prom.start()
     except PrometheusMissing as e:

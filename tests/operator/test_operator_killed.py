@@ -139,7 +139,7 @@ async def test_an_operator_killed_mid_step_neither_repeats_nor_skips_it(
     op = Operator(kube_cluster.kubeconfig, readings, tmp_path / "operator.log")
     op.start()
     try:
-        await kube_cluster.create(migration("move"))
+        await kube_cluster.create(migration("move", snapshotVolume={"claimName": "snapshots"}))
         await wait_for(kube_cluster, "move", lambda s: s.get("readPercent") == 50 and (
             s.get("switches") or {}).get("confirmed"), limit=60)
 

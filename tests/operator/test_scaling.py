@@ -17,7 +17,7 @@ from .sim import Sim
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
 BASE = {"deployment": "api", "gates": {"window": "1h"}, "readStep": {"interval": "1h"},
-        "verify": {"interval": "1h"}}
+        "verify": {"interval": "1h"}, "snapshotVolume": {"claimName": "snapshots"}}
 
 
 def to_primary(sim: Sim) -> Sim:
@@ -35,7 +35,9 @@ def test_from_postgres_primary_on_the_deployment_rolls_and_scales_to_spec_replic
     sim = Sim(spec)
     sim.tick()
     shapes = []
-    while sim.phase != "PostgresPrimary":
+    for _ in range(60):
+        if sim.phase == "PostgresPrimary":
+            break
         sim.tick(H)
         shapes.append((sim.phase, sim.replicas, sim.strategy["type"]))
     # Phases 0-2 (memory written): one Recreate pod, never touched.
