@@ -22,6 +22,7 @@ class Printer:
         self.started = time.monotonic()
         self._last_key: tuple[Any, ...] | None = None
         self._last_at = 0.0
+        self._last_backfill: tuple[Any, ...] | None = None
 
     def out(self, line: str) -> None:
         self.stream.write(line + "\n")
@@ -30,8 +31,24 @@ class Printer:
     def event(self, message: str) -> None:
         self.out(f"[{time.monotonic() - self.started:6.1f}s]   . {message}")
 
+    def backfill(self, elapsed: float, st: dict[str, Any]) -> None:
+        """status.backfill, once per change: live (observedAt) while the Job runs."""
+        b = st.get("backfill") or {}
+        key = (b.get("run"), b.get("done"), b.get("observedAt"))
+        if not b or key == self._last_backfill:
+            return
+        self._last_backfill = key
+        kinds = " ".join(f"{k} {v.get('done', 0)}/{v.get('total', 0)}"
+                         for k, v in (b.get("kinds") or {}).items())
+        eta = b.get("etaSeconds")
+        self.out(f"[{elapsed:6.1f}s] backfill {'live' if b.get('observedAt') else 'final'} "
+                 f"{b.get('percent', 0):5.1f}% ({b.get('done')}/{b.get('total')}) "
+                 f"{b.get('ratePerSecond') or '-'}/s ETA "
+                 f"{'-' if eta is None else f'{eta:g}s'} | {kinds}")
+
     def progress(self, elapsed: float, st: dict[str, Any],
                  traffic: Traffic | TrafficProcess) -> None:
+        self.backfill(elapsed, st)
         gate = st.get("lastGate") or {}
         key = (st.get("phase"), st.get("readPercent"), st.get("reason"), gate.get("result"))
         now = time.monotonic()
@@ -111,7 +128,8 @@ def print_summary(p: Printer, s: dict[str, Any]) -> None:
           f"({s['final_reason']}: {s['final_message']})")
     b = s["backfill"] or {}
     if b:
-        p.out(f"  records moved by the backfill: {b.get('records')} examined, "
+        examined = b.get("records", b.get("done"))  # a batched run's summary counts done
+        p.out(f"  records moved by the backfill: {examined} examined, "
               f"{b.get('written_total')} written {b.get('written')}, {b.get('skipped_total')} "
               "already in PostgreSQL through dual-write")
     p.out(f"  rows in PostgreSQL now: {s['rows_in_postgres']}")

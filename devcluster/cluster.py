@@ -102,6 +102,9 @@ def migration_spec(timing: Timing, api_url: str, prometheus_url: str | None,
                      "interval": timing.read_interval},
         "gates": gates,
         "verify": {"interval": timing.verify_interval},
+        # The demo's few hundred records take seconds in small batches, so the live progress
+        # (status.backfill from the API's metrics) is seen mid-run.
+        "backfill": {"batchSize": 25, "delay": "400ms"},
         "rollback": {"retry": timing.retry},
         "cleanup": {"approved": True, "archive": str(workdir / "archive")},
         **({"replicas": timing.replicas} if timing.replicas else {}),

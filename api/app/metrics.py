@@ -192,6 +192,34 @@ CONSISTENCY_LAST_RUN = Gauge(
     ["store"],
     registry=REGISTRY,
 )
+BACKFILL_RECORDS = Gauge(
+    "storemigration_backfill_records",
+    "Records of the resumable backfill run, per kind: done (copied or already there) and "
+    "total (those that existed when the run began), as of this pod's latest batch.",
+    ["run", "kind", "count"],
+    registry=REGISTRY,
+)
+BACKFILL_RATE = Gauge(
+    "storemigration_backfill_rate_records_per_second",
+    "Records per second of the backfill run since it began (its checkpoint's clock).",
+    ["run"],
+    registry=REGISTRY,
+)
+_backfill_runs: set[str] = set()
+
+
+def record_backfill(run: str, progress: dict[str, Any]) -> None:
+    """The run's progress as gauges, for Prometheus and so the operator's status; a new
+    run replaces the series of the previous ones (one run at a time is live)."""
+    if run not in _backfill_runs:
+        BACKFILL_RECORDS.clear()
+        BACKFILL_RATE.clear()
+        _backfill_runs.clear()
+        _backfill_runs.add(run)
+    for kind, counts in (progress.get("kinds") or {}).items():
+        BACKFILL_RECORDS.labels(run, kind, "done").set(counts.get("done", 0))
+        BACKFILL_RECORDS.labels(run, kind, "total").set(counts.get("total", 0))
+    BACKFILL_RATE.labels(run).set(progress.get("rate_per_second") or 0.0)
 
 
 def render() -> tuple[bytes, str]:

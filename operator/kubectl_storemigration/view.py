@@ -13,7 +13,7 @@ from typing import Any
 from storemigration_operator.core.durations import format_time
 from storemigration_operator.core.promotion import blocker, describe
 from storemigration_operator.core.spec import InvalidSpec, MigrationSpec, parse_spec
-from storemigration_operator.core.status import JobEntry, read_status
+from storemigration_operator.core.status import BackfillProgress, JobEntry, read_status
 
 CONDITIONS = ("Ready", "Progressing", "Degraded", "Paused")
 JOB_ORDER = ("backfill", "verify", "verify-full", "snapshot", "rehydrate", "archive")
@@ -51,8 +51,9 @@ def job_summary(entry: JobEntry) -> str:
     if entry.outcome is not None and r is not None and r.checked is not None:
         text = f"{entry.outcome}: {r.checked} checked, {number(r.mismatches)} mismatches " \
                f"(ratio {number(r.mismatch_ratio)})"
-    elif r is not None and r.records is not None:
-        text = f"ok: {r.records} records, {number(r.written_total)} written, " \
+    elif r is not None and (r.records is not None or r.written_total is not None):
+        examined = f"{r.records} records, " if r.records is not None else ""
+        text = f"ok: {examined}{number(r.written_total)} written, " \
                f"{number(r.skipped_total)} already there"
         if r.rejected_total:
             text += f", {r.rejected_total} refused"
@@ -67,6 +68,16 @@ def job_summary(entry: JobEntry) -> str:
     if entry.failures:
         text += f" [failed {entry.failures} in a row]"
     return text
+
+
+def backfill_line(b: BackfillProgress, now: datetime) -> str:
+    """The backfill run's progress in one line: live while its Job runs, else final."""
+    rate = f", {b.rate_per_second:g}/s" if b.rate_per_second else ""
+    eta = f", ETA {span(b.eta_seconds)}" if b.eta_seconds and not b.finished else ""
+    seen = f" (live, read {when(b.observed_at, now)})" if b.observed_at else ""
+    kinds = ", ".join(f"{k} {p.done}/{p.total}" for k, p in b.kinds.items())
+    return f"{'finished' if b.finished else 'running'} {b.percent:g}% ({b.done}/{b.total})" \
+           f"{rate}{eta}{seen}; {kinds or '-'}; run {b.run or '-'}"
 
 
 def view(obj: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -102,6 +113,8 @@ def view(obj: dict[str, Any], now: datetime) -> dict[str, Any]:
         "promote": {"allowed": promote is None, "reason": promote},
         "jobs": {kind: entry.model_dump(mode="json", by_alias=True, exclude_none=True) |
                  {"summary": job_summary(entry)} for kind, entry in st.jobs.items()},
+        "backfill": None if st.backfill is None else st.backfill.model_dump(
+            mode="json", by_alias=True, exclude_none=True),
         "history": [h.model_dump(mode="json", by_alias=True, exclude_none=True)
                     for h in st.history],
         "rollbacks": st.rollbacks,
@@ -187,6 +200,8 @@ def render(obj: dict[str, Any], now: datetime) -> str:
         out += _table(rows)
     else:
         out.append("  none yet")
+    if st.backfill is not None:
+        out.append(f"Backfill:    {backfill_line(st.backfill, now)}")
     out.append("")
     out.append(f"History ({st.rollbacks} rollbacks; latest last):")
     rows = [["TIME", "TYPE", "CHANGE", "REASON"]]

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .core.backfill_live import RATE_QUERY, RECORDS_QUERY, BackfillSample, samples_from
 from .core.gates import GateReadings, GateSource
 from .core.promresult import ResultShapeError, sample_value
 from .core.spec import Gates
@@ -96,6 +97,34 @@ class PrometheusGateSource:
 class NoGateSource:
     async def read(self, gates: Gates) -> GateReadings:
         return GateReadings(error="no Prometheus configured (spec.gates.prometheusURL)")
+
+
+def _query_backfill(url: str, timeout: float) -> tuple[BackfillSample, ...]:
+    from prometheus_api_client import PrometheusConnect
+    from urllib3.util.retry import Retry
+
+    prom = PrometheusConnect(url=url, disable_ssl=True, timeout=timeout,
+                             retry=Retry(total=0, raise_on_status=False))
+    try:
+        return samples_from(prom.custom_query(query=RECORDS_QUERY),
+                            prom.custom_query(query=RATE_QUERY))
+    finally:
+        prom.close()
+
+
+async def read_backfill(gates: Gates, settings: OperatorSettings) -> tuple[BackfillSample, ...]:
+    """The API's backfill gauges from Prometheus, for status.backfill while the Job runs.
+    Informative only (no step waits on them): any failure to read is no samples."""
+    url = gates.prometheus_url or settings.prometheus_url
+    if settings.gate_readings_file is not None or not url:
+        return ()
+    timeout = settings.prometheus_timeout
+    try:
+        future = asyncio.get_running_loop().run_in_executor(_EXECUTOR, _query_backfill, url,
+                                                            timeout)
+        return await asyncio.wait_for(future, timeout * 3)
+    except Exception:  # noqa: BLE001 - progress is shown when it can be read
+        return ()
 
 
 def gate_source_for(gates: Gates, settings: OperatorSettings) -> GateSource:

@@ -23,13 +23,14 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from . import cluster, metrics, podswitches
+from .core.backfill_live import BackfillSample
 from .core.invalid import effective_spec, invalid_spec_plan
 from .core.livestatus import after_apply, merge
 from .core.model import Event, Plan
 from .core.planner import gates_due, plan
 from .core.spec import MigrationSpec
 from .core.switchset import PodObservation, pods_serve_switches
-from .gatesource import gate_source_for
+from .gatesource import gate_source_for, read_backfill
 from .settings import OperatorSettings
 
 GROUP, VERSION, PLURAL = cluster.GROUP, cluster.VERSION, cluster.PLURAL
@@ -157,6 +158,10 @@ async def reconcile(ns: str, name: str, uid: str, logger: Logger,
         readings = None
         if gates_due(parsed, old, now):
             readings = await gate_source_for(parsed.gates, settings).read(parsed.gates)
+        backfill: tuple[BackfillSample, ...] = ()
+        if ((old.get("jobs") or {}).get("backfill") or {}).get("state") in ("Pending",
+                                                                            "Running"):
+            backfill = await read_backfill(parsed.gates, settings)
         try:
             token = await _admin_token(parsed, ns)
             pods: tuple[PodObservation, ...] = ()
@@ -167,7 +172,8 @@ async def reconcile(ns: str, name: str, uid: str, logger: Logger,
             raise kopf.TemporaryError(f"cannot observe the API pods: {e}",
                                       delay=retry) from None
         p = plan(parsed, old, readings, jobs, cluster.observe_deployment(dep, parsed.container),
-                 now, name=name, generation=generation, invalid=error, pods=pods)
+                 now, name=name, generation=generation, invalid=error, pods=pods,
+                 backfill=backfill)
         try:
             await _apply(p, parsed, obj, ns, dep, token, pods, logger)
         except TRANSIENT as e:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from app.metrics import render
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness.postgres import PgDatabase
 from tests.migration.admin_server import TOKEN, AdminServer
@@ -23,6 +25,13 @@ from tests.migration.test_rollback import SCRIPTS, run, summary
 
 BATCH = 20
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def backfill_gauges(text: str) -> dict[tuple[str, str, str], float]:
+    """storemigration_backfill_records by (run, kind, count) from a /metrics page."""
+    return {(s.labels["run"], s.labels["kind"], s.labels["count"]): s.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "storemigration_backfill_records" for s in family.samples}
 
 
 def _progress(server: AdminServer, run_name: str) -> dict[str, Any] | None:
@@ -63,6 +72,14 @@ async def test_backfill_killed_half_way_resumes_from_its_checkpoint(
         assert at_kill is not None and not at_kill["finished"]
         total = at_kill["total"]
         assert total == 276 and at_kill["kinds"]["projects"]["total"] == 40
+        # the API's gauges (what Prometheus scrapes from /metrics and the operator's status
+        # shows) agree; this in-process server mounts only the admin routes, so the registry
+        # is rendered as /metrics renders it
+        gauges = backfill_gauges(render()[0].decode())
+        assert gauges[("bf-1", "projects", "total")] == 40
+        assert sum(v for (r, _, c), v in gauges.items() if r == "bf-1" and c == "done") \
+            == at_kill["done"]
+        assert sum(v for (r, _, c), v in gauges.items() if c == "total") == total
 
         again = run("backfill_postgres.py", "--api-url", server.url, "--run", "bf-1",
                     "--batch-size", str(BATCH))

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonpatch
+from storemigration_operator.core.backfill_live import BackfillSample
 from storemigration_operator.core.gates import GateReadings
 from storemigration_operator.core.invalid import effective_spec, invalid_spec_plan
 from storemigration_operator.core.model import DeploymentObservation, JobObservation, Plan
@@ -42,6 +43,7 @@ class Sim:
     job_outcome: Callable[[str], tuple[str, dict[str, Any] | None]] = (
         lambda kind: ("Succeeded", {"mismatch_ratio": 0.0, "checked": 10}))
     readings: Callable[[datetime], GateReadings] = lambda now: HEALTHY
+    backfill: Callable[[datetime], tuple[BackfillSample, ...]] = lambda now: ()
     plans: list[Plan] = field(default_factory=list)
     generation: int = 1
     observed_generation: int = 1
@@ -101,7 +103,7 @@ class Sim:
             due = gates_due(spec, self.status, self.now)
             p = plan(spec, self.status, self.readings(self.now) if due else None,
                      dict(self.jobs), self.deployment(), self.now, name="sm", generation=1,
-                     invalid=error, pods=self.pods())
+                     invalid=error, pods=self.pods(), backfill=self.backfill(self.now))
         self.env.update(p.env_set)
         for name in p.env_remove:
             self.env.pop(name, None)

@@ -86,3 +86,14 @@ def test_in_postgres_primary_the_retry_token_is_not_enough_but_a_lower_target_is
     sim.tick(H)
     assert sim.status.get("outsideChange") is None
     assert sim.condition("Degraded").get("reason") != "SwitchesChangedOutsideOperator"
+
+
+def test_a_retry_token_changed_as_the_operator_starts_again_goes_on_at_once() -> None:
+    sim = Sim(dict(BASE))
+    to_read_switchover(sim)
+    script_rolls_back(sim, SCRIPT_PHASE_0, "rollback-from-phase-2-abc123")
+    sim.spec_doc["retryToken"] = "restarted-with-the-operator"
+    sim.tick(H)
+    assert sim.phase == "DualWrite" and sim.percent == 0
+    assert sim.pod_switches["all.dual_write"] == "true"
+    assert sim.status.get("outsideChange") is None

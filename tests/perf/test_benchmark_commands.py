@@ -75,3 +75,28 @@ def test_load_test_quick_run_has_zero_errors_and_verify_finds_nothing(tmp_path: 
     assert verify["checked"] > seeded, "the verify covers the seeded and the loaded records"
     assert verify["queue_depth_at_verify"] == 0
     assert "dual-write copy failures" in done.stdout and "full verify after the run" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by scripts/bootstrap.sh")
+def test_scale_benchmark_small_run_backfills_verifies_and_copies(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    done = run_benchmark("scale", "--records", "3000", "--baseline-seconds", "2",
+                         "--batch-size", "1000", "--chunk", "1000", "--out", str(out),
+                         timeout=300)
+    result = json.loads(out.read_text())
+    assert sum(result["mix"].values()) == 3000 and result["mix"]["contributions"] == 1050
+    p = result["phases"]
+    for name in ("baseline", "backfill", "verify"):
+        load = p[name]["load"]
+        assert load["requests"] > 0 and load["p95_ms"] > 0 and load["errors"] == 0, (name, load)
+        assert len(p[name]["loadavg_at_start"]) == 3
+    backfill = p["backfill"]["summary"]
+    assert backfill["exit_code"] == 0 and backfill["finished"]
+    assert backfill["done"] == backfill["total"] >= 3000 and backfill["rejected_total"] == 0
+    verify = p["verify"]["summary"]
+    assert verify["exit_code"] == 0 and verify["checked"] >= 3000
+    assert verify["missing_count"] == verify["different_count"] == verify["extra_count"] == 0
+    assert p["verify"]["api_rss_mb_peak"] > 0 and p["copy"]["rows"] >= 3000
+    assert p["backfill"]["rate_ratio_to_copy"] > 0 and p["verify"]["p95_ratio_to_baseline"] > 0
+    assert "of COPY" in done.stdout and "API RSS" in done.stdout

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 
 from app.errors import StoreLockedError
+from app.metrics import record_backfill
 from app.migration.backfill import backfill
 from app.migration.chunked import MemoryLookup, verify_chunk, verify_keys
 from app.migration.consistency import check_consistency, record_error
@@ -202,7 +203,7 @@ async def run_backfill_batch(
     async with AsyncExitStack() as stack:
         memory_graph, memory_tasks = await _memory(state, stack)
         try:
-            return await backfill_batch(
+            done = await backfill_batch(
                 run, memory_graph, memory_tasks, state.postgres_graph, state.postgres_tasks,
                 ranges, state.runs, limit=limit, restart=restart,
                 retry_refused=retry_refused)
@@ -210,6 +211,8 @@ async def run_backfill_batch(
             raise HTTPException(422, str(e)) from None
         except Exception as e:
             raise _unavailable("backfill batch", e) from None
+    record_backfill(run, done)
+    return done
 
 
 @router.get("/backfill/progress")
@@ -222,7 +225,9 @@ async def backfill_progress(state: Admin, run: Run) -> dict[str, Any]:
         raise _unavailable("backfill progress", e) from None
     if not rows:
         raise HTTPException(404, f"no backfill run {run!r}")
-    return {"run": run, **progress(rows)}
+    done = progress(rows)
+    record_backfill(run, done)
+    return {"run": run, **done}
 
 
 async def _verify_index(state: MigrationState, run: str, kind: str,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .backfill_live import BackfillSample
 from .conditions import append_history
 from .durations import EPOCH, format_time
 from .env import desired_env
@@ -47,6 +48,7 @@ class Observed:
     jobs: Mapping[str, JobObservation]
     deployment: DeploymentObservation | None
     pods: tuple[PodObservation, ...] = ()
+    backfill: tuple[BackfillSample, ...] = ()
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from .backfill_live import live_progress
 from .context import Context
 from .durations import format_time
 from .jobs import job_request
@@ -135,6 +136,9 @@ def sync_jobs(ctx: Context) -> None:
             continue
         entry.state = obs.state
         if obs.state not in TERMINAL:
+            if kind == "backfill":
+                ctx.st.backfill = live_progress(ctx.seen.backfill, backfill_run(ctx),
+                                                ctx.now) or ctx.st.backfill
             continue
         entry.finished_at = obs.finished_at or ctx.now
         if obs.result is not None:

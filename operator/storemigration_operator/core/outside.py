@@ -6,9 +6,11 @@ store's writes off (dual-write off, or memory writes off while memory is trusted
 write since then reached one store only. Re-applying the phase the operator remembers
 would then serve reads from, or trust, a store that misses those writes: a record lost
 to every reader. So the operator holds: it applies nothing, says Degraded with the pods'
-names, and goes on only when spec.retryToken changes, from DualWrite with reads on memory
-and a new backfill and verify (a newer-wins copy, safe to repeat). In PostgresPrimary,
-where memory missed the writes PostgreSQL took as primary, it keeps holding after the
+names, and goes on only when spec.retryToken changes (in the same reconcile that saw the
+switches, too: a person who restarts the operator with a new token has seen them), from
+DualWrite with reads on memory and a new backfill and verify (a newer-wins copy, safe to
+repeat). In PostgresPrimary, where memory missed the writes PostgreSQL took as primary, it
+keeps holding after the
 retry: the way back is the operator's own rollback (lower targetPhase), which rebuilds
 memory from PostgreSQL first.
 
@@ -67,7 +69,7 @@ def hold_for_outside_change(ctx: Context) -> bool:
     change = st.outside_change
     if change is None:
         return False
-    if ctx.token_time() > change.time and ctx.phase != Phase.PostgresPrimary:
+    if ctx.token_time() >= change.time and ctx.phase != Phase.PostgresPrimary:
         st.outside_change = None
         if st.read_percent:
             ctx.set_percent(0, "Rollback", "switches were changed outside the operator")

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from . import promotion
+from .backfill_live import BackfillSample
 from .conditions import set_condition
 from .context import Context, Observed, start, t
 from .durations import parse_time
@@ -56,13 +57,15 @@ def gates_due(spec: MigrationSpec, status: Mapping[str, Any], now: datetime) -> 
 def plan(spec: MigrationSpec, status: Mapping[str, Any], readings: GateReadings | None,
          jobs: Mapping[str, JobObservation], deployment: DeploymentObservation | None,
          now: datetime, *, name: str, generation: int = 0, invalid: str | None = None,
-         pods: tuple[PodObservation, ...] = ()) -> Plan:
+         pods: tuple[PodObservation, ...] = (),
+         backfill: tuple[BackfillSample, ...] = ()) -> Plan:
     """One reconcile's decision. With `invalid` (the error of a spec that failed to parse),
     `spec` is the last valid one kept in status: gates are still evaluated and a Failed gate
     still rolls back, but nothing moves forward. A valid spec is kept in status as
-    lastValidSpec for that purpose."""
-    ctx = start(spec, status, Observed(readings, jobs, deployment, pods), now, name, generation,
-                invalid)
+    lastValidSpec for that purpose. `backfill`: the API's backfill gauges, read while a
+    backfill Job runs (status.backfill live)."""
+    ctx = start(spec, status, Observed(readings, jobs, deployment, pods, backfill), now, name,
+                generation, invalid)
     run(ctx)
     if invalid is None:
         ctx.st.last_valid_spec = spec

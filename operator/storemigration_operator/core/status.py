@@ -217,8 +217,9 @@ class KindProgress(StatusModel):
 
 
 class BackfillProgress(StatusModel):
-    """The backfill run's progress, from its checkpoint as the backfill Job reported it
-    (live: GET /api/admin/backfill/progress?run=RUN on the API)."""
+    """The backfill run's progress: live from the API's metrics while the Job runs
+    (observedAt set), then the checkpoint's as the Job reported it when it ended (also
+    GET /api/admin/backfill/progress?run=RUN on the API)."""
 
     run: str | None = Field(None, description="The checkpoint's name (BACKFILL_RUN): the "
                             "attempts of one stage resume it.")
@@ -231,6 +232,10 @@ class BackfillProgress(StatusModel):
     finished: bool = Field(False, description="Every kind is done.")
     kinds: dict[str, KindProgress] = Field(default_factory=dict, description="done/total "
                                            "per kind, in foreign-key order.")
+    observed_at: Timestamp | None = Field(None, description="While the Job runs: when the "
+                                          "operator read this from the API's metrics "
+                                          "(Prometheus); unset once the Job's result wrote "
+                                          "it.")
 
     @classmethod
     def from_result(cls, doc: dict[str, Any]) -> BackfillProgress | None:
