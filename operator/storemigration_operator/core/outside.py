@@ -9,10 +9,9 @@ to every reader. So the operator holds: it applies nothing, says Degraded with t
 names, and goes on only when spec.retryToken changes (in the same reconcile that saw the
 switches, too: a person who restarts the operator with a new token has seen them), from
 DualWrite with reads on memory and a new backfill and verify (a newer-wins copy, safe to
-repeat). In PostgresPrimary, where memory missed the writes PostgreSQL took as primary, it
-keeps holding after the
-retry: the way back is the operator's own rollback (lower targetPhase), which rebuilds
-memory from PostgreSQL first.
+repeat). In PostgresPrimary, where memory missed the writes PostgreSQL took as primary,
+it keeps holding after the retry: the way back is the operator's own rollback (lower
+targetPhase), which rebuilds memory from PostgreSQL first.
 
 A pod's switches are the operator's when their revision label is one it writes
 (`<migration>-<phase>-...`, core.switchset); a pod that booted from a ConfigMap someone
