@@ -66,7 +66,7 @@ def api_env(app_dsn: str, read_percent: int, fast_path: str | None = None) -> di
         "POSTGRES_POOL_SIZE": os.environ.get("POSTGRES_POOL_SIZE", "10"),
         "POSTGRES_MAX_OVERFLOW": "0",
         "FAST_PATH": fast_path or os.environ.get("FAST_PATH", "true"),
-        "GC_FREEZE_AFTER_MS": os.environ.get("GC_FREEZE_AFTER_MS", "10"),
+        "GC_FREEZE_AFTER_MS": os.environ.get("GC_FREEZE_AFTER_MS", "0"),
     }
 
 
