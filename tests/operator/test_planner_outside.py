@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from storemigration_operator.core.outside import changed_outside
+from storemigration_operator.core.spec import Phase
+from storemigration_operator.core.switchset import PodObservation, desired_switches
+
 from .sim import Sim
 from .test_planner import BASE, H, to_read_switchover
 
@@ -97,3 +101,16 @@ def test_a_retry_token_changed_as_the_operator_starts_again_goes_on_at_once() ->
     assert sim.phase == "DualWrite" and sim.percent == 0
     assert sim.pod_switches["all.dual_write"] == "true"
     assert sim.status.get("outsideChange") is None
+
+
+def test_a_store_outside_the_migration_with_dual_write_off_is_not_an_outside_change() -> None:
+    desired = desired_switches("sm", Phase.DualWrite, 0, ("graph",))
+    booted = PodObservation("api-0", "10.0.0.1:8000", True, None, None,
+                            {"graph.dual_write": "true", "graph.memory_writes": "true",
+                             "agent_task.dual_write": "false"})
+    assert changed_outside([booted], "sm", desired) == []
+    turned = PodObservation("api-1", "10.0.0.2:8000", True, None, None,
+                            {"graph.dual_write": "false", "agent_task.dual_write": "false"})
+    assert changed_outside([booted, turned], "sm", desired) == ["api-1"]
+    everything = desired_switches("sm", Phase.DualWrite, 0, ("graph", "agent_task"))
+    assert changed_outside([booted], "sm", everything) == ["api-0"]

@@ -31,24 +31,30 @@ WRITE_SWITCHES = ("dual_write", "memory_writes")
 WATCHED = (Phase.DualWrite, Phase.ReadSwitchover, Phase.PostgresPrimary)
 
 
-def _wants_on(desired: DesiredSwitches, switch: str) -> bool:
-    return any(isinstance(patch, dict) and patch.get(switch) is True
-               for patch in desired.body.values())
+def _wanted_on(desired: DesiredSwitches) -> list[tuple[str, str]]:
+    """(scope, switch) pairs the operator wants on; scope "all" or a store's name."""
+    return [(scope, switch) for scope, patch in desired.body.items() if isinstance(patch, dict)
+            for switch in WRITE_SWITCHES if patch.get(switch) is True]
+
+
+def _turned_off(key: str, value: str, scope: str, switch: str) -> bool:
+    store, _, name = key.rpartition(".")
+    return name == switch and value == "false" and scope in ("all", store)
 
 
 def changed_outside(pods: Sequence[PodObservation], migration: str,
                     desired: DesiredSwitches) -> list[str]:
-    """Ready pods running switches the operator did not write that turn off a write
-    switch the operator wants on."""
-    off = [s for s in WRITE_SWITCHES if _wants_on(desired, s)]
+    """Ready pods running switches the operator did not write that turn off, for a store
+    it migrates, a write switch it wants on (a store outside the migration is left be)."""
+    wanted = _wanted_on(desired)
     found = []
     for pod in pods:
         if not pod.ready or pod.error is not None or not pod.switches:
             continue
         if (pod.desired_revision or "").startswith(f"{migration}-"):
             continue
-        if any(key.endswith(f".{s}") and value == "false"
-               for key, value in pod.switches.items() for s in off):
+        if any(_turned_off(key, value, scope, switch)
+               for key, value in pod.switches.items() for scope, switch in wanted):
             found.append(pod.name)
     return sorted(found)
 
