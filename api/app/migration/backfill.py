@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import ConflictError, InvalidDataError
+from app.migration.keyed import label
 from app.stores.ports import AgentTaskReplica, GraphRecords, GraphReplica, ImportStats
 
 RefusedError = (InvalidDataError, ConflictError)
@@ -59,14 +60,6 @@ class CopyReport:
         }
 
 
-def _record_id(kind: str, record: Any) -> str:
-    if kind == "projects":
-        return f"{record.ecosystem}/{record.name}"
-    if kind == "dependencies":
-        return f"{record.from_ecosystem}/{record.from_name}->{record.to_ecosystem}/{record.to_name}"
-    return str(record.id)
-
-
 async def import_chunk(
     kind: str,
     part: list[Any],
@@ -80,8 +73,8 @@ async def import_chunk(
         return
     except RefusedError:
         if len(part) == 1:
-            report.rejected.setdefault(kind, []).append(_record_id(kind, part[0]))
-            log.warning("copy refused a record: kind=%s id=%s", kind, _record_id(kind, part[0]))
+            report.rejected.setdefault(kind, []).append(label(kind, part[0]))
+            log.warning("copy refused a record: kind=%s id=%s", kind, label(kind, part[0]))
             return
     half = len(part) // 2
     await import_chunk(kind, part[:half], put, report)
