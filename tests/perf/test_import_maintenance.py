@@ -1,11 +1,16 @@
 """A large import leaves the search indexes' pending lists merged (migration 007) and,
 when it at least doubled the table, projects analyzed (005), done by the
 least-privilege app role through the owner's SECURITY DEFINER functions; a small
-import leaves that to autovacuum."""
+import leaves that to autovacuum. The contributions import's parents (contributors,
+assets) are analyzed while a batched backfill fills them (015)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from uuid import UUID
+
 import asyncpg
+from app.models import Asset, AssetType, Contributor
 from app.stores.ports import GraphRecords
 from app.stores.postgres.graph_store import MAINTAIN_AFTER_PROJECTS
 
@@ -76,3 +81,42 @@ async def test_app_role_cannot_analyze_directly(pg_database: PgDatabase) -> None
         assert await conn.fetchval(LAST_ANALYZE) is None
     finally:
         await conn.close()
+
+
+PARENTS_ANALYZED = ("SELECT relname, last_analyze FROM pg_stat_user_tables"
+                    " WHERE relname IN ('contributors', 'assets')")
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _parents(n: int, offset: int) -> GraphRecords:
+    return GraphRecords(
+        contributors=[Contributor(id=UUID(int=offset + i), name=f"c{i}", created_at=T0,
+                                  updated_at=T0) for i in range(n)],
+        assets=[Asset(id=UUID(int=offset + i), type=AssetType.DATA, name=f"a{i}",
+                      created_at=T0, updated_at=T0) for i in range(n)])
+
+
+async def _parents_analyzed(owner_dsn: str) -> dict[str, object]:
+    conn = await asyncpg.connect(owner_dsn)
+    try:
+        return {r["relname"]: r["last_analyze"] for r in await conn.fetch(PARENTS_ANALYZED)}
+    finally:
+        await conn.close()
+
+
+async def test_backfill_batches_of_parents_are_analyzed_until_the_estimate_holds(
+    pg_database: PgDatabase,
+) -> None:
+    graph, _, db = await postgres_stores(pg_database.app_dsn)
+    try:
+        assert set((await _parents_analyzed(pg_database.owner_dsn)).values()) == {None}
+        await graph.import_graph(_parents(500, offset=1))  # never analyzed: analyzed now
+        first = await _parents_analyzed(pg_database.owner_dsn)
+        assert None not in first.values(), first
+        await graph.import_graph(_parents(500, offset=10_001))  # doubles them: again
+        second = await _parents_analyzed(pg_database.owner_dsn)
+        assert all(second[k] > first[k] for k in first), (first, second)  # type: ignore[operator]
+        await graph.import_graph(_parents(100, offset=20_001))  # a tenth: autovacuum's job
+        assert await _parents_analyzed(pg_database.owner_dsn) == second
+    finally:
+        await db.close()

@@ -233,6 +233,11 @@ CREATE TEMP TABLE import_projects (
 # owner-only maintenance.
 CLEAN_PROJECT_SEARCH = "SELECT storemigration_clean_project_search()"
 MAINTAIN_PROJECTS = "SELECT storemigration_analyze_projects()"
+# The planner's row estimates of the contributions import's parents (-1: never analyzed).
+PARENT_ESTIMATES = """
+SELECT relname, reltuples FROM pg_class
+WHERE oid IN ('public.contributors'::regclass, 'public.assets'::regclass)"""
+ANALYZE_PARENTS = "SELECT storemigration_analyze_parents($1::text[])"
 
 IMPORT_PROJECTS = """
 WITH w AS (

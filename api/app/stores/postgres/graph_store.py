@@ -360,7 +360,28 @@ class PostgresGraphStore:
         written = stats.written.get("projects", 0)
         if written >= MAINTAIN_AFTER_PROJECTS:
             await self._maintain_search_indexes(written)
+        await self._refresh_parent_statistics(stats)
         return stats
+
+    async def _refresh_parent_statistics(self, stats: ImportStats) -> None:
+        """ANALYZE contributors and assets when this import wrote at least half as many rows as
+        their statistics claim (or they were never analyzed), so a backfill's next
+        batches of contributions are planned for the rows really there (migration 015).
+        While a table grows batch by batch this runs until the estimate passes twice a
+        batch. Committed either way: a failure is logged, not raised."""
+        grown = {k: stats.written.get(k, 0) for k in ("contributors", "assets")}
+        if not any(grown.values()):
+            return
+        try:
+            async with self.db.acquire() as conn:
+                estimates = {r["relname"]: float(r["reltuples"])
+                             for r in await conn.fetch(q.PARENT_ESTIMATES)}
+                stale = [k for k, n in grown.items()
+                         if n and (estimates.get(k, -1) < 0 or 2 * n >= estimates[k])]
+                if stale:
+                    await conn.execute(q.ANALYZE_PARENTS, stale)
+        except StoreError as e:
+            log.warning("statistics refresh after import skipped: %s", e)
 
     async def _maintain_search_indexes(self, written: int) -> None:
         """The import is committed either way: a failure here only leaves the work to

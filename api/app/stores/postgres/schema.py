@@ -20,7 +20,7 @@ import asyncpg
 
 from app.errors import StoreUnavailableError
 
-EXPECTED_SCHEMA_VERSION = 14
+EXPECTED_SCHEMA_VERSION = 15
 APP_ROLE = "storemigration_app"
 LOCK_KEY = 0x5354_4F52_4D49_47  # "STORMIG"
 _FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
