@@ -33,6 +33,7 @@ FAST = Timing(read_start=10, read_step=30, read_interval="5s", gate_interval="1s
 MAX_RETRIES = 3
 FAULT_AT_PERCENT = 20
 WARMUP_SECONDS = 4.0
+SCRAPE_WAIT_SECONDS = 30.0
 
 
 @dataclass
@@ -157,6 +158,8 @@ async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
         out("Watch it from a second terminal:")
         for line in watch_commands(lc):
             out(f"    {line}")
+        if lc.prometheus is not None:
+            await scraped_once(lc.prometheus.url)
         traffic = TrafficProcess(lc.api.url, rate=opts.rate)  # through the Service
         outcome.phases.append((time.monotonic(), "Preparation"))  # before the StoreMigration
         runner = asyncio.get_running_loop().create_task(traffic.run())
@@ -277,6 +280,21 @@ def _note_server_p95(outcome: Outcome, tag: str, status: dict[str, Any]) -> None
 HTTP_P95 = ('histogram_quantile(0.95, sum by (le) (increase('
             'storemigration_http_request_duration_seconds_bucket'
             '{route!~"/metrics|/api/admin/.*"}[%ds])))')
+
+
+async def scraped_once(prometheus_url: str) -> None:
+    """Until Prometheus holds a sample of every API pod: its first scrape comes a few
+    seconds after it starts, and traffic sent before it would be missing from the
+    server-side figures of the first phase."""
+    deadline = time.monotonic() + SCRAPE_WAIT_SECONDS
+    async with httpx.AsyncClient(base_url=prometheus_url, timeout=5) as client:
+        while time.monotonic() < deadline:
+            resp = await client.get("/api/v1/query", params={"query": 'up{job="api"}'})
+            found = resp.json().get("data", {}).get("result") or []
+            if found and all(float(r["value"][1]) == 1 for r in found):
+                return
+            await asyncio.sleep(0.25)
+    raise RuntimeError(f"Prometheus has not scraped the API in {SCRAPE_WAIT_SECONDS:g}s")
 
 
 async def server_http_p95(prometheus_url: str, spans: dict[str, tuple[float, float]]
