@@ -23,12 +23,16 @@ PENDING = ("SELECT gin_clean_pending_list('projects_name_trgm')"
            " + gin_clean_pending_list('projects_description_trgm')")
 
 
-async def _owner_value(owner_dsn: str, query: str) -> object:
+async def _owner_rows(owner_dsn: str, query: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(owner_dsn)
     try:
-        return await conn.fetchval(query)
+        return await conn.fetch(query)
     finally:
         await conn.close()
+
+
+async def _owner_value(owner_dsn: str, query: str) -> object:
+    return (await _owner_rows(owner_dsn, query))[0][0]
 
 
 async def _last_analyze(owner_dsn: str) -> object:
@@ -97,11 +101,7 @@ def _parents(n: int, offset: int) -> GraphRecords:
 
 
 async def _parents_analyzed(owner_dsn: str) -> dict[str, object]:
-    conn = await asyncpg.connect(owner_dsn)
-    try:
-        return {r["relname"]: r["last_analyze"] for r in await conn.fetch(PARENTS_ANALYZED)}
-    finally:
-        await conn.close()
+    return {r["relname"]: r["last_analyze"] for r in await _owner_rows(owner_dsn, PARENTS_ANALYZED)}
 
 
 async def test_backfill_batches_of_parents_are_analyzed_until_the_estimate_holds(
