@@ -160,9 +160,10 @@ async def test_p50_p95_p99_are_read_from_a_real_prometheus_and_gated(latency_pro
                                   "p50CeilingSeconds": 0.01, "p99CeilingSeconds": 1.0})
     source = PrometheusGateSource(latency_prometheus, timeout=5)
     deadline = asyncio.get_running_loop().time() + 30
-    while True:  # rate() needs two scrapes in the window
+    while True:  # rate() needs two scrapes in the window, and each quantile is its own query
         readings = await source.read(gates)
-        if readings.p99_seconds is not None or asyncio.get_running_loop().time() > deadline:
+        quantiles = (readings.p50_seconds, readings.p95_seconds, readings.p99_seconds)
+        if all(q is not None for q in quantiles) or asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.5)
     assert readings.error is None, readings.error

@@ -12,7 +12,7 @@ from uuid import UUID
 import asyncpg
 from app.models import Asset, AssetType, Contributor
 from app.stores.ports import GraphRecords
-from app.stores.postgres.graph_store import MAINTAIN_AFTER_PROJECTS
+from app.stores.postgres.import_maintenance import MAINTAIN_AFTER_PROJECTS
 
 from benchmarks.common import projects
 from tests.harness.postgres import PgDatabase, postgres_stores

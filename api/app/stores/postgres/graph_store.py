@@ -8,16 +8,13 @@ BEGIN, statement, COMMIT: the dual-write copies are all of this kind), upsert_pr
 UPDATE-then-INSERT..ON CONFLICT is safe statement by statement, and what needs more
 (import_graph, export_graph) runs in a transaction. The bulk import fills temp tables
 with COPY and upserts each table with one statement, which is what makes a 100k-row
-backfill take a second, not minutes. After an import that wrote many projects, the
-trigram indexes' pending lists are merged before returning, so searches right after a
-backfill are not 5-10x slower until autovacuum comes round; the table is analyzed too
-when the import at least doubled it (the planner's statistics would be mostly wrong).
+backfill take a second, not minutes; import_maintenance keeps the indexes and the
+planner's statistics right for what an import wrote.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +28,6 @@ from app.errors import (
     ConflictError,
     InvalidDataError,
     NotFoundError,
-    StoreError,
     total_overflow,
 )
 from app.models import (
@@ -49,13 +45,8 @@ from app.models import (
 )
 from app.stores.ports import GraphRecords, ImportStats
 from app.stores.postgres import graph_queries as q
+from app.stores.postgres.import_maintenance import after_import
 from app.stores.postgres.pool import ConstraintErrors, Database
-
-log = logging.getLogger(__name__)
-
-# An import that writes at least this many projects maintains the search indexes
-# (migration 005) before it returns: ~55 ms after 10k rows, ~130 ms after 100k.
-MAINTAIN_AFTER_PROJECTS = 1_000
 
 PROJECT_NOT_FOUND = "Project not found"
 CONTRIBUTOR_NOT_FOUND = "Contributor not found"
@@ -357,42 +348,8 @@ class PostgresGraphStore:
                 ((c.id, c.contributor_id, c.asset_id, c.cost_amount, c.coherence_score,
                   json.dumps(c.metadata), c.timestamp) for c in contributions.values()),
                 q.IMPORT_CONTRIBUTIONS)
-        written = stats.written.get("projects", 0)
-        if written >= MAINTAIN_AFTER_PROJECTS:
-            await self._maintain_search_indexes(written)
-        await self._refresh_parent_statistics(stats)
+        await after_import(self.db, stats)
         return stats
-
-    async def _refresh_parent_statistics(self, stats: ImportStats) -> None:
-        """ANALYZE contributors and assets when this import wrote at least half as many rows as
-        their statistics claim (or they were never analyzed), so a backfill's next
-        batches of contributions are planned for the rows really there (migration 015).
-        While a table grows batch by batch this runs until the estimate passes twice a
-        batch. Committed either way: a failure is logged, not raised."""
-        grown = {k: stats.written.get(k, 0) for k in ("contributors", "assets")}
-        if not any(grown.values()):
-            return
-        try:
-            async with self.db.acquire() as conn:
-                estimates = {r["relname"]: float(r["reltuples"])
-                             for r in await conn.fetch(q.PARENT_ESTIMATES)}
-                stale = [k for k, n in grown.items()
-                         if n and (estimates.get(k, -1) < 0 or 2 * n >= estimates[k])]
-                if stale:
-                    await conn.execute(q.ANALYZE_PARENTS, stale)
-        except StoreError as e:
-            log.warning("statistics refresh after import skipped: %s", e)
-
-    async def _maintain_search_indexes(self, written: int) -> None:
-        """The import is committed either way: a failure here only leaves the work to
-        autovacuum, so it is logged, not raised."""
-        try:
-            async with self.db.acquire() as conn:
-                held = int(await conn.fetchval(q.COUNT_PROJECTS))
-                analyze = 2 * written >= held
-                await conn.execute(q.MAINTAIN_PROJECTS if analyze else q.CLEAN_PROJECT_SEARCH)
-        except StoreError as e:
-            log.warning("search index maintenance after import skipped: %s", e)
 
     @staticmethod
     async def _bulk(conn: asyncpg.Connection, stats: ImportStats, kind: str, offered: int,
