@@ -87,6 +87,7 @@ def second_terminal(line: str, seconds: float, tmp_path: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_demo_migrates_to_complete_and_keeps_the_cluster_up_until_ctrl_c(tmp_path: Path
                                                                           ) -> None:
     out = tmp_path / "summary.json"
@@ -155,17 +156,19 @@ def test_demo_migrates_to_complete_and_keeps_the_cluster_up_until_ctrl_c(tmp_pat
         shutil.rmtree(workdir, ignore_errors=True)
     finally:
         demo.kill()
-    # The client's p95 within 2x of the Service's (the stable address every request goes
-    # through, which times each from its read to the relayed answer), in every phase with
-    # traffic to speak of: the client adds no retries or waits of its own. Against the
-    # API's own HTTP histogram the ratio is printed, not asserted: on a shared 2-core
-    # machine it misses the time a request waits for the API's CPU (docs/BENCHMARKS.md 8).
+    # The client's p95 within 2x of the server side's, in every phase with traffic to speak
+    # of: the client adds no retries or waits of its own. The server side is the Service,
+    # the stable address every request enters the cluster by (it times each from its read
+    # to the relayed answer, as an ingress does). The API's own HTTP histogram is printed
+    # beside it, not asserted: its timer starts when uvicorn hands the request to the app,
+    # so it misses the hop and the wake-ups, up to 5 ms at p95 here with the machine idle
+    # (docs/BENCHMARKS.md section 10). The suite runs this test alone (the `serial` mark).
     busy = [tag for tag, v in s["p95_ms_by_phase"].items() if v["requests"] >= 100]
-    assert {"DualWrite", "ReadSwitchover", "PostgresPrimary"} <= set(busy)
+    assert {"Preparation", "DualWrite", "ReadSwitchover", "PostgresPrimary"} <= set(busy)
     service = s["service_p95_ms_by_phase"]
-    assert set(busy) <= set(service), (busy, service)
+    assert set(busy) <= set(service) and set(busy) <= set(s["server_http_p95_ms_by_phase"])
     assert all(s["p95_ms_by_phase"][tag]["p95_ms"] <= 2.0 * service[tag] for tag in busy), (
-        s["p95_ms_by_phase"], s["server_http_p95_ms_by_phase"], service)
+        s["p95_ms_by_phase"], service, s["server_http_p95_ms_by_phase"])
 
 
 @pytest.mark.slow
