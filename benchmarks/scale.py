@@ -15,6 +15,8 @@ benchmarks/fixed_rate.lua, as load_test.py drives it):
             operator's Job runs) into the empty PostgreSQL
   verify    api/scripts/verify_data_consistency.py --mode full (key ranges, JSON-lines
             report), with the API's RSS sampled every 0.1 s
+  reverify  the report's findings kept in the result; once the copy-retry queue has
+            drained, their keys verified again (--keys-from)
   copy      the same rows as COPY (binary) into the same indexed tables of a fresh
             migrated database on the same server: the backfill's rate as a ratio to it
 
@@ -50,7 +52,7 @@ from app.stores.memory.durable import DurableMemory
 from app.stores.ports import GraphRecords
 
 from benchmarks.common import RESULTS, ROOT, T0, machine, projects
-from benchmarks.load_test import TOKEN, api_env, rss_mb, script, seed
+from benchmarks.load_test import DRAIN_SECONDS, TOKEN, api_env, rss_mb, scrape, script, seed
 from devcluster.api_process import LocalApi
 from devcluster.postgres import (
     APP_PASSWORD,
@@ -205,6 +207,31 @@ async def copy_ratio(server_url: str, source_dsn: str) -> dict[str, Any]:
     return {"seconds": round(seconds, 2), "rows": rows, "loadavg_at_start": loadavg}
 
 
+def reverify(url: str, report: Path) -> dict[str, Any]:
+    """The full verify's findings kept (they name each key and field), then, once the
+    copy-retry queue has drained, those keys verified again (`--keys-from`): whether
+    what the verify found under load was healed, or is a disagreement that stays."""
+    lines = [json.loads(x) for x in report.read_text().splitlines() if x.strip()] \
+        if report.exists() else []
+    found = [x for x in lines if x.get("status") in ("missing", "different", "extra")]
+    waited, deadline = time.monotonic(), time.monotonic() + DRAIN_SECONDS
+    while scrape(url)["copy_retry_depth"] > 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    out: dict[str, Any] = {"findings": found[:50], "findings_count": len(found),
+                           "queue_drained_in_s": round(time.monotonic() - waited, 1),
+                           "queue_depth_after": int(scrape(url)["copy_retry_depth"])}
+    if found:
+        again = report.with_name("reverify.jsonl")
+        _, summary, _ = run_script("verify_data_consistency.py", "--api-url", url,
+                                   "--keys-from", str(report), "--report", str(again))
+        out["summary"] = {k: summary.get(k) for k in (
+            "exit_code", "error", "checked", "mismatches", "missing_count",
+            "different_count", "extra_count", "in_flight_count")}
+        out["still"] = [json.loads(x) for x in again.read_text().splitlines()
+                        if x.strip()][:50] if again.exists() else []
+    return out
+
+
 def phase_line(name: str, r: dict[str, Any]) -> str:
     load = r.get("load") or {}
     return (f"  {name:9} {r.get('seconds', '-')!s:>8} s  load {load.get('req_s', '-')} req/s "
@@ -289,6 +316,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                     "missing_count",
                                     "different_count", "extra_count", "in_flight_count")}}
             print(phase_line("verify", phases["verify"]), flush=True)
+            phases["reverify"] = await asyncio.to_thread(reverify, api.url, tmp / "full.jsonl")
+            print(f"  reverify {phases['reverify']}", flush=True)
         finally:
             api.stop()
             log = (tmp / "api.log").read_text(errors="replace").splitlines()

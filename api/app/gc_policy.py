@@ -7,6 +7,15 @@ req/s the pause grew from 46 ms to 210 ms in four minutes (measured with gc.call
 docs/BENCHMARKS.md section 8), and every request in flight waited it out. That was the
 p99 of the old run (a cause, not the only one: section 8).
 
+At start (GC_FREEZE_AT_START, on by default): once the stores are loaded and before the
+first request, one full collection, then gc.freeze(). What is frozen is what the process
+holds for good: its modules, the app, and the records memory loaded from its journal (at
+200,000 records a full collection took 400-600 ms, one every 2-4 s while a backfill or a
+verify allocated: docs/BENCHMARKS.md section 9). No request is in flight then, so no
+cycle of a request's is frozen; a loaded record that is later replaced is still freed by
+reference counting (records hold no cycles). Records written after the start are not
+frozen, so the pause grows again with what is written, not with what was loaded.
+
 The policy, when GC_FREEZE_AFTER_MS is set: after a full collection that paused longer
 than GC_FREEZE_AFTER_MS, move its survivors to the permanent generation (gc.freeze()).
 At that moment the young generations are empty, so what is frozen is exactly what
@@ -50,6 +59,15 @@ class GcPolicy:
         if generation == 2 and 0 < self.freeze_after <= pause:
             gc.freeze()
             GC_FREEZES.inc()
+
+
+def freeze_loaded() -> int:
+    """Collect, then freeze the survivors (see the module's docstring); the number of
+    objects now frozen."""
+    gc.collect()
+    gc.freeze()
+    GC_FREEZES.inc()
+    return gc.get_freeze_count()
 
 
 def install(freeze_after_ms: float) -> GcPolicy:

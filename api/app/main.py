@@ -11,11 +11,13 @@ honour `app.dependency_overrides`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app import gc_policy
 from app.backends import build_container
 from app.container import Container
 from app.postgres_service import create_postgres_app, serves_postgres_only
@@ -23,6 +25,8 @@ from app.routers import admin, switches
 from app.service import SERVICE_ROUTERS, assemble
 from app.settings import Settings, load_settings
 from app.stores.ports import AgentTaskStore, GraphStore
+
+log = logging.getLogger("app")
 
 
 def create_app(
@@ -46,6 +50,8 @@ def create_app(
             yield
             return
         container = await build_container(settings)
+        if settings.gc_freeze_at_start:
+            log.info("froze %d objects after loading the stores", gc_policy.freeze_loaded())
         app.state.container = container
         app.state.migration = container.migration
         try:

@@ -61,7 +61,7 @@ GC_FROZEN = Gauge(
 )
 GC_FREEZES = Counter(
     "storemigration_gc_freezes_total",
-    "Times app.gc_policy froze the survivors of a long full collection.",
+    "Times app.gc_policy froze survivors: once at start, then after each long full one.",
     registry=REGISTRY,
 )
 

@@ -203,6 +203,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     fast_path: bool = True
     gc_freeze_after_ms: Annotated[float, Field(ge=0, le=10_000)] = 0.0
+    gc_freeze_at_start: bool = True
 
     @field_validator("database_url")
     @classmethod

@@ -74,3 +74,24 @@ def test_pauses_are_observed_per_generation(installed: None) -> None:
     after = [sample("storemigration_gc_pause_seconds_count", g) for g in range(3)]
     assert [a - c for a, c in zip(after, counts, strict=True)] == [1, 1, 1]
     assert all(sample("storemigration_gc_pause_seconds_sum", g) > sums[g] for g in range(3))
+
+
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_freezing_at_start_takes_the_loaded_records_and_no_garbage(installed: None) -> None:
+    import weakref
+
+    store = [Record(i) for i in range(50_000)]
+    garbage = Cycle()
+    gone = weakref.ref(garbage)
+    del garbage  # a cycle: only the collector can free it
+    before = freezes()
+    frozen = gc_policy.freeze_loaded()
+    assert gone() is None  # collected first, not frozen
+    assert frozen == gc.get_freeze_count() >= len(store)
+    assert freezes() == before + 1
+    del store
+    assert gc.get_freeze_count() < frozen - 25_000  # still freed by reference counting

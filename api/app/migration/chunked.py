@@ -10,7 +10,8 @@ and "extra" (PostgreSQL only). Like the sampled check
 (app.migration.consistency), a mismatch is looked at again after the second-write
 timeout, key by key; one whose memory record changed since the chunk began (less that
 timeout) is still in flight, not a mismatch. The same comparison serves `keys`: the
-keys of an earlier report, re-verified.
+keys of an earlier report, re-verified. The comparison shares the event loop with the
+API's requests (app.pacing).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from uuid import UUID
 
 from app.migration.consistency import changed_at
 from app.migration.keyed import KINDS, Ordered, from_json, label, sort_key, to_json
+from app.pacing import paced
 from app.stores.ports import AgentTaskStore, GraphBackend, RangeStore
 
 Clock = Callable[[], datetime]
@@ -111,7 +113,7 @@ async def _recheck(
     fresh = {sort_key(kind, r): r
              for r in await ranges.read_keys(kind, [to_json(kind, k) for k in bad])}
     lines = []
-    for key, (mine, theirs) in sorted(bad.items(), key=lambda kv: kv[0]):
+    async for key, (mine, theirs) in paced(sorted(bad.items(), key=lambda kv: kv[0])):
         now_theirs = fresh.get(key)
         now_mine = await lookup.get(kind, key, mine or theirs or now_theirs)
         line = _classify(kind, key, now_mine, now_theirs, since)
@@ -140,7 +142,7 @@ async def verify_chunk(
         pairs.setdefault(sort_key(kind, r), [None, None])[0] = r
     for r in theirs:
         pairs.setdefault(sort_key(kind, r), [None, None])[1] = r
-    bad = {k: (m, t) for k, (m, t) in pairs.items()
+    bad = {k: (m, t) async for k, (m, t) in paced(pairs.items())
            if _classify(kind, k, m, t, since) is not None}
     findings = Findings(checked=len(pairs))
     if bad:
@@ -165,7 +167,7 @@ async def verify_keys(
         since = now() - timedelta(seconds=window)
         held = {sort_key(kind, r): r
                 for r in await ranges.read_keys(kind, [to_json(kind, k) for k in keys])}
-        for key in sorted(keys):
+        async for key in paced(sorted(keys)):
             mine = await lookup.get(kind, key, held.get(key))
             line = _classify(kind, key, mine, held.get(key), since)
             if line is not None:

@@ -43,6 +43,7 @@ from app.models import (
     SearchHit,
     SearchResult,
 )
+from app.pacing import paced
 from app.stores.ports import GraphRecords, ImportStats
 from app.stores.postgres import graph_queries as q
 from app.stores.postgres.import_maintenance import after_import
@@ -359,6 +360,6 @@ class PostgresGraphStore:
             stats.written[kind], stats.skipped[kind] = 0, 0
             return
         await conn.execute(create_temp)
-        await conn.copy_records_to_table(temp, records=rows)
+        await conn.copy_records_to_table(temp, records=paced(rows))
         written = int(await conn.fetchval(upsert))
         stats.written[kind], stats.skipped[kind] = written, offered - written

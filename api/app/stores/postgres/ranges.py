@@ -15,6 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from app.models import AgentTask, Asset, Contribution, Contributor, Dependency, Project
+from app.pacing import paced
 from app.stores.postgres import range_queries as q
 from app.stores.postgres.pool import Database
 
@@ -59,7 +60,7 @@ class PostgresRanges:
             else:
                 rows = await conn.fetch(RANGE[kind], _param(kind, after), _param(kind, upto),
                                         limit)
-        return [model.model_validate(dict(r)) for r in rows]
+        return [model.model_validate(dict(r)) async for r in paced(rows)]
 
     async def read_keys(self, kind: str, keys: list[Any]) -> list[Any]:
         if not keys:
@@ -71,7 +72,7 @@ class PostgresRanges:
                 rows = await conn.fetch(q.KEYS_DEPENDENCIES, *[list(c) for c in columns])
             else:
                 rows = await conn.fetch(KEYS[kind], [_param(kind, k) for k in keys])
-        return [model.model_validate(dict(r)) for r in rows]
+        return [model.model_validate(dict(r)) async for r in paced(rows)]
 
     async def delete_record(self, kind: str, key: Any) -> int:
         async with self.db.acquire() as conn:

@@ -23,6 +23,7 @@ from app.models import (
     TaskStatus,
     TaskType,
 )
+from app.pacing import paced
 from app.stores.ports import ImportStats
 from app.stores.postgres import task_queries as q
 from app.stores.postgres.pool import ConstraintErrors, Database
@@ -175,10 +176,11 @@ class PostgresAgentTaskStore:
             held = latest.get(t.id)
             if held is None or _stamp(t) > _stamp(held):
                 latest[t.id] = t
-        rows = [(*_args(t)[:7], json.dumps(t.context), *_args(t)[8:]) for t in latest.values()]
+        rows = ((*a[:7], json.dumps(t.context), *a[8:])
+                for t in latest.values() for a in (_args(t),))
         async with self.db.transaction(CONSTRAINTS) as conn:
             await conn.execute(q.TEMP_TASKS)
-            await conn.copy_records_to_table("import_tasks", records=rows)
+            await conn.copy_records_to_table("import_tasks", records=paced(rows))
             written = int(await conn.fetchval(q.IMPORT_TASKS))
         stats.written["agent_tasks"], stats.skipped["agent_tasks"] = written, len(tasks) - written
         return stats
