@@ -360,8 +360,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--rate", type=int, default=200, help="steady load, req/s")
     parser.add_argument("--baseline-seconds", type=float, default=30.0)
-    parser.add_argument("--batch-size", type=int, default=5000, help="backfill batch")
-    parser.add_argument("--chunk", type=int, default=5000, help="full verify key range")
+    parser.add_argument("--batch-size", type=int, default=1000, help="backfill batch")
+    parser.add_argument("--chunk", type=int, default=1000, help="full verify key range")
     parser.add_argument("--delay", type=float, default=0.0,
                         help="seconds between backfill batches and between verify chunks")
     parser.add_argument("--p95-ceiling", type=float, default=None,

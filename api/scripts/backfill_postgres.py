@@ -49,7 +49,7 @@ def build_parser() -> Any:
     p.add_argument("--run", default=os.environ.get("BACKFILL_RUN", "backfill"),
                    help="the checkpoint's name: the same run resumes (default $BACKFILL_RUN)")
     p.add_argument("--restart", action="store_true", help="start the run from zero")
-    p.add_argument("--batch-size", type=int, default=5000, help="records per batch (online)")
+    p.add_argument("--batch-size", type=int, default=1000, help="records per batch (online)")
     p.add_argument("--delay", type=float, default=0.0, help="seconds between batches")
     p.add_argument("--p95-ceiling", type=float, default=None,
                    help="pause while the API's p95 (seconds, from its /metrics) is above it")

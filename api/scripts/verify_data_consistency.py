@@ -57,7 +57,7 @@ def build_parser() -> Any:
     p.add_argument("--report", default=None,
                    help="full/keys-from/repair: the JSON-lines report to write (default "
                         "$VERIFY_REPORT_DIR or . / verify-<run>.jsonl)")
-    p.add_argument("--chunk", type=int, default=5000, help="full: records per key range")
+    p.add_argument("--chunk", type=int, default=1000, help="full: records per key range")
     p.add_argument("--run", default=None, help="full: a name for this run")
     p.add_argument("--keys-from", default=None, help="re-verify only this report's keys")
     p.add_argument("--max-extra", type=int, default=None,

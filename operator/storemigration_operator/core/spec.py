@@ -238,8 +238,11 @@ class Verify(SpecModel):
 class Backfill(SpecModel):
     """The backfill Job's throttle (backfill_postgres.py, resumable by batches)."""
 
-    batch_size: int = Field(5000, ge=1, le=100_000, description="Records per batch; the "
-                            "checkpoint advances after each.")
+    batch_size: int = Field(1000, ge=1, le=100_000, description="Records per batch; the "
+                            "checkpoint advances after each. Smaller batches hold the API's "
+                            "event loop for less: at 1,000,000 records 1000 kept its p95 "
+                            "within 1.4x of its p95 without the backfill, 5000 at 4x, at "
+                            "two thirds of the speed (docs/BENCHMARKS.md section 9).")
     delay: Duration = Field(timedelta(0), description="Wait between two batches.")
     p95_ceiling_seconds: float | None = Field(None, gt=0, description="Pause while the API's "
                                               "own p95 latency (its /metrics) is above this "
