@@ -213,7 +213,8 @@ def reverify(url: str, report: Path) -> dict[str, Any]:
     what the verify found under load was healed, or is a disagreement that stays."""
     lines = [json.loads(x) for x in report.read_text().splitlines() if x.strip()] \
         if report.exists() else []
-    found = [x for x in lines if x.get("status") in ("missing", "different", "extra")]
+    found = [x for x in lines if x.get("status") in ("missing", "different", "extra",
+                                                      "in_flight")]
     waited, deadline = time.monotonic(), time.monotonic() + DRAIN_SECONDS
     while scrape(url)["copy_retry_depth"] > 0 and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -14,7 +14,12 @@ holds for good: its modules, the app, and the records memory loaded from its jou
 verify allocated: docs/BENCHMARKS.md section 9). No request is in flight then, so no
 cycle of a request's is frozen; a loaded record that is later replaced is still freed by
 reference counting (records hold no cycles). Records written after the start are not
-frozen, so the pause grows again with what is written, not with what was loaded.
+frozen, so the pause grows again with what is written, not with what was loaded. The
+loaded stores themselves do hold a cycle (a store and its journal refer to each other),
+and the collector never takes anything from the permanent generation: so when this
+process lets memory go (every store PostgreSQL-primary, app.migration.wiring) or shuts
+its stores down, `thaw` hands everything frozen back to the collector, and the released
+stores are freed by the next full collection instead of staying until the process ends.
 
 The policy, when GC_FREEZE_AFTER_MS is set: after a full collection that paused longer
 than GC_FREEZE_AFTER_MS, move its survivors to the permanent generation (gc.freeze()).
@@ -68,6 +73,11 @@ def freeze_loaded() -> int:
     gc.freeze()
     GC_FREEZES.inc()
     return gc.get_freeze_count()
+
+
+def thaw() -> None:
+    """Return what was frozen to the collector (see the module's docstring)."""
+    gc.unfreeze()
 
 
 def install(freeze_after_ms: float) -> GcPolicy:

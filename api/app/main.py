@@ -58,6 +58,7 @@ def create_app(
             yield
         finally:
             await container.close()
+            gc_policy.thaw()
 
     container: Container | None = None
     if graph_store is not None and task_store is not None:

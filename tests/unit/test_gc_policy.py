@@ -95,3 +95,22 @@ def test_freezing_at_start_takes_the_loaded_records_and_no_garbage(installed: No
     assert freezes() == before + 1
     del store
     assert gc.get_freeze_count() < frozen - 25_000  # still freed by reference counting
+
+
+def test_a_store_let_go_after_the_freeze_is_collected_once_thawed(installed: None) -> None:
+    import weakref
+
+    class Store:  # a store and its journal refer to each other, as the memory store's do
+        def __init__(self) -> None:
+            self.records = [Record(i) for i in range(10_000)]
+            self.journal = {"capture": self}
+
+    store = Store()
+    gone = weakref.ref(store)
+    gc_policy.freeze_loaded()
+    del store
+    gc.collect()
+    assert gone() is not None  # frozen: the collector never looks at it
+    gc_policy.thaw()
+    gc.collect()
+    assert gone() is None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app import gc_policy
 from app.container import postgres_status
 from app.metrics import instrument_graph, instrument_tasks
 from app.migration.copy_retry import CopyRetryQueue
@@ -102,6 +103,7 @@ class MemoryHold:
         self._opened.clear()
         for store in held:
             await store.close()
+        gc_policy.thaw()  # frozen at start, the closed stores would never be collected
         log.info("every store is PostgreSQL-primary: memory's journal closed (kept on disk)")
 
     def _install(self, graph: Any, tasks: Any) -> None:

@@ -180,6 +180,9 @@ async def run_rehydrate(state: Admin) -> dict[str, Any]:
 
 Run = Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
 Limit = Annotated[int, Query(ge=1, le=100_000)]
+# Records per backfill batch and per verify range when the caller names none: 1,000 held
+# the API's p95 nearer its baseline than 5,000 (docs/BENCHMARKS.md section 9).
+DEFAULT_LIMIT = 1000
 Kind = Annotated[str, Query(pattern="^(" + "|".join(KINDS) + ")$")]
 
 
@@ -192,7 +195,7 @@ def _ranges(state: MigrationState) -> RangeStore:
 
 @router.post("/backfill/batch")
 async def run_backfill_batch(
-    state: Admin, run: Run, limit: Limit = 5000, restart: bool = False,
+    state: Admin, run: Run, limit: Limit = DEFAULT_LIMIT, restart: bool = False,
     retry_refused: bool = False,
 ) -> dict[str, Any]:
     """Copy the run's next batch (keyset order, kinds in foreign-key order) and
@@ -249,7 +252,7 @@ async def _verify_index(state: MigrationState, run: str, kind: str,
 
 @router.post("/verify/chunk")
 async def verify_range(
-    state: Admin, run: Run, kind: Kind, limit: Limit = 5000,
+    state: Admin, run: Run, kind: Kind, limit: Limit = DEFAULT_LIMIT,
     after: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> dict[str, Any]:
     """Compare one key range of `kind` on both stores (the next `limit` PostgreSQL rows
