@@ -20,6 +20,8 @@ and the collector never takes anything from the permanent generation: so when th
 process lets memory go (every store PostgreSQL-primary, app.migration.wiring) or shuts
 its stores down, `thaw` hands everything frozen back to the collector, and the released
 stores are freed by the next full collection instead of staying until the process ends.
+Memory opened again later (a rollback out of PostgresPrimary) is not frozen: requests
+are in flight by then, so its full collections walk its records until the next start.
 
 The policy, when GC_FREEZE_AFTER_MS is set: after a full collection that paused longer
 than GC_FREEZE_AFTER_MS, move its survivors to the permanent generation (gc.freeze()).
