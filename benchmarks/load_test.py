@@ -257,19 +257,25 @@ def slice_line(s: dict[str, Any]) -> str:
             f"({s['gc_full']} full, {s['gc_full_ms']:.0f} ms)  RSS {s['api_rss_mb']:.0f} MB")
 
 
-def settle_and_verify(url: str) -> dict[str, Any]:
-    """Wait for the copy-retry queues to drain, then a full verify (sample 1.0)."""
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+def wait_drained(url: str) -> tuple[float, int]:
+    """Wait for the copy-retry queues to drain (at most DRAIN_SECONDS); the seconds
+    waited and the depth left."""
     waited, deadline = time.monotonic(), time.monotonic() + DRAIN_SECONDS
     while scrape(url)["copy_retry_depth"] > 0 and time.monotonic() < deadline:
         time.sleep(0.2)
-    depth = scrape(url)["copy_retry_depth"]
+    return round(time.monotonic() - waited, 1), int(scrape(url)["copy_retry_depth"])
+
+
+def settle_and_verify(url: str) -> dict[str, Any]:
+    """Wait for the copy-retry queues to drain, then a full verify (sample 1.0)."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    drained_in, depth = wait_drained(url)
     answer = httpx.post(f"{url}/api/admin/consistency-check", params={"sample": 1.0},
                         headers=headers, timeout=600)
     answer.raise_for_status()
     report = answer.json()
-    return {"queue_drained_in_s": round(time.monotonic() - waited, 1),
-            "queue_depth_at_verify": int(depth), "passed": report["passed"],
+    return {"queue_drained_in_s": drained_in,
+            "queue_depth_at_verify": depth, "passed": report["passed"],
             "checked": report["checked"], "missing": report["missing_count"],
             "different": report["different_count"], "in_flight": report["in_flight_count"]}
 

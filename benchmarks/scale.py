@@ -52,7 +52,7 @@ from app.stores.memory.durable import DurableMemory
 from app.stores.ports import GraphRecords
 
 from benchmarks.common import RESULTS, ROOT, T0, machine, projects
-from benchmarks.load_test import DRAIN_SECONDS, TOKEN, api_env, rss_mb, scrape, script, seed
+from benchmarks.load_test import TOKEN, api_env, rss_mb, script, seed, wait_drained
 from devcluster.api_process import LocalApi
 from devcluster.postgres import (
     APP_PASSWORD,
@@ -66,6 +66,8 @@ MIX = {"projects": 0.40, "contributors": 0.02, "assets": 0.03, "contributions": 
 TABLES = ("projects", "project_dependencies", "contributors", "assets", "contributions",
           "agent_tasks")
 SCRIPTS = ROOT / "api" / "scripts"
+VERIFY_SUMMARY = ("exit_code", "error", "checked", "mismatches", "missing_count",
+                  "different_count", "extra_count", "in_flight_count")
 
 
 def counts(n: int) -> dict[str, int]:
@@ -211,26 +213,25 @@ def reverify(url: str, report: Path) -> dict[str, Any]:
     """The full verify's findings kept (they name each key and field), then, once the
     copy-retry queue has drained, those keys verified again (`--keys-from`): whether
     what the verify found under load was healed, or is a disagreement that stays."""
-    lines = [json.loads(x) for x in report.read_text().splitlines() if x.strip()] \
-        if report.exists() else []
-    found = [x for x in lines if x.get("status") in ("missing", "different", "extra",
-                                                      "in_flight")]
-    waited, deadline = time.monotonic(), time.monotonic() + DRAIN_SECONDS
-    while scrape(url)["copy_retry_depth"] > 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    found = [x for x in jsonl(report) if x.get("status") in ("missing", "different", "extra",
+                                                              "in_flight")]
+    drained_in, depth = wait_drained(url)
     out: dict[str, Any] = {"findings": found[:50], "findings_count": len(found),
-                           "queue_drained_in_s": round(time.monotonic() - waited, 1),
-                           "queue_depth_after": int(scrape(url)["copy_retry_depth"])}
+                           "queue_drained_in_s": drained_in, "queue_depth_after": depth}
     if found:
         again = report.with_name("reverify.jsonl")
         _, summary, _ = run_script("verify_data_consistency.py", "--api-url", url,
                                    "--keys-from", str(report), "--report", str(again))
-        out["summary"] = {k: summary.get(k) for k in (
-            "exit_code", "error", "checked", "mismatches", "missing_count",
-            "different_count", "extra_count", "in_flight_count")}
-        out["still"] = [json.loads(x) for x in again.read_text().splitlines()
-                        if x.strip()][:50] if again.exists() else []
+        out["summary"] = {k: summary.get(k) for k in VERIFY_SUMMARY}
+        out["still"] = jsonl(again)[:50]
     return out
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    """A JSON-lines report's lines; none when it was not written."""
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def phase_line(name: str, r: dict[str, Any]) -> str:
@@ -312,10 +313,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             phases["verify"] = {"seconds": round(secs, 2), "load": load,
                                 "loadavg_at_start": avg, "command": " ".join(cmd[1:]),
                                 "api_rss_mb_before": before, "api_rss_mb_peak": rss.peak,
-                                "summary": {k: summary.get(k) for k in (
-                                    "exit_code", "error", "checked", "mismatches",
-                                    "missing_count",
-                                    "different_count", "extra_count", "in_flight_count")}}
+                                "summary": {k: summary.get(k) for k in VERIFY_SUMMARY}}
             print(phase_line("verify", phases["verify"]), flush=True)
             phases["reverify"] = await asyncio.to_thread(reverify, api.url, tmp / "full.jsonl")
             print(f"  reverify {phases['reverify']}", flush=True)

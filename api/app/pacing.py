@@ -22,21 +22,11 @@ T = TypeVar("T")
 SLICE_SECONDS = 0.002
 
 
-class Pacer:
-    """`await pacer.tick()` inside a loop: yields once the loop has run a slice."""
-
-    def __init__(self, slice_seconds: float = SLICE_SECONDS) -> None:
-        self.slice = slice_seconds
-        self.since = perf_counter()
-
-    async def tick(self) -> None:
-        if perf_counter() - self.since >= self.slice:
-            await asyncio.sleep(0)
-            self.since = perf_counter()
-
-
 async def paced(items: Iterable[T], slice_seconds: float = SLICE_SECONDS) -> AsyncIterator[T]:
-    pacer = Pacer(slice_seconds)
+    """`items`, yielding to the event loop each time the loop has held it a slice."""
+    since = perf_counter()
     for item in items:
         yield item
-        await pacer.tick()
+        if perf_counter() - since >= slice_seconds:
+            await asyncio.sleep(0)
+            since = perf_counter()

@@ -15,7 +15,8 @@ def hold(seconds: float) -> None:
         pass
 
 
-async def test_a_paced_loop_lets_other_tasks_run_while_it_works() -> None:
+async def progress_seen_by_another_task(paced_loop: bool) -> list[int]:
+    """How far a 40-item loop of CPU work had got each time another task ran."""
     ran_at: list[int] = []
     done = 0
 
@@ -26,10 +27,21 @@ async def test_a_paced_loop_lets_other_tasks_run_while_it_works() -> None:
 
     side = asyncio.create_task(other())
     await asyncio.sleep(0)
-    async for _ in paced(range(40), slice_seconds=0.001):
-        hold(0.0005)
-        done += 1
+    if paced_loop:
+        async for _ in paced(range(40), slice_seconds=0.001):
+            hold(0.0005)
+            done += 1
+    else:
+        for _ in range(40):
+            hold(0.0005)
+            done += 1
+    await asyncio.sleep(0)
     side.cancel()
+    return ran_at
+
+
+async def test_a_paced_loop_lets_other_tasks_run_while_it_works() -> None:
+    ran_at = await progress_seen_by_another_task(paced_loop=True)
     inside = [n for n in ran_at if 0 < n < 40]
     assert len(inside) >= 10, ran_at  # ~every second item, not only before and after
 
@@ -39,19 +51,5 @@ async def test_a_paced_loop_yields_every_item_in_order() -> None:
 
 
 async def test_without_pacing_the_loop_is_held_throughout() -> None:
-    ran_at: list[int] = []
-    done = 0
-
-    async def other() -> None:
-        while True:
-            ran_at.append(done)
-            await asyncio.sleep(0)
-
-    side = asyncio.create_task(other())
-    await asyncio.sleep(0)
-    for _ in range(40):
-        hold(0.0005)
-        done += 1
-    await asyncio.sleep(0)
-    side.cancel()
+    ran_at = await progress_seen_by_another_task(paced_loop=False)
     assert not [n for n in ran_at if 0 < n < 40], ran_at
