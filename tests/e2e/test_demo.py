@@ -183,4 +183,10 @@ def test_demo_with_faults_ends_at_zero_percent_with_the_reason(tmp_path: Path) -
     assert "error rate" in rollback["reason"]
     assert rollback["readings"]["errorRate"] > 0.01
     assert s["acknowledged_writes_checked"] > 0 and s["lost"] == 0
+    # How fast reads went back, printed and within a second, with no API restart.
+    found = re.search(r"^  rollback: reads at 0% on every pod (\d+\.\d+) s after the failing "
+                      r"evaluation$", text, re.M)
+    assert found is not None, text[-4000:]
+    assert float(found[1]) <= 1.0 and s["rollback_seconds"] <= 1.0, found[0]
+    assert s["api_restarts"] == 0
     assert "Watch it from a second terminal:" in text
