@@ -14,7 +14,9 @@ benchmarks/fixed_rate.lua, as load_test.py drives it):
   backfill  api/scripts/backfill_postgres.py --api-url (the resumable batched run the
             operator's Job runs) into the empty PostgreSQL
   verify    api/scripts/verify_data_consistency.py --mode full (key ranges, JSON-lines
-            report), with the API's RSS sampled every 0.1 s
+            report), with the API's RSS sampled every 0.1 s; with --compare-here the
+            script reads PostgreSQL itself (DATABASE_URL in its environment) and
+            compares in its own process
   reverify  the report's findings kept in the result; once the copy-retry queue has
             drained, their keys verified again (--keys-from)
   copy      the same rows as COPY (binary) into the same indexed tables of a fresh
@@ -155,10 +157,12 @@ class RssPeak(threading.Thread):
             self.halt.wait(0.1)
 
 
-def run_script(name: str, *args: str) -> tuple[float, dict[str, Any], list[str]]:
+def run_script(name: str, *args: str, env: dict[str, str] | None = None
+               ) -> tuple[float, dict[str, Any], list[str]]:
     cmd = [sys.executable, str(SCRIPTS / name), *args]
     start = time.perf_counter()
-    done = subprocess.run(cmd, env={**os.environ, "ADMIN_TOKEN": TOKEN}, capture_output=True,
+    done = subprocess.run(cmd, env={**os.environ, "ADMIN_TOKEN": TOKEN, **(env or {})},
+                          capture_output=True,
                           text=True, timeout=7200, check=False)
     seconds = time.perf_counter() - start
     try:
@@ -248,7 +252,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                               "mix": counts(args.records), "rate": args.rate,
                               "throttle": {"batch_size": args.batch_size, "chunk": args.chunk,
                                            "delay": args.delay,
-                                           "p95_ceiling": args.p95_ceiling}}
+                                           "p95_ceiling": args.p95_ceiling,
+                                           "compare_here": args.compare_here}}
     tmp = Path(tempfile.mkdtemp(prefix="sm-scale-"))
     server = start_postgres(durable=True)
     try:
@@ -298,13 +303,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             verify_args = ("--api-url", api.url, "--mode", "full", "--chunk",
                            str(args.chunk), "--delay", str(args.delay),
                            "--report", str(tmp / "full.jsonl"),
+                           *(("--compare-here",) if args.compare_here else ()),
                            *(("--p95-ceiling", str(args.p95_ceiling))
                              if args.p95_ceiling else ()))
 
             def verify() -> tuple[float, dict[str, Any], list[str]]:
                 rss.start()
                 try:
-                    return run_script("verify_data_consistency.py", *verify_args)
+                    return run_script("verify_data_consistency.py", *verify_args,
+                                      env={"DATABASE_URL": app_dsn})
                 finally:
                     rss.halt.set()
 
@@ -365,6 +372,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds between backfill batches and between verify chunks")
     parser.add_argument("--p95-ceiling", type=float, default=None,
                         help="backfill and verify pause while the API's p95 is above it (s)")
+    parser.add_argument("--compare-here", action="store_true",
+                        help="full verify compares in its own process (reads PostgreSQL)")
     parser.add_argument("--out", type=Path, default=None, help="result file (JSON)")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))

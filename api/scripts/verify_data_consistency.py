@@ -21,6 +21,10 @@ re-verifies only that report's keys. --repair copies memory's record to PostgreS
 each missing or different key (of --keys-from, else of a full verify run first),
 re-verifies them and exits 0 only if they now agree; extra keys are deleted only with
 --delete-extra. --delay and --p95-ceiling throttle the full mode as they do the backfill.
+--compare-here (full, and --repair's full verify) compares in this process: it reads
+PostgreSQL itself ($DATABASE_URL, or --database-url) and asks the API only for memory's
+side of each range (POST /api/admin/verify/memory), so the comparison's CPU is off the
+API's event loop; mismatches are still re-checked by the API (scripts/_compare_here.py).
 The full mode saves its place after every chunk beside the report (REPORT.state):
 --resume continues an interrupted run (--max-chunks stops one on purpose; an incomplete
 run never passes: its summary carries an error, so the operator holds, never rolls back).
@@ -70,6 +74,9 @@ def build_parser() -> Any:
                    help="full: continue the interrupted run of --report (its .state file)")
     p.add_argument("--max-chunks", type=int, default=None,
                    help="full: stop after this many chunks (not passed; --resume goes on)")
+    p.add_argument("--compare-here", action="store_true",
+                   help="full: compare in this process, reading PostgreSQL itself "
+                        "($DATABASE_URL or --database-url); the API serves memory's side")
     p.add_argument("--delay", type=float, default=0.0, help="full: seconds between chunks")
     p.add_argument("--p95-ceiling", type=float, default=None,
                    help="full: pause while the API's p95 (seconds) is above it")
@@ -170,6 +177,20 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 
 
 def full(args: Any, out: Any, report: Path, progress: c.Progress) -> dict[str, Any]:
+    """full_in(), with the comparison here when --compare-here asks for it."""
+    if not args.compare_here:
+        return full_in(args, out, report, progress, None)
+    from _compare_here import CompareHere
+
+    here = CompareHere(args.api_url, c.database_url(args.database_url), args.run)
+    try:
+        return full_in(args, out, report, progress, here)
+    finally:
+        here.close()
+
+
+def full_in(args: Any, out: Any, report: Path, progress: c.Progress, here: Any
+            ) -> dict[str, Any]:
     """Every key of the migrated stores' kinds, chunk by chunk, into `out`. After each
     chunk the place and the counts so far are saved beside the report (REPORT.state), so
     `--resume` continues an interrupted run; the file goes once the run is complete."""
@@ -193,7 +214,10 @@ def full(args: Any, out: Any, report: Path, progress: c.Progress) -> dict[str, A
             if args.max_chunks is not None and this_job >= args.max_chunks:
                 raise Stopped(f"stopped after {this_job} chunks (--max-chunks): "
                               f"--resume --report {report} continues")
-            doc = c.call_admin(args.api_url, "POST", "/api/admin/verify/chunk", params)
+            if here is not None:
+                doc = here.chunk(kind, json.loads(params.get("after", "null")), args.chunk)
+            else:
+                doc = c.call_admin(args.api_url, "POST", "/api/admin/verify/chunk", params)
             this_job += 1
             counts["checked"] += doc["checked"]
             for line in doc["lines"]:
@@ -212,7 +236,7 @@ def full(args: Any, out: Any, report: Path, progress: c.Progress) -> dict[str, A
         progress(n + 1, len(kinds))
     state_file.unlink(missing_ok=True)
     return {"run": state["run"], "chunks": state["chunks"], "chunks_this_job": this_job,
-            "chunk": args.chunk, "resumed": bool(args.resume),
+            "chunk": args.chunk, "resumed": bool(args.resume), "compare_here": here is not None,
             "throttle": throttle.as_dict(), **_totals(state["by_kind"])}
 
 

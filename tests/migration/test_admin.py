@@ -37,3 +37,33 @@ async def test_admin_is_forbidden_without_a_configured_token(pg_database: PgData
             answer = await client.post("/api/admin/rehydrate",
                                        headers={"Authorization": "Bearer x"})
     assert answer.status_code == 403 and "ADMIN_TOKEN" in answer.json()["detail"]
+
+
+async def test_verify_memory_side_serves_memory_records_in_key_order(
+    pg_database: PgDatabase,
+) -> None:
+    """POST /api/admin/verify/memory: what --compare-here asks the API for."""
+    from tests.migration.conftest import populate
+
+    with AdminServer(pg_database.app_dsn) as server:
+        made = server.call(populate(server.app.state.graph, server.app.state.tasks, n=10))
+        want = sorted(str(c.id) for c in made["contributions"])
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(base_url=server.url, headers=auth) as client:
+            path = "/api/admin/verify/memory"
+            assert (await client.post(path, params={"run": "r", "kind": "tasks"},
+                                      headers={"Authorization": "Bearer no"})).status_code == 401
+            bad = await client.post(path, params={"run": "r", "kind": "projects",
+                                                  "after": '{"a": 1}'})
+            assert bad.status_code == 422 and "after" in bad.json()["detail"]
+            first = (await client.post(path, params={"run": "r", "kind": "contributions",
+                                                     "limit": 4})).json()
+            assert first["window"] == server.app.state.migration.settings.second_write_timeout
+            assert [r["id"] for r in first["records"]] == want[:4]
+            rest = (await client.post(path, params={
+                "run": "r", "kind": "contributions", "limit": 100,
+                "after": f'"{want[3]}"'})).json()["records"]
+            assert [r["id"] for r in rest] == want[4:]
+            # each record as the API's own JSON form of memory's record
+            assert rest[0] == next(c for c in made["contributions"]
+                                   if str(c.id) == want[4]).model_dump(mode="json")

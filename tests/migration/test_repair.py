@@ -5,7 +5,9 @@ router (one of each; a contribution and a task among them). The full verify,
 interrupted and resumed, writes a report that names exactly those keys and the fields
 that differ, with both values; --repair copies memory's records back for the missing
 and different keys (total_cost never copied: recounted from the asset's rows); a
-re-verify of the report's keys then passes; the extra rows are reported and left."""
+re-verify of the report's keys then passes; the extra rows are reported and left.
+The full verify runs both ways: compared inside the API, and --compare-here (this
+process reads PostgreSQL, the API serves memory's side): the same report either way."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from tests.harness.postgres import PgDatabase
 from tests.migration.admin_server import AdminServer
@@ -24,8 +27,9 @@ from tests.migration.test_rollback import run, summary
 GHOST_TASK = "task_ffffffffffffffff"
 
 
+@pytest.mark.parametrize("where", ["in-api", "compare-here"])
 async def test_full_verify_names_every_divergent_key_and_repair_mends_them(
-    pg_database: PgDatabase, tmp_path: Path
+    pg_database: PgDatabase, tmp_path: Path, where: str
 ) -> None:
     with AdminServer(pg_database.app_dsn) as server:  # dual-write: both stores written
         state = server.app.state.migration
@@ -62,14 +66,17 @@ async def test_full_verify_names_every_divergent_key_and_repair_mends_them(
 
         report_path = tmp_path / "full.jsonl"
         full = ("verify_data_consistency.py", "--api-url", server.url, "--mode", "full",
-                "--chunk", "7", "--report", str(report_path))
-        cut = run(*full, "--max-chunks", "4")  # interrupted: resumable, never a pass
+                "--chunk", "7", "--report", str(report_path),
+                *(("--compare-here",) if where == "compare-here" else ()))
+        env = {"DATABASE_URL": pg_database.app_dsn}
+        cut = run(*full, "--max-chunks", "4", env=env)  # interrupted: resumable, never a pass
         assert cut.returncode == 1 and "--max-chunks" in summary(cut)["error"], cut.stderr
-        found = run(*full, "--resume")
+        found = run(*full, "--resume", env=env)
         assert found.returncode == 1, found.stderr  # 5 of 71 records: above the 1% ceiling
         doc = summary(found)
         assert doc["report"] == str(report_path.resolve()) and doc["passed"] is False
         assert doc["resumed"] is True and doc["chunks"] == doc["chunks_this_job"] + 4
+        assert doc["compare_here"] is (where == "compare-here")
         assert (doc["missing_count"], doc["different_count"], doc["extra_count"]) == (2, 3, 2)
         lines = [json.loads(x) for x in report_path.read_text().splitlines()]
         named = {(x["status"], x["kind"], str(x["key"])): sorted(x.get("fields", {}))

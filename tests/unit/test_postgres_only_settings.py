@@ -15,7 +15,8 @@ DSN = "postgresql://app@127.0.0.1/app"
 RETIRED_ROUTES = {"/api/admin/switches", "/api/admin/backfill", "/api/admin/snapshot",
                   "/api/admin/consistency-check", "/api/admin/rehydrate",
                   "/api/admin/backfill/batch", "/api/admin/backfill/progress",
-                  "/api/admin/verify/chunk", "/api/admin/verify/keys", "/api/admin/repair"}
+                  "/api/admin/verify/chunk", "/api/admin/verify/keys", "/api/admin/verify/memory",
+                  "/api/admin/repair"}
 
 
 @pytest.mark.parametrize(("env", "left"), [

@@ -11,7 +11,9 @@ and "extra" (PostgreSQL only). Like the sampled check
 timeout, key by key; one whose memory record changed since the chunk began (less that
 timeout) is still in flight, not a mismatch. The same comparison serves `keys`: the
 keys of an earlier report, re-verified. The comparison shares the event loop with the
-API's requests (app.pacing).
+API's requests (app.pacing). `pair_range` and `agree` are also what the verify script
+uses when it compares in its own process (api/scripts/_compare_here.py): the API then
+serves memory's side only, and the two ways cannot pair or judge a range differently.
 """
 
 from __future__ import annotations
@@ -122,6 +124,27 @@ async def _recheck(
     return lines
 
 
+def pair_range(kind: str, limit: int, ahead: list[Any], theirs: list[Any]
+               ) -> tuple[Any, dict[Any, tuple[Any, Any]]]:
+    """One chunk's range and its (memory, PostgreSQL) pairs by key, from the next `limit`
+    records of each side after the same key: the range ends where either side's chunk
+    does (None: both sides are exhausted), so every key in it is on both lists."""
+    ends = [sort_key(kind, side[-1]) for side in (theirs, ahead) if len(side) >= limit]
+    upto = min(ends) if ends else None
+    pairs: dict[Any, list[Any]] = {}
+    for i, side in enumerate((ahead, theirs)):
+        for r in side:
+            key = sort_key(kind, r)
+            if upto is None or key <= upto:
+                pairs.setdefault(key, [None, None])[i] = r
+    return upto, {k: (m, t) for k, (m, t) in pairs.items()}
+
+
+def agree(mine: Any, theirs: Any) -> bool:
+    """Both stores hold the record, with the same value in every field."""
+    return mine is not None and theirs is not None and not field_values(mine, theirs)
+
+
 async def verify_chunk(
     kind: str, after: Any, limit: int, ordered: Ordered, ranges: RangeStore,
     lookup: MemoryLookup, *, recheck_delay: float, window: float, now: Clock = _now,
@@ -129,21 +152,9 @@ async def verify_chunk(
     """One chunk of `kind` after the JSON key `after`: the findings, the key to go on
     after (`next`) and whether the kind is done."""
     start = from_json(kind, after)
-    since = now() - timedelta(seconds=window)
     theirs = await ranges.read_range(kind, to_json(kind, start), None, limit)
-    ahead = ordered.after(start, limit)
-    ends = [sort_key(kind, side[-1]) for side in (theirs, ahead) if len(side) >= limit]
-    upto = min(ends) if ends else None  # the range ends where either side's chunk does
-    if upto is not None:
-        theirs = [r for r in theirs if sort_key(kind, r) <= upto]
-    mine = ordered.between(start, upto)
-    pairs: dict[Any, list[Any]] = {}
-    for r in mine:
-        pairs.setdefault(sort_key(kind, r), [None, None])[0] = r
-    for r in theirs:
-        pairs.setdefault(sort_key(kind, r), [None, None])[1] = r
-    bad = {k: (m, t) async for k, (m, t) in paced(pairs.items())
-           if _classify(kind, k, m, t, since) is not None}
+    upto, pairs = pair_range(kind, limit, ordered.after(start, limit), theirs)
+    bad = {k: (m, t) async for k, (m, t) in paced(pairs.items()) if not agree(m, t)}
     findings = Findings(checked=len(pairs))
     if bad:
         await asyncio.sleep(recheck_delay)

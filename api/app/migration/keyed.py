@@ -17,12 +17,18 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from app.stores.ports import GraphRecords
+from pydantic import TypeAdapter
+
+from app.stores.ports import RECORD_MODELS, GraphRecords
 
 GRAPH_ORDER = ("projects", "contributors", "assets", "dependencies", "contributions")
 """Foreign-key order: a record's parents are copied before it."""
 KINDS = (*GRAPH_ORDER, "tasks")
 STORE_OF = {**{k: "graph" for k in GRAPH_ORDER}, "tasks": "agent_task"}
+RECORD_LISTS: dict[str, TypeAdapter[list[Any]]] = {
+    kind: TypeAdapter(list[model])  # type: ignore[valid-type]
+    for kind, model in RECORD_MODELS.items()}
+"""A list of each kind's records, to and from JSON in one call (a range handed over)."""
 
 
 def sort_key(kind: str, record: Any) -> Any:
@@ -109,11 +115,6 @@ class Ordered:
     def after(self, key: Any, limit: int) -> list[Any]:
         start = self._right(key)
         return self.records[start : start + limit]
-
-    def between(self, after: Any, upto: Any) -> list[Any]:
-        """Records with after < key <= upto (None: unbounded)."""
-        end = len(self.keys) if upto is None else self._right(upto)
-        return self.records[self._right(after):end]
 
     def find(self, key: Any) -> Any:
         want = _indexed(key)

@@ -22,7 +22,7 @@ from app.metrics import record_backfill
 from app.migration.backfill import backfill
 from app.migration.chunked import MemoryLookup, verify_chunk, verify_keys
 from app.migration.consistency import check_consistency, record_error
-from app.migration.keyed import KINDS, Ordered
+from app.migration.keyed import KINDS, RECORD_LISTS, Ordered, from_json
 from app.migration.rehydrate import rehydrate
 from app.migration.repair import repair
 from app.migration.resumable import backfill_batch, progress
@@ -278,6 +278,31 @@ async def verify_range(
     if doc["done"]:
         state.runs.forget(f"verify:{run}")
     return doc
+
+
+@router.post("/verify/memory")
+async def verify_memory_side(
+    state: Admin, run: Run, kind: Kind, limit: Limit = DEFAULT_LIMIT,
+    after: Annotated[str | None, Query(max_length=2000)] = None,
+) -> Response:
+    """Memory's side of one key range, for a verify that compares in its own process
+    (verify_data_consistency.py --compare-here): the next `limit` records of `kind`
+    after the JSON key `after`, in key order, and the second-write window its recheck
+    waits out. The records are serialized in one call, so the API's share of a chunk
+    is a slice, not the comparison."""
+    try:
+        start = None if after is None else from_json(kind, json.loads(after))
+    except (ValueError, TypeError):
+        raise HTTPException(422, "after must be a JSON key") from None
+    async with AsyncExitStack() as stack:
+        memory_graph, memory_tasks = await _memory(state, stack)
+        index = await _verify_index(state, run, kind, memory_graph, memory_tasks)
+        records = index.after(start, limit)
+    if len(records) < limit:
+        state.runs.forget(f"verify:{run}")
+    window = json.dumps(state.settings.second_write_timeout).encode()
+    return Response(b'{"window":' + window + b',"records":' + RECORD_LISTS[kind].dump_json(records)
+                    + b"}", media_type="application/json")
 
 
 def _items(body: dict[str, Any]) -> list[dict[str, Any]]:

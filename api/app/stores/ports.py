@@ -187,6 +187,12 @@ class TaskBackend(AgentTaskStore, AgentTaskReplica, Protocol):
     """An agent-task backend offers both faces: the store and the replica."""
 
 
+RECORD_MODELS: dict[str, type[Any]] = {
+    "projects": Project, "dependencies": Dependency, "contributors": Contributor,
+    "assets": Asset, "contributions": Contribution, "tasks": AgentTask,
+}
+"""Each record kind's model: what a range or a record of that kind reads back as."""
+
 RangeKey = Any
 """A record's key in range order, JSON-shaped: a project's id (int), a dependency's
 [from_ecosystem, from_name, to_ecosystem, to_name], a uuid or task id (str)."""

@@ -12,17 +12,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel
-
-from app.models import AgentTask, Asset, Contribution, Contributor, Dependency, Project
 from app.pacing import paced
+from app.stores.ports import RECORD_MODELS
 from app.stores.postgres import range_queries as q
 from app.stores.postgres.pool import Database
 
-MODELS: dict[str, type[BaseModel]] = {
-    "projects": Project, "dependencies": Dependency, "contributors": Contributor,
-    "assets": Asset, "contributions": Contribution, "tasks": AgentTask,
-}
 RANGE = {"projects": q.RANGE_PROJECTS, "contributors": q.RANGE_CONTRIBUTORS,
          "assets": q.RANGE_ASSETS, "contributions": q.RANGE_CONTRIBUTIONS,
          "tasks": q.RANGE_TASKS}
@@ -53,7 +47,7 @@ class PostgresRanges:
         self.db = db
 
     async def read_range(self, kind: str, after: Any, upto: Any, limit: int) -> list[Any]:
-        model = MODELS[kind]
+        model = RECORD_MODELS[kind]
         async with self.db.acquire() as conn:
             if kind == "dependencies":
                 rows = await conn.fetch(q.RANGE_DEPENDENCIES, *_dep(after), *_dep(upto), limit)
@@ -65,7 +59,7 @@ class PostgresRanges:
     async def read_keys(self, kind: str, keys: list[Any]) -> list[Any]:
         if not keys:
             return []
-        model = MODELS[kind]
+        model = RECORD_MODELS[kind]
         async with self.db.acquire() as conn:
             if kind == "dependencies":
                 columns = list(zip(*(_dep(k) for k in keys), strict=True))
