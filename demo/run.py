@@ -34,6 +34,7 @@ MAX_RETRIES = 3
 FAULT_AT_PERCENT = 20
 WARMUP_SECONDS = 4.0
 SCRAPE_WAIT_SECONDS = 30.0
+SCRAPE_SECONDS = 1  # devcluster.prometheus's scrape interval
 
 
 @dataclass
@@ -301,14 +302,18 @@ async def server_http_p95(prometheus_url: str, spans: dict[str, tuple[float, flo
                           ) -> dict[str, float]:
     """Per tag, the p95 of the requests the API served in that span (its own HTTP
     histogram, every pod; Prometheus scrapes and the operator's admin calls left out):
-    the server side of the traffic's client-side p95."""
+    the server side of the traffic's client-side p95. Each span is read one scrape
+    later than it ends, over a window one scrape longer: the scrape after the span's
+    end is what holds its last requests, and a span in which the pods were replaced
+    (Cleanup's restart into the PostgreSQL-only service) has few samples per pod."""
     result: dict[str, float] = {}
     offset = time.time() - time.monotonic()
     async with httpx.AsyncClient(base_url=prometheus_url, timeout=10) as client:
         for tag, (first, last) in spans.items():
-            seconds = max(2, round(last - first))
+            seconds = max(2, round(last - first)) + SCRAPE_SECONDS
             resp = await client.get("/api/v1/query", params={
-                "query": HTTP_P95 % seconds, "time": f"{last + offset:.3f}"})
+                "query": HTTP_P95 % seconds,
+                "time": f"{last + SCRAPE_SECONDS + offset:.3f}"})
             found = resp.json().get("data", {}).get("result") or []
             value = float(found[0]["value"][1]) if found else math.nan
             if math.isfinite(value):

@@ -101,7 +101,8 @@ def migration_spec(timing: Timing, api_url: str, prometheus_url: str | None,
         "readStep": {"start": timing.read_start, "step": timing.read_step,
                      "interval": timing.read_interval},
         "gates": gates,
-        "verify": {"interval": timing.verify_interval},
+        # The full verify Job reads PostgreSQL itself and compares in its own process.
+        "verify": {"interval": timing.verify_interval, "databaseSecret": {"name": SECRET}},
         # The demo's few hundred records take seconds in small batches, so the live progress
         # (status.backfill from the API's metrics) is seen mid-run.
         "backfill": {"batchSize": 25, "delay": "400ms"},

@@ -421,3 +421,6 @@ def test_example_storemigration_satisfies_the_crd_schema() -> None:
     claim = find(docs, "PersistentVolumeClaim", "-snapshots")
     assert example["spec"]["snapshotVolume"] == {"claimName": claim["metadata"]["name"]}
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    # the full verify and repair Jobs read the API's own database URL, from its Secret
+    secret = example["spec"]["adminTokenSecret"]["name"]
+    assert example["spec"]["verify"]["databaseSecret"] == {"name": secret, "key": "DATABASE_URL"}

@@ -153,6 +153,12 @@ def test_demo_migrates_to_complete_and_keeps_the_cluster_up_until_ctrl_c(tmp_pat
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{api_url}/api/health", timeout=5)
         assert (workdir / "kubeconfig").exists()
+        # the full verify before PostgresPrimary compared in its own Job, reading
+        # PostgreSQL with the URL from the Secret (spec.verify.databaseSecret)
+        full_logs = sorted((workdir / "jobs").glob("*verify-full*.log"))
+        assert full_logs, sorted(p.name for p in (workdir / "jobs").iterdir())
+        assert all('"compare_here": true' in p.read_text() for p in full_logs)
+        assert any('"passed": true' in p.read_text() for p in full_logs)
         shutil.rmtree(workdir, ignore_errors=True)
     finally:
         demo.kill()

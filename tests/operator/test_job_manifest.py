@@ -56,3 +56,26 @@ def test_a_template_cannot_shadow_the_secret_with_a_plain_value() -> None:
         {"name": "ADMIN_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api-secrets",
                                                                "key": "token"}}}]
     assert {"name": "EXTRA", "value": "1"} in env
+
+
+def test_verify_database_secret_makes_the_full_verify_and_repair_compare_in_their_job(
+) -> None:
+    spec, _ = effective_spec({**VALID, "verify": {"databaseSecret": {"name": "db"}}}, {})
+    assert spec is not None
+    for kind in ("verify-full", "repair", "verify", "backfill"):
+        req = job_request(kind, f"sm-{kind}-1", spec, "api:1")
+        container = cluster.job_manifest(req, "default", owner(VALID))["spec"]["template"][
+            "spec"]["containers"][0]
+        env = {e["name"]: e for e in container["env"]}
+        comparing = kind in ("verify-full", "repair")
+        assert ("--compare-here" in container["args"]) is comparing, kind
+        # the URL only where it is used, and only from the Secret, never as a value
+        assert ("DATABASE_URL" in env) is comparing, kind
+        if comparing:
+            assert env["DATABASE_URL"] == {"name": "DATABASE_URL", "valueFrom": {
+                "secretKeyRef": {"name": "db", "key": "DATABASE_URL"}}}
+    plain, _ = effective_spec(VALID, {})
+    assert plain is not None
+    req = job_request("verify-full", "sm-verify-full-1", plain, "api:1")
+    assert "--compare-here" not in req.args
+    assert all(name != "DATABASE_URL" for name, _, _ in req.secret_env)

@@ -41,6 +41,7 @@ ADMIN_TOKEN_ENV = "ADMIN_TOKEN"
 # by key ranges (the full mode), so the API never holds more than a chunk of PostgreSQL.
 FULL_VERIFY_REPORT = "/tmp/verify-full-report.jsonl"  # noqa: S108 - the Job pod's scratch
 FULL_VERIFY_FLAGS = ("--mode", "full", "--report", FULL_VERIFY_REPORT, "--max-missing", "0")
+COMPARING = ("verify-full", "repair")
 REPAIR_REPORT = "/tmp/repair-report.jsonl"  # noqa: S108 - the Job pod's own scratch space
 # The snapshot, then its upload, in one pod; the paths come from the Job's own env, the
 # snapshot's arguments from "$@" (nothing is spliced into the script).
@@ -66,6 +67,15 @@ def snapshot_not_durable(spec: MigrationSpec) -> str | None:
             f"spec.cleanup.archive; reads stay at 100%, memory writes stay on{path}")
 
 
+def here(spec: MigrationSpec) -> tuple[str, ...]:
+    """The full verify compares in its Job when the Job has the database's URL."""
+    return ("--compare-here",) if spec.verify.database_secret else ()
+
+
+def full_flags(spec: MigrationSpec) -> tuple[str, ...]:
+    return (*FULL_VERIFY_FLAGS, *here(spec))
+
+
 def default_command(kind: str) -> tuple[str, ...]:
     return ("python", f"api/scripts/{SCRIPTS[kind]}")
 
@@ -76,7 +86,7 @@ def default_args(kind: str, spec: MigrationSpec) -> tuple[str, ...]:
     if kind == "verify":
         return (*base, "--max-mismatch", str(spec.gates.mismatch_ratio_ceiling))
     if kind == "verify-full":
-        return (*default_args("verify", spec), *FULL_VERIFY_FLAGS)
+        return (*default_args("verify", spec), *full_flags(spec))
     if kind == "backfill":
         throttle = spec.backfill
         ceiling = throttle.p95_ceiling_seconds
@@ -84,7 +94,8 @@ def default_args(kind: str, spec: MigrationSpec) -> tuple[str, ...]:
                 "--delay", str(throttle.delay.total_seconds()),
                 *(("--p95-ceiling", str(ceiling)) if ceiling is not None else ()))
     if kind == "repair":
-        return (*base, "--mode", "full", "--report", REPAIR_REPORT, "--repair")
+        return (*base, "--mode", "full", "--report", REPAIR_REPORT, "--repair",
+                *here(spec))
     if kind == "snapshot":
         return (*base, "--output", spec.snapshot_path)
     if kind == "archive":
@@ -102,7 +113,7 @@ def job_parts(kind: str, spec: MigrationSpec, image: str | None
     command = template.command or default_command(kind)
     args = template.args if template.command or template.args else default_args(kind, spec)
     if inherited and (template.command or template.args):
-        args = (*args, *FULL_VERIFY_FLAGS)
+        args = (*args, *full_flags(spec))
     extra = template.env
     if kind == "snapshot" and not template.command and archived_by_snapshot(spec):
         command = ["sh", "-c", SNAPSHOT_THEN_ARCHIVE, "snapshot_memory"]
@@ -117,10 +128,12 @@ def job_parts(kind: str, spec: MigrationSpec, image: str | None
     return template.image or image, tuple(command), tuple(args), env
 
 
-def secret_env(spec: MigrationSpec) -> tuple[tuple[str, str, str], ...]:
-    """(env name, Secret name, key) for every Job: ADMIN_TOKEN when adminTokenSecret is set."""
-    ref = spec.admin_token_secret
-    return ((ADMIN_TOKEN_ENV, ref.name, ref.key),) if ref else ()
+def secret_env(spec: MigrationSpec, kind: str) -> tuple[tuple[str, str, str], ...]:
+    """(env name, Secret name, key): ADMIN_TOKEN for every Job when adminTokenSecret is
+    set; DATABASE_URL for the Jobs that compare in their own process, and only them."""
+    ref, db = spec.admin_token_secret, spec.verify.database_secret
+    return (*(((ADMIN_TOKEN_ENV, ref.name, ref.key),) if ref else ()),
+            *((("DATABASE_URL", db.name, db.key),) if db and kind in COMPARING else ()))
 
 
 def container_env(env: tuple[tuple[str, str], ...], secrets: tuple[tuple[str, str, str], ...]
@@ -151,5 +164,5 @@ def job_request(kind: str, name: str, spec: MigrationSpec, image: str | None,
     image_, command, args, env = job_parts(kind, spec, image)
     if kind == "backfill":
         env = (*env, ("BACKFILL_RUN", run or name))
-    return JobRequest(name, kind, image_, command, args, env, secret_env(spec),
+    return JobRequest(name, kind, image_, command, args, env, secret_env(spec, kind),
                       snapshot_mount(kind, spec))
