@@ -253,7 +253,7 @@ class Backfill(SpecModel):
     batch_size: int = Field(1000, ge=1, le=100_000, description="Records per batch; the "
                             "checkpoint advances after each. Smaller batches hold the API's "
                             "event loop for less: at 1,000,000 records 1000 kept its p95 "
-                            "within 1.4x of its p95 without the backfill, 5000 at 4x, at "
+                            "at 1.3-1.9x of its p95 without the backfill, 5000 at 4x, at "
                             "two thirds of the speed (docs/BENCHMARKS.md section 9).")
     delay: Duration = Field(timedelta(0), description="Wait between two batches.")
     p95_ceiling_seconds: float | None = Field(None, gt=0, description="Pause while the API's "
