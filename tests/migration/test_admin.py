@@ -4,6 +4,8 @@ backfill and verify scripts."""
 from __future__ import annotations
 
 import httpx
+from app.migration.keyed import RECORD_LISTS
+from app.stores.ports import RECORD_MODELS
 
 from tests.harness.postgres import PgDatabase
 from tests.migration.admin_server import TOKEN, AdminServer
@@ -67,3 +69,12 @@ async def test_verify_memory_side_serves_memory_records_in_key_order(
             # each record as the API's own JSON form of memory's record
             assert rest[0] == next(c for c in made["contributions"]
                                    if str(c.id) == want[4]).model_dump(mode="json")
+            # --compare-here judges the records it rebuilds from this JSON: each must
+            # come back with the very JSON form it left with, or a difference from
+            # PostgreSQL could be lost (or made up) on the way
+            for kind in RECORD_MODELS:
+                served = (await client.post(path, params={
+                    "run": f"all-{kind}", "kind": kind, "limit": 1000})).json()["records"]
+                assert len(served) == len(made[kind]) > 0, kind
+                back = RECORD_LISTS[kind].validate_python(served)
+                assert [m.model_dump(mode="json") for m in back] == served, kind
