@@ -23,6 +23,7 @@ import _common as c
 from app.migration.chunked import agree, pair_range
 from app.migration.keyed import RECORD_LISTS, from_json, sort_key, to_json
 from app.stores.postgres.ranges import PostgresRanges
+from pydantic import ValidationError
 
 KEYS_PER_CALL = 1000
 
@@ -54,7 +55,13 @@ class CompareHere:
         if after is not None:
             params["after"] = json.dumps(after)
         doc = c.call_admin(self.api_url, "POST", "/api/admin/verify/memory", params)
-        records = RECORD_LISTS[kind].validate_python(doc["records"])
+        try:
+            records = RECORD_LISTS[kind].validate_python(doc["records"])
+        except ValidationError as e:  # the count only: the errors quote the records
+            raise c.ScriptError(c.EXIT_FAILED, f"memory's {kind} records do not read back "
+                                f"from their JSON ({e.error_count()} validation errors): "
+                                "verify without --compare-here (the API compares them as "
+                                "held)") from None
         if len(records) < limit:
             self._rest[kind] = records
         self.window = float(doc["window"])

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from storemigration_operator.core.jobs import SCRIPTS
 from storemigration_operator.core.spec import JOB_KINDS, parse_spec
 from storemigration_operator.core.verify import verify_outcome
@@ -264,3 +265,25 @@ def test_snapshot_job_without_a_volume_uploads_the_snapshot_to_s3_itself(
     assert body == final.read_bytes()
     assert done.termination is not None and done.termination["mode"] == "s3"
     assert done.termination["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_compare_here_refuses_memory_records_that_do_not_read_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--compare-here judges records rebuilt from the API's JSON: one that does not read
+    back stops the run with a clear error that quotes no record, never a wrong verdict."""
+    sys.path.insert(0, str(ROOT / "api" / "scripts"))
+    try:
+        import _common
+        import _compare_here
+    finally:
+        sys.path.remove(str(ROOT / "api" / "scripts"))
+    here = _compare_here.CompareHere.__new__(_compare_here.CompareHere)
+    here.api_url, here.run, here._rest, here.window = "http://api", "r", {}, 0.0
+    secret = "s3cret-direction"
+    monkeypatch.setattr(_common, "call_admin", lambda *a, **k: {
+        "window": 0.5, "records": [{"id": "task_1", "direction": secret}]})
+    with pytest.raises(_common.ScriptError) as caught:
+        here._memory("tasks", None, 10)
+    assert caught.value.code == _common.EXIT_FAILED
+    assert "memory's tasks records do not read back" in caught.value.message
+    assert secret not in caught.value.message
