@@ -182,6 +182,15 @@ def call_admin(
     return body
 
 
+KEYS_PER_CALL = 1000
+"""Keys per call of the admin routes that take a list of keys (verify/keys, repair)."""
+
+
+def batches(items: list[Any]) -> list[list[Any]]:
+    """`items` in lists of at most KEYS_PER_CALL."""
+    return [items[i:i + KEYS_PER_CALL] for i in range(0, len(items), KEYS_PER_CALL)]
+
+
 def call_admin_json(
     api_url: str, path: str, document: dict[str, Any], params: dict[str, Any] | None = None,
     timeout: float = 3600.0,

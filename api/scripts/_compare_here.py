@@ -25,8 +25,6 @@ from app.migration.keyed import RECORD_LISTS, from_json, sort_key, to_json
 from app.stores.postgres.ranges import PostgresRanges
 from pydantic import ValidationError
 
-KEYS_PER_CALL = 1000
-
 
 class CompareHere:
     """Chunks compared in this process: PostgreSQL through its own small pool, memory
@@ -81,9 +79,7 @@ class CompareHere:
         lines: list[dict[str, Any]] = []
         if bad:
             time.sleep(self.window)
-            for i in range(0, len(bad), KEYS_PER_CALL):
-                keys = [{"kind": kind, "key": to_json(kind, k)}
-                        for k in bad[i:i + KEYS_PER_CALL]]
+            for keys in c.batches([{"kind": kind, "key": to_json(kind, k)} for k in bad]):
                 doc = c.call_admin_json(self.api_url, "/api/admin/verify/keys", {"keys": keys})
                 lines += doc["lines"]
         return {"kind": kind, "next": to_json(kind, upto), "done": upto is None,

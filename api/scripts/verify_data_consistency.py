@@ -126,7 +126,6 @@ async def offline(args: Any) -> dict[str, Any]:
 
 
 STATUSES = ("missing", "different", "extra", "in_flight")
-KEYS_PER_CALL = 1000
 
 
 def _kinds(stores: tuple[str, ...]) -> list[str]:
@@ -266,14 +265,10 @@ def read_report(path: str) -> list[dict[str, Any]]:
     return lines
 
 
-def _batches(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    return [items[i:i + KEYS_PER_CALL] for i in range(0, len(items), KEYS_PER_CALL)]
-
-
 def keys_again(args: Any, items: list[dict[str, Any]], out: Any) -> dict[str, Any]:
     """Re-verify the report's keys; what still disagrees goes into `out`."""
     by_kind: dict[str, dict[str, int]] = {}
-    for part in _batches(items):
+    for part in c.batches(items):
         keys = [{"kind": i["kind"], "key": i["key"]} for i in part]
         doc = c.call_admin_json(args.api_url, "/api/admin/verify/keys", {"keys": keys})
         for i in keys:
@@ -290,7 +285,7 @@ def repair(args: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
     params = {"delete_extra": "true"} if args.delete_extra else None
     done: dict[str, Any] = {"passed": True, "repaired_total": 0, "extra_count": 0,
                             "extra_deleted": 0, "extra_remaining": 0, "unresolved": []}
-    for part in _batches(items):
+    for part in c.batches(items):
         doc = c.call_admin_json(args.api_url, "/api/admin/repair", {"keys": part}, params)
         done["passed"] = done["passed"] and doc["passed"]
         for name in ("repaired_total", "extra_count", "extra_deleted", "extra_remaining"):
