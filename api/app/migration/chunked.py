@@ -125,7 +125,7 @@ async def _recheck(
 
 
 def pair_range(kind: str, limit: int, ahead: list[Any], theirs: list[Any]
-               ) -> tuple[Any, dict[Any, tuple[Any, Any]]]:
+               ) -> tuple[Any, dict[Any, list[Any]]]:
     """One chunk's range and its (memory, PostgreSQL) pairs by key, from the next `limit`
     records of each side after the same key: the range ends where either side's chunk
     does (None: both sides are exhausted), so every key in it is on both lists."""
@@ -137,7 +137,7 @@ def pair_range(kind: str, limit: int, ahead: list[Any], theirs: list[Any]
             key = sort_key(kind, r)
             if upto is None or key <= upto:
                 pairs.setdefault(key, [None, None])[i] = r
-    return upto, {k: (m, t) for k, (m, t) in pairs.items()}
+    return upto, pairs
 
 
 def agree(mine: Any, theirs: Any) -> bool:
