@@ -34,7 +34,6 @@ MAX_RETRIES = 3
 FAULT_AT_PERCENT = 20
 WARMUP_SECONDS = 4.0
 SCRAPE_WAIT_SECONDS = 30.0
-SCRAPE_SECONDS = 1  # devcluster.prometheus's scrape interval
 
 
 @dataclass
@@ -203,7 +202,7 @@ async def run_demo(opts: Options, workdir: Path, show: Callable[[str], None],
         outcome.service_p95_by_phase = {tag: _p95(v) for tag, v in behind.items()}
         if lc.prometheus is not None:
             outcome.server_http_p95_by_phase = await server_http_p95(
-                lc.prometheus.url, outcome.spans(traffic_end))
+                lc.prometheus.url, outcome.spans(traffic_end), lc.prometheus.scrape_seconds)
         assert lc.controller is not None
         rollouts = lc.controller.rollouts[1:]  # [0] is the first start
         outcome.api_restarts = sum(r.replaced for r in rollouts)
@@ -298,8 +297,8 @@ async def scraped_once(prometheus_url: str) -> None:
     raise RuntimeError(f"Prometheus has not scraped the API in {SCRAPE_WAIT_SECONDS:g}s")
 
 
-async def server_http_p95(prometheus_url: str, spans: dict[str, tuple[float, float]]
-                          ) -> dict[str, float]:
+async def server_http_p95(prometheus_url: str, spans: dict[str, tuple[float, float]],
+                          scrape_seconds: float) -> dict[str, float]:
     """Per tag, the p95 of the requests the API served in that span (its own HTTP
     histogram, every pod; Prometheus scrapes and the operator's admin calls left out):
     the server side of the traffic's client-side p95. Each span is read one scrape
@@ -310,10 +309,10 @@ async def server_http_p95(prometheus_url: str, spans: dict[str, tuple[float, flo
     offset = time.time() - time.monotonic()
     async with httpx.AsyncClient(base_url=prometheus_url, timeout=10) as client:
         for tag, (first, last) in spans.items():
-            seconds = max(2, round(last - first)) + SCRAPE_SECONDS
+            seconds = max(2, round(last - first)) + math.ceil(scrape_seconds)
             resp = await client.get("/api/v1/query", params={
                 "query": HTTP_P95 % seconds,
-                "time": f"{last + SCRAPE_SECONDS + offset:.3f}"})
+                "time": f"{last + scrape_seconds + offset:.3f}"})
             found = resp.json().get("data", {}).get("result") or []
             value = float(found[0]["value"][1]) if found else math.nan
             if math.isfinite(value):

@@ -26,7 +26,7 @@ class PrometheusMissing(RuntimeError):
 class LocalPrometheus:
     workdir: Path
     targets: dict[str, list[str]]
-    scrape_interval: str = "1s"
+    scrape_seconds: float = 1.0
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -59,7 +59,7 @@ class LocalPrometheus:
 
     def _write_config(self) -> Path:
         config = {
-            "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": "1s"},
+            "global": {"scrape_interval": f"{self.scrape_seconds:g}s", "evaluation_interval": "1s"},
             "scrape_configs": [
                 {"job_name": job, "static_configs": [{"targets": list(targets)}]}
                 for job, targets in self.targets.items()
